@@ -1,0 +1,349 @@
+//! [`ChainClient`]: one connection to a node, typed calls and queries.
+
+use m2m_primitives::{receipt::ReceiptId, H160, H256};
+use subxt::{
+	config::DefaultExtrinsicParamsBuilder,
+	error::{DispatchError, TransactionEventsError},
+	events::DecodeAsEvent,
+	rpcs::{LegacyRpcMethods, RpcClient},
+	transactions::{Payload, TransactionStatus},
+	utils::{AccountId32, Static},
+	OnlineClient, PolkadotConfig,
+};
+use subxt_signer::sr25519::Keypair;
+
+use crate::{
+	runtime::{
+		self, device_identity::events::DeviceRegistered,
+		runtime_types::bounded_collections::bounded_vec::BoundedVec,
+		settlement_receipts::events::ReceiptRecorded,
+	},
+	ChainError, DeviceId, DeviceKeys, DeviceSummary, OwnerSummary, ReceiptInput, ReceiptPage,
+};
+
+type Config = PolkadotConfig;
+type Rpc = LegacyRpcMethods<subxt::config::RpcConfigFor<Config>>;
+
+/// The outcome of an included transaction.
+pub struct Submitted {
+	pub block_hash: H256,
+	pub extrinsic_hash: H256,
+	pub events: subxt::extrinsics::ExtrinsicEvents<Config>,
+}
+
+impl Submitted {
+	/// Every event of type `E` the transaction emitted.
+	pub fn find<E: DecodeAsEvent>(&self) -> Result<Vec<E>, ChainError> {
+		self.events.find::<E>().map(|e| e.map_err(|e| ChainError::Subxt(e.into()))).collect()
+	}
+}
+
+/// A connection to an m2m-pay node.
+#[derive(Clone)]
+pub struct ChainClient {
+	url: String,
+	api: OnlineClient<Config>,
+	rpc: Rpc,
+}
+
+impl ChainClient {
+	/// Connects over WebSocket, e.g. `ws://127.0.0.1:9944`.
+	pub async fn connect(url: &str) -> Result<Self, ChainError> {
+		let unavailable =
+			|reason: String| ChainError::Unavailable { url: url.to_string(), reason };
+		let rpc = RpcClient::from_insecure_url(url).await.map_err(|e| unavailable(e.to_string()))?;
+		let config = PolkadotConfig::builder().use_historic_types(false).build();
+		let api = OnlineClient::from_rpc_client_with_config(config, rpc.clone())
+			.await
+			.map_err(|e| unavailable(e.to_string()))?;
+		Ok(Self { url: url.to_string(), api, rpc: LegacyRpcMethods::new(rpc) })
+	}
+
+	/// The node URL this client talks to.
+	pub fn url(&self) -> &str {
+		&self.url
+	}
+
+	/// The underlying subxt client, for calls this type does not wrap.
+	pub fn api(&self) -> &OnlineClient<Config> {
+		&self.api
+	}
+
+	pub fn genesis_hash(&self) -> H256 {
+		self.api.genesis_hash()
+	}
+
+	/// Signs, submits and waits until the transaction is in a best block. Dispatch errors come
+	/// back as [`ChainError::Dispatch`] with the pallet and error names.
+	///
+	/// The nonce comes from the node's pool-aware `system_accountNextIndex`, so that several
+	/// transactions from one account can follow each other before finality.
+	pub async fn submit<Call: Payload>(
+		&self,
+		call: &Call,
+		signer: &Keypair,
+	) -> Result<Submitted, ChainError> {
+		let account: AccountId32 = signer.public_key().into();
+		let nonce = self.rpc.system_account_next_index(&account).await.map_err(subxt::Error::from)?;
+		let params = DefaultExtrinsicParamsBuilder::<Config>::new().nonce(nonce).build();
+		let mut progress = self
+			.api
+			.tx()
+			.await
+			.map_err(subxt::Error::from)?
+			.sign_and_submit_then_watch(call, signer, params)
+			.await
+			.map_err(subxt::Error::from)?;
+		while let Some(status) = progress.next().await {
+			match status.map_err(subxt::Error::from)? {
+				TransactionStatus::InBestBlock(included) |
+				TransactionStatus::InFinalizedBlock(included) => {
+					let events = included.wait_for_success().await.map_err(dispatch_error)?;
+					return Ok(Submitted {
+						block_hash: included.block_hash(),
+						extrinsic_hash: included.extrinsic_hash(),
+						events,
+					});
+				},
+				TransactionStatus::Error { message } |
+				TransactionStatus::Invalid { message } |
+				TransactionStatus::Dropped { message } => return Err(ChainError::NotIncluded(message)),
+				_ => {},
+			}
+		}
+		Err(ChainError::NotIncluded("the node stopped reporting the transaction".into()))
+	}
+
+	/// Submits a call as sudo (dev chains: the sudo key is Alice).
+	pub async fn sudo(
+		&self,
+		call: runtime::RuntimeCall,
+		sudo_key: &Keypair,
+	) -> Result<Submitted, ChainError> {
+		let submitted = self.submit(&runtime::tx().sudo().sudo(call), sudo_key).await?;
+		// Sudo reports the inner call's failure as an event, not as a dispatch error.
+		for sudid in submitted.find::<runtime::sudo::events::Sudid>()? {
+			if let Err(e) = sudid.sudo_result {
+				return Err(ChainError::DispatchOther(format!("{e:?}")));
+			}
+		}
+		Ok(submitted)
+	}
+
+	/// Registers `device` under `owner`, proving possession of its three keys.
+	pub async fn register_device(
+		&self,
+		owner: &Keypair,
+		device: &DeviceKeys,
+	) -> Result<DeviceId, ChainError> {
+		let owner_account: AccountId32 = owner.public_key().into();
+		let nonce = self.proof_nonce(&owner_account).await?;
+		let proof = device.registration_proof(&self.genesis_hash(), &owner_account, nonce);
+		let call = runtime::tx().device_identity().register(
+			device.account_id(),
+			device.evm_address(),
+			device.peer_id_bounded(),
+			proof,
+		);
+		let submitted = self.submit(&call, owner).await?;
+		submitted
+			.find::<DeviceRegistered>()?
+			.first()
+			.map(|e| e.device)
+			.ok_or_else(|| ChainError::Query("registration emitted no DeviceRegistered event".into()))
+	}
+
+	/// Records one receipt. `signer` is the payee device's key or its owner's.
+	pub async fn record_receipt(
+		&self,
+		signer: &Keypair,
+		receipt: ReceiptInput,
+	) -> Result<ReceiptId, ChainError> {
+		let submitted =
+			self.submit(&runtime::tx().settlement_receipts().record_receipt(receipt), signer).await?;
+		submitted
+			.find::<ReceiptRecorded>()?
+			.first()
+			.map(|e| e.id)
+			.ok_or_else(|| ChainError::Query("no ReceiptRecorded event".into()))
+	}
+
+	/// Records a batch; receipts already on-chain are skipped. Returns the ids newly recorded.
+	pub async fn record_receipts(
+		&self,
+		signer: &Keypair,
+		receipts: Vec<ReceiptInput>,
+	) -> Result<Vec<ReceiptId>, ChainError> {
+		let call = runtime::tx().settlement_receipts().record_receipts(BoundedVec(receipts));
+		let submitted = self.submit(&call, signer).await?;
+		Ok(submitted.find::<ReceiptRecorded>()?.into_iter().map(|e| e.id).collect())
+	}
+
+	/// Registers an accepted asset through sudo.
+	pub async fn register_asset_sudo(
+		&self,
+		sudo_key: &Keypair,
+		asset: m2m_primitives::receipt::AssetKey,
+		name: &str,
+		version: &str,
+		decimals: u8,
+		symbol: &str,
+	) -> Result<(), ChainError> {
+		let call = runtime::RuntimeCall::SettlementReceipts(
+			runtime::settlement_receipts::Call::register_asset {
+				asset: Static(asset),
+				name: name.as_bytes().to_vec(),
+				version: version.as_bytes().to_vec(),
+				decimals,
+				symbol: symbol.as_bytes().to_vec(),
+			},
+		);
+		self.sudo(call, sudo_key).await.map(|_| ())
+	}
+
+	async fn at(
+		&self,
+	) -> Result<subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>, ChainError>
+	{
+		// Queries read the best block, so that a receipt is visible as soon as it is included.
+		let best = self
+			.rpc
+			.chain_get_block_hash(None)
+			.await
+			.map_err(subxt::Error::from)?
+			.ok_or_else(|| ChainError::Query("the node has no best block".into()))?;
+		Ok(self.api.at_block(best).await.map_err(subxt::Error::from)?)
+	}
+
+	/// The nonce the next key-possession proof of `owner` must sign.
+	pub async fn proof_nonce(&self, owner: &AccountId32) -> Result<u64, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().proof_nonce(owner.clone());
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	pub async fn device_by_evm(&self, address: H160) -> Result<Option<DeviceId>, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().device_by_evm(address);
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	pub async fn device_by_account(
+		&self,
+		account: &AccountId32,
+	) -> Result<Option<DeviceId>, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().device_by_account(account.clone());
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	pub async fn device_by_peer(&self, peer_id: Vec<u8>) -> Result<Option<DeviceId>, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().device_by_peer(peer_id);
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	/// A page of `owner`'s device ids after `after`.
+	pub async fn devices_of_owner(
+		&self,
+		owner: &AccountId32,
+		after: Option<DeviceId>,
+		limit: u32,
+	) -> Result<Vec<DeviceId>, ChainError> {
+		let call =
+			runtime::runtime_apis().device_identity_api().devices_of_owner(owner.clone(), after, limit);
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	/// An accepted asset, if registered.
+	pub async fn asset(
+		&self,
+		asset: m2m_primitives::receipt::AssetKey,
+	) -> Result<Option<crate::AssetInfo>, ChainError> {
+		let call = runtime::runtime_apis().settlement_receipts_api().asset(Static(asset));
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	/// Whether a receipt id was ever recorded.
+	pub async fn is_recorded(&self, id: ReceiptId) -> Result<bool, ChainError> {
+		let call = runtime::runtime_apis().settlement_receipts_api().is_recorded(id);
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	/// A recorded receipt body.
+	pub async fn receipt(
+		&self,
+		id: ReceiptId,
+	) -> Result<Option<crate::Receipt<AccountId32>>, ChainError> {
+		let call = runtime::runtime_apis().settlement_receipts_api().receipt(id);
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
+	/// An owner's accounting over the UTC days `from_ms..=to_ms` touches.
+	pub async fn owner_summary(
+		&self,
+		owner: &AccountId32,
+		from_ms: u64,
+		to_ms: u64,
+	) -> Result<OwnerSummary, ChainError> {
+		let call =
+			runtime::runtime_apis().settlement_receipts_api().owner_summary(owner.clone(), from_ms, to_ms);
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(call)
+			.await
+			.map_err(subxt::Error::from)?
+			.map_err(|e| ChainError::Query(format!("{e:?}")))
+	}
+
+	/// A device's accounting over the UTC days `from_ms..=to_ms` touches.
+	pub async fn device_summary(
+		&self,
+		device: DeviceId,
+		from_ms: u64,
+		to_ms: u64,
+	) -> Result<DeviceSummary, ChainError> {
+		let call =
+			runtime::runtime_apis().settlement_receipts_api().device_summary(device, from_ms, to_ms);
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(call)
+			.await
+			.map_err(subxt::Error::from)?
+			.map_err(|e| ChainError::Query(format!("{e:?}")))
+	}
+
+	/// A page of a device's receipts, oldest first.
+	pub async fn device_receipts(
+		&self,
+		device: DeviceId,
+		from_ms: u64,
+		to_ms: u64,
+		after: Option<([u8; 8], H256)>,
+		limit: u32,
+	) -> Result<ReceiptPage<AccountId32>, ChainError> {
+		let call = runtime::runtime_apis()
+			.settlement_receipts_api()
+			.device_receipts(device, from_ms, to_ms, after, limit);
+		self.at()
+			.await?
+			.runtime_apis()
+			.call(call)
+			.await
+			.map_err(subxt::Error::from)?
+			.map_err(|e| ChainError::Query(format!("{e:?}")))
+	}
+}
+
+/// Turns a failed extrinsic into pallet and error names.
+fn dispatch_error(e: TransactionEventsError) -> ChainError {
+	match e {
+		TransactionEventsError::ExtrinsicFailed(DispatchError::Module(module)) => match module.details() {
+			Ok(details) => ChainError::Dispatch {
+				pallet: details.pallet.name().to_string(),
+				error: details.variant.name.clone(),
+			},
+			Err(_) => ChainError::DispatchOther(format!("{module:?}")),
+		},
+		TransactionEventsError::ExtrinsicFailed(other) => ChainError::DispatchOther(other.to_string()),
+		other => ChainError::Subxt(other.into()),
+	}
+}

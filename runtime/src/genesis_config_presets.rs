@@ -1,0 +1,151 @@
+//! Genesis presets: `dev` (one validator, instant or Aura sealing) and `local` (three
+//! validators). Every account here is a well-known DEV key: never use them outside a testnet.
+
+use alloc::{vec, vec::Vec};
+use frame_support::build_struct_json_patch;
+use serde_json::Value;
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_grandpa::AuthorityId as GrandpaId;
+use sp_genesis_builder::{self, PresetId};
+use sp_keyring::Sr25519Keyring;
+
+use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+
+/// Every dev account starts with a million tokens.
+const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
+
+fn testnet_genesis(
+	authorities: Vec<(AuraId, GrandpaId)>,
+	endowed: Vec<AccountId>,
+	root: AccountId,
+) -> Value {
+	build_struct_json_patch!(RuntimeGenesisConfig {
+		balances: BalancesConfig {
+			balances: endowed.iter().cloned().map(|k| (k, DEV_ENDOWMENT)).collect::<Vec<_>>(),
+		},
+		aura: pallet_aura::GenesisConfig {
+			authorities: authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+		},
+		grandpa: pallet_grandpa::GenesisConfig {
+			authorities: authorities.iter().map(|x| (x.1.clone(), 1)).collect::<Vec<_>>(),
+		},
+		sudo: SudoConfig { key: Some(root) },
+	})
+}
+
+fn authority(k: Sr25519Keyring) -> (AuraId, GrandpaId) {
+	let grandpa = match k {
+		Sr25519Keyring::Alice => sp_keyring::Ed25519Keyring::Alice,
+		Sr25519Keyring::Bob => sp_keyring::Ed25519Keyring::Bob,
+		Sr25519Keyring::Charlie => sp_keyring::Ed25519Keyring::Charlie,
+		_ => unreachable!("only alice, bob and charlie validate"),
+	};
+	(k.public().into(), grandpa.public().into())
+}
+
+/// Every well-known dev account (Alice…Ferdie and their stashes).
+fn dev_accounts() -> Vec<AccountId> {
+	Sr25519Keyring::iter()
+		.filter(|k| k != &Sr25519Keyring::One && k != &Sr25519Keyring::Two)
+		.map(|k| k.to_account_id())
+		.collect()
+}
+
+/// One validator (Alice), who is also sudo.
+pub fn development_config_genesis() -> Value {
+	testnet_genesis(
+		vec![authority(Sr25519Keyring::Alice)],
+		dev_accounts(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
+}
+
+/// Three validators (Alice, Bob, Charlie); Alice is sudo.
+pub fn local_config_genesis() -> Value {
+	testnet_genesis(
+		vec![
+			authority(Sr25519Keyring::Alice),
+			authority(Sr25519Keyring::Bob),
+			authority(Sr25519Keyring::Charlie),
+		],
+		dev_accounts(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
+}
+
+/// The JSON patch of a named preset.
+pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
+	let patch = match id.as_ref() {
+		sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
+		sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+		_ => return None,
+	};
+	Some(
+		serde_json::to_string(&patch)
+			.expect("serialization to json is expected to work. qed.")
+			.into_bytes(),
+	)
+}
+
+/// The preset names.
+pub fn preset_names() -> Vec<PresetId> {
+	vec![
+		PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
+		PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+	]
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::BuildStorage;
+
+	fn build(preset: &str) -> frame_support::sp_io::TestExternalities {
+		let patch = get_preset(&PresetId::from(preset)).expect("preset exists");
+		let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
+		json_merge(&mut config, serde_json::from_slice(&patch).unwrap());
+		let config: RuntimeGenesisConfig = serde_json::from_value(config).unwrap();
+		config.build_storage().expect("genesis builds").into()
+	}
+
+	fn json_merge(base: &mut Value, patch: Value) {
+		match (base, patch) {
+			(Value::Object(base), Value::Object(patch)) =>
+				for (k, v) in patch {
+					json_merge(base.entry(k).or_insert(Value::Null), v);
+				},
+			(base, patch) => *base = patch,
+		}
+	}
+
+	#[test]
+	fn dev_preset_builds_with_one_validator_and_funded_accounts() {
+		build(sp_genesis_builder::DEV_RUNTIME_PRESET).execute_with(|| {
+			assert_eq!(pallet_aura::Authorities::<crate::Runtime>::get().len(), 1);
+			assert_eq!(
+				pallet_balances::Pallet::<crate::Runtime>::free_balance(
+					Sr25519Keyring::Bob.to_account_id()
+				),
+				DEV_ENDOWMENT
+			);
+			assert_eq!(
+				pallet_sudo::Key::<crate::Runtime>::get(),
+				Some(Sr25519Keyring::Alice.to_account_id())
+			);
+		});
+	}
+
+	#[test]
+	fn local_preset_builds_with_three_validators() {
+		build(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
+			assert_eq!(pallet_aura::Authorities::<crate::Runtime>::get().len(), 3);
+			assert_eq!(pallet_grandpa::Pallet::<crate::Runtime>::grandpa_authorities().len(), 3);
+		});
+	}
+
+	#[test]
+	fn unknown_presets_are_absent() {
+		assert!(get_preset(&PresetId::from("mainnet")).is_none());
+		assert_eq!(preset_names().len(), 2);
+	}
+}

@@ -1,0 +1,197 @@
+//! The m2m-pay runtime: a peaq-like solochain for machine-to-machine payments.
+//!
+//! Consensus is Aura (6 s slots) with GRANDPA finality. On top of balances, fees and sudo sit the
+//! two machine pallets: [`pallet_device_identity`] (who a device is and which keys speak for it)
+//! and [`pallet_settlement_receipts`] (what devices paid each other, provably, with fleet
+//! accounting). The EVM side (pallet-revive, where USDT lives) takes pallet index 20.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+// `construct_runtime!` and `impl_runtime_apis!` expand to large amounts of code.
+#![recursion_limit = "256"]
+
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
+
+extern crate alloc;
+
+pub mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
+pub mod configs;
+pub mod genesis_config_presets;
+
+use sp_runtime::{
+	generic, impl_opaque_keys,
+	traits::{BlakeTwo256, IdentifyAccount, Verify},
+	MultiAddress, MultiSignature,
+};
+#[cfg(feature = "std")]
+use sp_version::NativeVersion;
+use sp_version::RuntimeVersion;
+
+pub use frame_system::Call as SystemCall;
+pub use pallet_balances::Call as BalancesCall;
+#[cfg(any(feature = "std", test))]
+pub use sp_runtime::BuildStorage;
+
+/// Types the node needs without knowing the runtime's extrinsic format.
+pub mod opaque {
+	use super::*;
+	pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+	pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+	pub type BlockId = generic::BlockId<Block>;
+	pub type Hash = <BlakeTwo256 as sp_runtime::traits::Hash>::Output;
+}
+
+impl_opaque_keys! {
+	pub struct SessionKeys {
+		pub aura: Aura,
+		pub grandpa: Grandpa,
+	}
+}
+
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("m2m-pay"),
+	impl_name: alloc::borrow::Cow::Borrowed("m2m-pay"),
+	authoring_version: 1,
+	spec_version: 100,
+	impl_version: 1,
+	apis: apis::RUNTIME_API_VERSIONS,
+	transaction_version: 1,
+	system_version: 1,
+};
+
+/// Block time, as on peaq.
+pub const MILLI_SECS_PER_BLOCK: u64 = 6000;
+/// Aura slot length. Cannot change once the chain has started.
+pub const SLOT_DURATION: u64 = MILLI_SECS_PER_BLOCK;
+
+pub const MINUTES: BlockNumber = 60_000 / (MILLI_SECS_PER_BLOCK as BlockNumber);
+pub const HOURS: BlockNumber = MINUTES * 60;
+pub const DAYS: BlockNumber = HOURS * 24;
+
+/// The native token has 18 decimals, as PEAQ does.
+pub const TOKEN_DECIMALS: u8 = 18;
+pub const TOKEN_SYMBOL: &str = "M2M";
+pub const UNIT: Balance = 1_000_000_000_000_000_000;
+pub const MILLI_UNIT: Balance = UNIT / 1_000;
+pub const MICRO_UNIT: Balance = UNIT / 1_000_000;
+pub const EXISTENTIAL_DEPOSIT: Balance = MILLI_UNIT;
+/// The generic Substrate address format.
+pub const SS58_PREFIX: u16 = 42;
+
+#[cfg(feature = "std")]
+pub fn native_version() -> NativeVersion {
+	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
+}
+
+pub type Signature = MultiSignature;
+pub type AccountId = <<Signature as Verify>::Signer as IdentifyAccount>::AccountId;
+pub type Balance = u128;
+pub type Nonce = u32;
+pub type Hash = sp_core::H256;
+pub type BlockNumber = u32;
+pub type Address = MultiAddress<AccountId, ()>;
+pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+pub type SignedBlock = generic::SignedBlock<Block>;
+pub type BlockId = generic::BlockId<Block>;
+
+/// Transaction extensions. All are data-free or standard, so generic clients (subxt, PJS) can
+/// sign for this chain without custom code.
+pub type TxExtension = (
+	frame_system::CheckNonZeroSender<Runtime>,
+	frame_system::CheckSpecVersion<Runtime>,
+	frame_system::CheckTxVersion<Runtime>,
+	frame_system::CheckGenesis<Runtime>,
+	frame_system::CheckEra<Runtime>,
+	frame_system::CheckNonce<Runtime>,
+	frame_system::CheckWeight<Runtime>,
+	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+	frame_system::WeightReclaim<Runtime>,
+);
+
+pub type UncheckedExtrinsic =
+	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+#[allow(unused_parens)]
+type Migrations = ();
+
+pub type Executive = frame_executive::Executive<
+	Runtime,
+	Block,
+	frame_system::ChainContext<Runtime>,
+	Runtime,
+	AllPalletsWithSystem,
+	Migrations,
+>;
+
+#[frame_support::runtime]
+mod runtime {
+	#[runtime::runtime]
+	#[runtime::derive(
+		RuntimeCall,
+		RuntimeEvent,
+		RuntimeError,
+		RuntimeOrigin,
+		RuntimeFreezeReason,
+		RuntimeHoldReason,
+		RuntimeSlashReason,
+		RuntimeLockId,
+		RuntimeTask,
+		RuntimeViewFunction
+	)]
+	pub struct Runtime;
+
+	#[runtime::pallet_index(0)]
+	pub type System = frame_system;
+	#[runtime::pallet_index(1)]
+	pub type Timestamp = pallet_timestamp;
+	#[runtime::pallet_index(2)]
+	pub type Aura = pallet_aura;
+	#[runtime::pallet_index(3)]
+	pub type Grandpa = pallet_grandpa;
+	#[runtime::pallet_index(4)]
+	pub type Balances = pallet_balances;
+	#[runtime::pallet_index(5)]
+	pub type TransactionPayment = pallet_transaction_payment;
+	#[runtime::pallet_index(6)]
+	pub type Sudo = pallet_sudo;
+
+	// The machine pallets.
+	#[runtime::pallet_index(10)]
+	pub type DeviceIdentity = pallet_device_identity;
+	#[runtime::pallet_index(11)]
+	pub type SettlementReceipts = pallet_settlement_receipts;
+
+	// Index 20 is reserved for the EVM side: `pub type Revive = pallet_revive;` (eth-rpc
+	// requires that exact name).
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	/// Clients generate their types from `chain-client/metadata/m2m-runtime.scale` at build time,
+	/// without a node. This keeps that file identical to what the runtime reports.
+	#[test]
+	fn committed_metadata_matches_the_runtime() {
+		let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../chain-client/metadata/m2m-runtime.scale");
+		let current: Vec<u8> =
+			Runtime::metadata_at_version(16).expect("metadata v16 is supported").to_vec();
+		if std::env::var_os("M2M_BLESS").is_some() {
+			std::fs::write(path, &current).expect("write metadata");
+		}
+		let committed = std::fs::read(path).unwrap_or_default();
+		assert!(
+			committed == current,
+			"chain-client/metadata/m2m-runtime.scale is out of date; regenerate with \
+			 `M2M_BLESS=1 cargo test --release -p m2m-runtime committed_metadata`"
+		);
+	}
+}

@@ -49,9 +49,9 @@ pub struct ChainClient {
 impl ChainClient {
 	/// Connects over WebSocket, e.g. `ws://127.0.0.1:9944`.
 	pub async fn connect(url: &str) -> Result<Self, ChainError> {
-		let unavailable =
-			|reason: String| ChainError::Unavailable { url: url.to_string(), reason };
-		let rpc = RpcClient::from_insecure_url(url).await.map_err(|e| unavailable(e.to_string()))?;
+		let unavailable = |reason: String| ChainError::Unavailable { url: url.to_string(), reason };
+		let rpc =
+			RpcClient::from_insecure_url(url).await.map_err(|e| unavailable(e.to_string()))?;
 		let config = PolkadotConfig::builder().use_historic_types(false).build();
 		let api = OnlineClient::from_rpc_client_with_config(config, rpc.clone())
 			.await
@@ -84,7 +84,8 @@ impl ChainClient {
 		signer: &Keypair,
 	) -> Result<Submitted, ChainError> {
 		let account: AccountId32 = signer.public_key().into();
-		let nonce = self.rpc.system_account_next_index(&account).await.map_err(subxt::Error::from)?;
+		let nonce =
+			self.rpc.system_account_next_index(&account).await.map_err(subxt::Error::from)?;
 		let params = DefaultExtrinsicParamsBuilder::<Config>::new().nonce(nonce).build();
 		let mut progress = self
 			.api
@@ -96,8 +97,8 @@ impl ChainClient {
 			.map_err(subxt::Error::from)?;
 		while let Some(status) = progress.next().await {
 			match status.map_err(subxt::Error::from)? {
-				TransactionStatus::InBestBlock(included) |
-				TransactionStatus::InFinalizedBlock(included) => {
+				TransactionStatus::InBestBlock(included)
+				| TransactionStatus::InFinalizedBlock(included) => {
 					let events = included.wait_for_success().await.map_err(dispatch_error)?;
 					return Ok(Submitted {
 						block_hash: included.block_hash(),
@@ -105,9 +106,9 @@ impl ChainClient {
 						events,
 					});
 				},
-				TransactionStatus::Error { message } |
-				TransactionStatus::Invalid { message } |
-				TransactionStatus::Dropped { message } => return Err(ChainError::NotIncluded(message)),
+				TransactionStatus::Error { message }
+				| TransactionStatus::Invalid { message }
+				| TransactionStatus::Dropped { message } => return Err(ChainError::NotIncluded(message)),
 				_ => {},
 			}
 		}
@@ -146,11 +147,9 @@ impl ChainClient {
 			proof,
 		);
 		let submitted = self.submit(&call, owner).await?;
-		submitted
-			.find::<DeviceRegistered>()?
-			.first()
-			.map(|e| e.device)
-			.ok_or_else(|| ChainError::Query("registration emitted no DeviceRegistered event".into()))
+		submitted.find::<DeviceRegistered>()?.first().map(|e| e.device).ok_or_else(|| {
+			ChainError::Query("registration emitted no DeviceRegistered event".into())
+		})
 	}
 
 	/// Records one receipt. `signer` is the payee device's key or its owner's.
@@ -159,8 +158,9 @@ impl ChainClient {
 		signer: &Keypair,
 		receipt: ReceiptInput,
 	) -> Result<ReceiptId, ChainError> {
-		let submitted =
-			self.submit(&runtime::tx().settlement_receipts().record_receipt(receipt), signer).await?;
+		let submitted = self
+			.submit(&runtime::tx().settlement_receipts().record_receipt(receipt), signer)
+			.await?;
 		submitted
 			.find::<ReceiptRecorded>()?
 			.first()
@@ -203,8 +203,10 @@ impl ChainClient {
 
 	async fn at(
 		&self,
-	) -> Result<subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>, ChainError>
-	{
+	) -> Result<
+		subxt::client::ClientAtBlock<Config, subxt::client::OnlineClientAtBlockImpl<Config>>,
+		ChainError,
+	> {
 		// Queries read the best block, so that a receipt is visible as soon as it is included.
 		let best = self
 			.rpc
@@ -246,8 +248,11 @@ impl ChainClient {
 		after: Option<DeviceId>,
 		limit: u32,
 	) -> Result<Vec<DeviceId>, ChainError> {
-		let call =
-			runtime::runtime_apis().device_identity_api().devices_of_owner(owner.clone(), after, limit);
+		let call = runtime::runtime_apis().device_identity_api().devices_of_owner(
+			owner.clone(),
+			after,
+			limit,
+		);
 		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
 	}
 
@@ -282,8 +287,11 @@ impl ChainClient {
 		from_ms: u64,
 		to_ms: u64,
 	) -> Result<OwnerSummary, ChainError> {
-		let call =
-			runtime::runtime_apis().settlement_receipts_api().owner_summary(owner.clone(), from_ms, to_ms);
+		let call = runtime::runtime_apis().settlement_receipts_api().owner_summary(
+			owner.clone(),
+			from_ms,
+			to_ms,
+		);
 		self.at()
 			.await?
 			.runtime_apis()
@@ -300,8 +308,9 @@ impl ChainClient {
 		from_ms: u64,
 		to_ms: u64,
 	) -> Result<DeviceSummary, ChainError> {
-		let call =
-			runtime::runtime_apis().settlement_receipts_api().device_summary(device, from_ms, to_ms);
+		let call = runtime::runtime_apis()
+			.settlement_receipts_api()
+			.device_summary(device, from_ms, to_ms);
 		self.at()
 			.await?
 			.runtime_apis()
@@ -336,14 +345,18 @@ impl ChainClient {
 /// Turns a failed extrinsic into pallet and error names.
 fn dispatch_error(e: TransactionEventsError) -> ChainError {
 	match e {
-		TransactionEventsError::ExtrinsicFailed(DispatchError::Module(module)) => match module.details() {
-			Ok(details) => ChainError::Dispatch {
-				pallet: details.pallet.name().to_string(),
-				error: details.variant.name.clone(),
-			},
-			Err(_) => ChainError::DispatchOther(format!("{module:?}")),
+		TransactionEventsError::ExtrinsicFailed(DispatchError::Module(module)) => {
+			match module.details() {
+				Ok(details) => ChainError::Dispatch {
+					pallet: details.pallet.name().to_string(),
+					error: details.variant.name.clone(),
+				},
+				Err(_) => ChainError::DispatchOther(format!("{module:?}")),
+			}
 		},
-		TransactionEventsError::ExtrinsicFailed(other) => ChainError::DispatchOther(other.to_string()),
+		TransactionEventsError::ExtrinsicFailed(other) => {
+			ChainError::DispatchOther(other.to_string())
+		},
 		other => ChainError::Subxt(other.into()),
 	}
 }

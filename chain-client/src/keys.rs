@@ -74,11 +74,7 @@ pub struct DeviceKeys {
 
 impl DeviceKeys {
 	/// From three 32-byte secrets.
-	pub fn from_secrets(
-		account: [u8; 32],
-		evm: [u8; 32],
-		peer: [u8; 32],
-	) -> Result<Self, String> {
+	pub fn from_secrets(account: [u8; 32], evm: [u8; 32], peer: [u8; 32]) -> Result<Self, String> {
 		Ok(Self {
 			account: sr25519::Keypair::from_secret_key(account).map_err(|e| e.to_string())?,
 			evm: EvmSigner::from_secret(&evm).map_err(|e| e.to_string())?,
@@ -155,10 +151,7 @@ mod tests {
 				.try_into()
 				.unwrap();
 		let signer = EvmSigner::from_secret(&secret).unwrap();
-		assert_eq!(
-			format!("{:?}", signer.address()),
-			"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
-		);
+		assert_eq!(format!("{:?}", signer.address()), "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266");
 	}
 
 	#[test]

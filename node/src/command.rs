@@ -36,7 +36,9 @@ impl SubstrateCli for Cli {
 		Ok(match id {
 			"dev" => Box::new(chain_spec::development()?),
 			"" | "local" => Box::new(chain_spec::local_testnet()?),
-			path => Box::new(chain_spec::ChainSpec::from_json_file(std::path::PathBuf::from(path))?),
+			path => {
+				Box::new(chain_spec::ChainSpec::from_json_file(std::path::PathBuf::from(path))?)
+			},
 		})
 	}
 }
@@ -121,12 +123,16 @@ pub fn run() -> sc_cli::Result<()> {
 				log::info!("⛏  Block production: {sealing:?}");
 				match config.network.network_backend {
 					sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
-						sc_network::NetworkWorker<Block, <Block as sp_runtime::traits::Block>::Hash>,
+						sc_network::NetworkWorker<
+							Block,
+							<Block as sp_runtime::traits::Block>::Hash,
+						>,
 					>(config, sealing)
 					.map_err(sc_cli::Error::Service),
-					sc_network::config::NetworkBackendType::Litep2p =>
+					sc_network::config::NetworkBackendType::Litep2p => {
 						service::new_full::<sc_network::Litep2pNetworkBackend>(config, sealing)
-							.map_err(sc_cli::Error::Service),
+							.map_err(sc_cli::Error::Service)
+					},
 				}
 			})
 		},

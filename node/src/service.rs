@@ -136,7 +136,9 @@ pub fn new_partial(config: &Configuration, sealing: Sealing) -> Result<Service, 
 }
 
 /// Builds and starts a full node.
-pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>>(
+pub fn new_full<
+	N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
+>(
 	config: Configuration,
 	sealing: Sealing,
 ) -> Result<TaskManager, ServiceError> {
@@ -176,11 +178,13 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
 		Sealing::Instant => None,
 	};
 	let warp_sync_config = grandpa_network.as_ref().map(|_| {
-		WarpSyncConfig::WithProvider(Arc::new(sc_consensus_grandpa::warp_proof::NetworkProvider::new(
-			backend.clone(),
-			grandpa_link.shared_authority_set().clone(),
-			Vec::default(),
-		)))
+		WarpSyncConfig::WithProvider(Arc::new(
+			sc_consensus_grandpa::warp_proof::NetworkProvider::new(
+				backend.clone(),
+				grandpa_link.shared_authority_set().clone(),
+				Vec::default(),
+			),
+		))
 	});
 
 	let (network, system_rpc_tx, tx_handler_controller, sync_service, _bitswap) =
@@ -328,9 +332,7 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
 			},
 		)?;
 		// Block authoring is essential: if it fails, the node stops rather than idles.
-		task_manager
-			.spawn_essential_handle()
-			.spawn_blocking("aura", Some("block-authoring"), aura);
+		task_manager.spawn_essential_handle().spawn_blocking("aura", Some("block-authoring"), aura);
 	}
 
 	if let (true, Some(notification_service)) = (enable_grandpa, grandpa_network) {

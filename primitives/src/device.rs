@@ -42,7 +42,8 @@ pub fn registration_challenge<AccountId: Encode>(
 	nonce: u64,
 ) -> [u8; 32] {
 	blake2_256(
-		&(REGISTRATION_DOMAIN, genesis_hash, owner, device_key, evm_address, peer_id, nonce).encode(),
+		&(REGISTRATION_DOMAIN, genesis_hash, owner, device_key, evm_address, peer_id, nonce)
+			.encode(),
 	)
 }
 
@@ -123,13 +124,39 @@ mod tests {
 	#[test]
 	fn challenges_bind_every_field() {
 		let g = H256::repeat_byte(1);
-		let base = registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 0);
-		assert_ne!(base, registration_challenge(&H256::repeat_byte(9), &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 0));
-		assert_ne!(base, registration_challenge(&g, &[9u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 0));
-		assert_ne!(base, registration_challenge(&g, &[1u8; 32], &[9u8; 32], &H160::repeat_byte(3), &[4], 0));
-		assert_ne!(base, registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(9), &[4], 0));
-		assert_ne!(base, registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[9], 0));
-		assert_ne!(base, registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 1));
+		let base =
+			registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 0);
+		assert_ne!(
+			base,
+			registration_challenge(
+				&H256::repeat_byte(9),
+				&[1u8; 32],
+				&[2u8; 32],
+				&H160::repeat_byte(3),
+				&[4],
+				0
+			)
+		);
+		assert_ne!(
+			base,
+			registration_challenge(&g, &[9u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 0)
+		);
+		assert_ne!(
+			base,
+			registration_challenge(&g, &[1u8; 32], &[9u8; 32], &H160::repeat_byte(3), &[4], 0)
+		);
+		assert_ne!(
+			base,
+			registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(9), &[4], 0)
+		);
+		assert_ne!(
+			base,
+			registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[9], 0)
+		);
+		assert_ne!(
+			base,
+			registration_challenge(&g, &[1u8; 32], &[2u8; 32], &H160::repeat_byte(3), &[4], 1)
+		);
 		let rot = rotation_challenge(&g, &[1u8; 32], 0, &KeyKind::Evm, &[3u8; 20], 0);
 		assert_ne!(rot, rotation_challenge(&g, &[1u8; 32], 0, &KeyKind::Account, &[3u8; 20], 0));
 	}

@@ -30,7 +30,12 @@ const SECP256K1_HALF_ORDER: [u8; 32] =
 ///
 /// `name` is hashed as raw UTF-8 bytes: a token named `USD₮0` must be passed with its
 /// multi-byte `₮`, never a lookalike.
-pub fn domain_separator(name: &[u8], version: &[u8], chain_id: u64, verifying_contract: H160) -> H256 {
+pub fn domain_separator(
+	name: &[u8],
+	version: &[u8],
+	chain_id: u64,
+	verifying_contract: H160,
+) -> H256 {
 	let mut buf = [0u8; 32 * 5];
 	buf[0..32].copy_from_slice(&EIP712_DOMAIN_TYPEHASH);
 	buf[32..64].copy_from_slice(&keccak_256(name));
@@ -114,7 +119,16 @@ pub enum SignatureError {
 
 /// A 65-byte secp256k1 signature in Ethereum's `r ‖ s ‖ v` layout.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub struct EcdsaSignature(pub [u8; 65]);
 
@@ -195,7 +209,10 @@ mod tests {
 			84532,
 			H160(hex!("036CbD53842c5426634e7929541eC2318f3dCF7e")),
 		);
-		assert_eq!(ds, H256(hex!("71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818")));
+		assert_eq!(
+			ds,
+			H256(hex!("71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818"))
+		);
 	}
 
 	/// The x402 v2 `PAYMENT-SIGNATURE` example: its authorization hashes to the published digest.
@@ -238,7 +255,10 @@ mod tests {
 			42161,
 			H160(hex!("Fd086bC7CD5C481DCC9C85ebE478A1C0b69FCbb9")),
 		);
-		assert_eq!(ds, H256(hex!("566af68fb471b22d6421762f84aa7bd761c670a2e4d5c8a47d4085d5957b127c")));
+		assert_eq!(
+			ds,
+			H256(hex!("566af68fb471b22d6421762f84aa7bd761c670a2e4d5c8a47d4085d5957b127c"))
+		);
 	}
 
 	#[test]
@@ -256,5 +276,4 @@ mod tests {
 		sig[32..64].copy_from_slice(&[0; 32]);
 		assert_eq!(EcdsaSignature(sig).to_recoverable(), Err(SignatureError::ZeroComponent));
 	}
-
 }

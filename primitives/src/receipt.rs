@@ -29,8 +29,9 @@ pub const MILLIS_PER_DAY: u64 = 86_400_000;
 	DecodeWithMemTracking,
 	MaxEncodedLen,
 	TypeInfo,
+	serde::Serialize,
+	serde::Deserialize,
 )]
-#[derive(serde::Serialize, serde::Deserialize)]
 pub struct AssetKey {
 	/// EVM chain id (`eip155:<chain_id>` in x402 terms).
 	pub chain_id: u64,
@@ -65,9 +66,15 @@ mod tests {
 		let id = exact_receipt_id(&asset, &H160::repeat_byte(2), &H256::repeat_byte(3));
 		assert_eq!(id, exact_receipt_id(&asset, &H160::repeat_byte(2), &H256::repeat_byte(3)));
 		let other_chain = AssetKey { chain_id: 9990, ..asset };
-		assert_ne!(id, exact_receipt_id(&other_chain, &H160::repeat_byte(2), &H256::repeat_byte(3)));
+		assert_ne!(
+			id,
+			exact_receipt_id(&other_chain, &H160::repeat_byte(2), &H256::repeat_byte(3))
+		);
 		let other_token = AssetKey { token: H160::repeat_byte(9), ..asset };
-		assert_ne!(id, exact_receipt_id(&other_token, &H160::repeat_byte(2), &H256::repeat_byte(3)));
+		assert_ne!(
+			id,
+			exact_receipt_id(&other_token, &H160::repeat_byte(2), &H256::repeat_byte(3))
+		);
 		assert_ne!(id, exact_receipt_id(&asset, &H160::repeat_byte(9), &H256::repeat_byte(3)));
 		assert_ne!(id, exact_receipt_id(&asset, &H160::repeat_byte(2), &H256::repeat_byte(9)));
 	}

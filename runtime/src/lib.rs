@@ -181,7 +181,8 @@ mod tests {
 	/// without a node. This keeps that file identical to what the runtime reports.
 	#[test]
 	fn committed_metadata_matches_the_runtime() {
-		let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../chain-client/metadata/m2m-runtime.scale");
+		let path =
+			concat!(env!("CARGO_MANIFEST_DIR"), "/../chain-client/metadata/m2m-runtime.scale");
 		let current: Vec<u8> =
 			Runtime::metadata_at_version(16).expect("metadata v16 is supported").to_vec();
 		if std::env::var_os("M2M_BLESS").is_some() {

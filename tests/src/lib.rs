@@ -28,9 +28,10 @@ pub fn workspace_binary(name: &str, env_override: &str) -> PathBuf {
 	path
 }
 
-/// A running `m2m-node`, killed when dropped.
+/// A running `m2m-node`, killed (and its database removed) when dropped.
 pub struct Node {
 	child: Child,
+	base_path: PathBuf,
 	/// `ws://127.0.0.1:<port>` of its RPC server.
 	pub ws_url: String,
 	log: Arc<Mutex<Vec<String>>>,
@@ -46,8 +47,11 @@ impl Node {
 	/// OS (port 0), so parallel tests never collide; the RPC address is read from the log.
 	pub fn start(args: &[&str]) -> Node {
 		let bin = workspace_binary("m2m-node", "M2M_NODE_BIN");
+		let base_path = unique_temp_dir("m2m-node");
 		let mut child = Command::new(&bin)
 			.args(args)
+			.arg("--base-path")
+			.arg(&base_path)
 			.args([
 				"--rpc-port",
 				"0",
@@ -77,9 +81,10 @@ impl Node {
 			}
 		});
 		match addr_rx.recv_timeout(Duration::from_secs(120)) {
-			Ok(addr) => Node { child, ws_url: format!("ws://{addr}"), log },
+			Ok(addr) => Node { child, base_path, ws_url: format!("ws://{addr}"), log },
 			Err(_) => {
 				let _ = child.kill();
+				let _ = std::fs::remove_dir_all(&base_path);
 				panic!(
 					"node did not start its RPC server within 120 s; log:\n{}",
 					log.lock().unwrap().join("\n")
@@ -98,7 +103,22 @@ impl Drop for Node {
 	fn drop(&mut self) {
 		let _ = self.child.kill();
 		let _ = self.child.wait();
+		let _ = std::fs::remove_dir_all(&self.base_path);
 	}
+}
+
+/// A fresh directory under the system temp dir, unique across processes and threads.
+pub fn unique_temp_dir(prefix: &str) -> PathBuf {
+	use std::sync::atomic::{AtomicU32, Ordering};
+	static COUNTER: AtomicU32 = AtomicU32::new(0);
+	let dir = std::env::temp_dir().join(format!(
+		"{prefix}-{}-{}-{}",
+		std::process::id(),
+		COUNTER.fetch_add(1, Ordering::Relaxed),
+		now_ms()
+	));
+	std::fs::create_dir_all(&dir).expect("create temp dir");
+	dir
 }
 
 /// Parses `Running JSON-RPC server: addr=127.0.0.1:41233,[::1]:41233` into `127.0.0.1:41233`.
@@ -123,10 +143,15 @@ mod tests {
 	#[test]
 	fn parses_the_rpc_address_from_the_node_log() {
 		assert_eq!(
-			rpc_address("2026-11-21 08:00:00 Running JSON-RPC server: addr=127.0.0.1:41233,[::1]:41233"),
+			rpc_address(
+				"2026-11-21 08:00:00 Running JSON-RPC server: addr=127.0.0.1:41233,[::1]:41233"
+			),
 			Some("127.0.0.1:41233".into())
 		);
-		assert_eq!(rpc_address("Running JSON-RPC server: addr=127.0.0.1:9944"), Some("127.0.0.1:9944".into()));
+		assert_eq!(
+			rpc_address("Running JSON-RPC server: addr=127.0.0.1:9944"),
+			Some("127.0.0.1:9944".into())
+		);
 		assert_eq!(rpc_address("Idle (0 peers)"), None);
 	}
 }

@@ -20,7 +20,10 @@ fn without_code(mut spec: Value) -> Value {
 	let code = spec
 		.pointer_mut("/genesis/runtimeGenesis/code")
 		.expect("a plain spec carries the runtime code");
-	assert!(code.as_str().is_some_and(|c| c.starts_with("0x") && c.len() > 1000), "code is wasm hex");
+	assert!(
+		code.as_str().is_some_and(|c| c.starts_with("0x") && c.len() > 1000),
+		"code is wasm hex"
+	);
 	*code = Value::Null;
 	spec
 }

@@ -1,8 +1,6 @@
 //! The dev node end to end: real process, real RPC (subxt), real signatures.
 
-use m2m_chain_client::{
-	ChainClient, ChainError, DeviceKeys, PaymentProof, ReceiptInput, Role,
-};
+use m2m_chain_client::{ChainClient, ChainError, DeviceKeys, PaymentProof, ReceiptInput, Role};
 use m2m_e2e_tests::{now_ms, Node};
 use m2m_primitives::{
 	eip712::{domain_separator, TransferWithAuthorization},
@@ -91,20 +89,21 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	);
 
 	// Registering the same keys again is refused; a proof for another owner does not verify.
-	assert_refused(
-		chain.register_device(&alice, &charger).await,
-		"DeviceIdentity",
-		"AccountInUse",
-	);
+	assert_refused(chain.register_device(&alice, &charger).await, "DeviceIdentity", "AccountInUse");
 	let squatted = DeviceKeys::dev("e2e/squatted");
-	let stolen_proof = squatted.registration_proof(&chain.genesis_hash(), &alice.public_key().into(), 0);
+	let stolen_proof =
+		squatted.registration_proof(&chain.genesis_hash(), &alice.public_key().into(), 0);
 	let squat = m2m_chain_client::runtime::tx().device_identity().register(
 		squatted.account_id(),
 		squatted.evm_address(),
 		squatted.peer_id_bounded(),
 		stolen_proof,
 	);
-	assert_refused(chain.submit(&squat, &bob).await.map(|_| ()), "DeviceIdentity", "BadAccountProof");
+	assert_refused(
+		chain.submit(&squat, &bob).await.map(|_| ()),
+		"DeviceIdentity",
+		"BadAccountProof",
+	);
 
 	// The charger records the robot's payment, signed by the robot's EVM key. Alice (its owner)
 	// submits: devices without native tokens can leave this to their owner.
@@ -115,10 +114,18 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	assert_eq!((stored.payer, stored.payee, stored.amount), (robot_id, charger_id, 250_000));
 
 	// A replay of the same payment is refused, however it is relabelled.
-	assert_refused(chain.record_receipt(&alice, paid).await, "SettlementReceipts", "DuplicateReceipt");
+	assert_refused(
+		chain.record_receipt(&alice, paid).await,
+		"SettlementReceipts",
+		"DuplicateReceipt",
+	);
 	// A receipt signed by someone other than the payer is refused.
 	let (forged, _) = receipt(&robot, &charger, &charger, charger_id, 999_999, 2);
-	assert_refused(chain.record_receipt(&alice, forged).await, "SettlementReceipts", "InvalidSignature");
+	assert_refused(
+		chain.record_receipt(&alice, forged).await,
+		"SettlementReceipts",
+		"InvalidSignature",
+	);
 
 	// A batch with a duplicate records only the new payment.
 	let (again, _) = receipt(&robot, &robot, &charger, charger_id, 250_000, 1);
@@ -127,14 +134,22 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 
 	// Fleet accounting, read back through the runtime API.
 	let now = now_ms();
-	let alice_summary = chain.owner_summary(&alice.public_key().into(), now - 60_000, now).await.unwrap();
+	let alice_summary =
+		chain.owner_summary(&alice.public_key().into(), now - 60_000, now).await.unwrap();
 	assert_eq!(alice_summary.totals.len(), 1);
 	let (asset, totals) = &alice_summary.totals[0];
 	assert_eq!(asset.0, usdt());
 	assert_eq!((totals.earned, totals.payments_received, totals.requests_sold), (300_000, 2, 6));
-	assert_eq!(alice_summary.devices.iter().map(|(d, _, _)| *d).collect::<Vec<_>>(), vec![charger_id]);
-	let bob_summary = chain.owner_summary(&bob.public_key().into(), now - 60_000, now).await.unwrap();
-	assert_eq!((bob_summary.totals[0].1.spent, bob_summary.totals[0].1.payments_made), (300_000, 2));
+	assert_eq!(
+		alice_summary.devices.iter().map(|(d, _, _)| *d).collect::<Vec<_>>(),
+		vec![charger_id]
+	);
+	let bob_summary =
+		chain.owner_summary(&bob.public_key().into(), now - 60_000, now).await.unwrap();
+	assert_eq!(
+		(bob_summary.totals[0].1.spent, bob_summary.totals[0].1.payments_made),
+		(300_000, 2)
+	);
 
 	let page = chain.device_receipts(robot_id, now - 60_000, now, None, 10).await.unwrap();
 	assert_eq!(page.receipts.len(), 2);

@@ -70,7 +70,16 @@ pub type AttributeName = BoundedVec<u8, ConstU32<MAX_ATTRIBUTE_NAME_LEN>>;
 
 /// Whether a device may act (record receipts, be paid) right now.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum DeviceStatus {
 	Active,
@@ -99,7 +108,8 @@ pub struct DeviceRecord<AccountId, Balance, BlockNumber> {
 }
 
 /// A device attribute.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+#[derive(Encode, Decode, MaxEncodedLen, TypeInfo)]
+#[codec(mel_bound(Balance: MaxEncodedLen, BlockNumber: MaxEncodedLen))]
 #[scale_info(skip_type_params(MaxValueLen))]
 pub struct Attribute<Balance, BlockNumber, MaxValueLen: frame_support::traits::Get<u32>> {
 	pub value: BoundedVec<u8, MaxValueLen>,
@@ -234,8 +244,7 @@ pub mod pallet {
 
 	/// Device by its chain account.
 	#[pallet::storage]
-	pub type DeviceByAccount<T: Config> =
-		StorageMap<_, Blake2_128Concat, T::AccountId, DeviceId>;
+	pub type DeviceByAccount<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, DeviceId>;
 
 	/// Device by its EVM address.
 	#[pallet::storage]
@@ -257,8 +266,14 @@ pub mod pallet {
 
 	/// Device attributes.
 	#[pallet::storage]
-	pub type Attributes<T: Config> =
-		StorageDoubleMap<_, Twox64Concat, DeviceId, Blake2_128Concat, AttributeName, AttributeOf<T>>;
+	pub type Attributes<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		DeviceId,
+		Blake2_128Concat,
+		AttributeName,
+		AttributeOf<T>,
+	>;
 
 	/// Ownership offers awaiting acceptance: device → offered-to account.
 	#[pallet::storage]
@@ -267,7 +282,8 @@ pub mod pallet {
 	/// Per-owner nonce bound into every key-possession challenge; it advances whenever a proof
 	/// is consumed, so each proof works once.
 	#[pallet::storage]
-	pub type ProofNonces<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u64, ValueQuery>;
+	pub type ProofNonces<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u64, ValueQuery>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -284,14 +300,38 @@ pub mod pallet {
 			name: AttributeName,
 			valid_until: Option<BlockNumberFor<T>>,
 		},
-		AttributeRemoved { device: DeviceId, name: AttributeName },
-		KeyRotated { device: DeviceId, kind: KeyKind },
-		TransferOffered { device: DeviceId, from: T::AccountId, to: T::AccountId },
-		TransferCancelled { device: DeviceId },
-		OwnershipTransferred { device: DeviceId, from: T::AccountId, to: T::AccountId },
-		DeviceSuspended { device: DeviceId, by_force: bool },
-		DeviceReactivated { device: DeviceId },
-		DeviceDeregistered { device: DeviceId, owner: T::AccountId },
+		AttributeRemoved {
+			device: DeviceId,
+			name: AttributeName,
+		},
+		KeyRotated {
+			device: DeviceId,
+			kind: KeyKind,
+		},
+		TransferOffered {
+			device: DeviceId,
+			from: T::AccountId,
+			to: T::AccountId,
+		},
+		TransferCancelled {
+			device: DeviceId,
+		},
+		OwnershipTransferred {
+			device: DeviceId,
+			from: T::AccountId,
+			to: T::AccountId,
+		},
+		DeviceSuspended {
+			device: DeviceId,
+			by_force: bool,
+		},
+		DeviceReactivated {
+			device: DeviceId,
+		},
+		DeviceDeregistered {
+			device: DeviceId,
+			owner: T::AccountId,
+		},
 	}
 
 	#[pallet::error]
@@ -534,7 +574,10 @@ pub mod pallet {
 			let kind = match new_key {
 				NewKey::Account { account, signature } => {
 					ensure!(account != record.account, Error::<T>::KeyUnchanged);
-					ensure!(!DeviceByAccount::<T>::contains_key(&account), Error::<T>::AccountInUse);
+					ensure!(
+						!DeviceByAccount::<T>::contains_key(&account),
+						Error::<T>::AccountInUse
+					);
 					let challenge = rotation_challenge(
 						&genesis,
 						&who,
@@ -543,7 +586,10 @@ pub mod pallet {
 						&account.encode(),
 						nonce,
 					);
-					ensure!(signature.verify(&challenge[..], &account), Error::<T>::BadAccountProof);
+					ensure!(
+						signature.verify(&challenge[..], &account),
+						Error::<T>::BadAccountProof
+					);
 					DeviceByAccount::<T>::remove(&record.account);
 					DeviceByAccount::<T>::insert(&account, device);
 					record.account = account;
@@ -685,8 +731,9 @@ pub mod pallet {
 			let by_force = Self::ensure_owner_or_force(origin, &record)?;
 			match record.status {
 				DeviceStatus::Active => return Err(Error::<T>::DeviceNotSuspended.into()),
-				DeviceStatus::SuspendedByForce if !by_force =>
-					return Err(Error::<T>::ForcedSuspension.into()),
+				DeviceStatus::SuspendedByForce if !by_force => {
+					return Err(Error::<T>::ForcedSuspension.into())
+				},
 				_ => {},
 			}
 			record.status = DeviceStatus::Active;
@@ -746,7 +793,10 @@ pub mod pallet {
 				.saturating_add(T::AttributeDepositPerByte::get().saturating_mul(bytes))
 		}
 
-		fn owned_device(who: &T::AccountId, device: DeviceId) -> Result<DeviceRecordOf<T>, DispatchError> {
+		fn owned_device(
+			who: &T::AccountId,
+			device: DeviceId,
+		) -> Result<DeviceRecordOf<T>, DispatchError> {
 			let record = Devices::<T>::get(device).ok_or(Error::<T>::UnknownDevice)?;
 			ensure!(&record.owner == who, Error::<T>::NotOwner);
 			Ok(record)
@@ -791,8 +841,8 @@ pub mod pallet {
 			expected: &H160,
 		) -> DispatchResult {
 			let digest = personal_message_digest(challenge);
-			let recovered = recover_evm_address(signature, &digest.0)
-				.ok_or(Error::<T>::BadEvmProof)?;
+			let recovered =
+				recover_evm_address(signature, &digest.0).ok_or(Error::<T>::BadEvmProof)?;
 			ensure!(&recovered == expected, Error::<T>::BadEvmProof);
 			Ok(())
 		}
@@ -871,7 +921,11 @@ pub mod pallet {
 		}
 
 		#[cfg(feature = "runtime-benchmarks")]
-		fn register_for_benchmark(owner: T::AccountId, account: T::AccountId, evm: H160) -> DeviceId {
+		fn register_for_benchmark(
+			owner: T::AccountId,
+			account: T::AccountId,
+			evm: H160,
+		) -> DeviceId {
 			let id = NextDeviceId::<T>::get();
 			NextDeviceId::<T>::put(id + 1);
 			let peer_id: PeerId = m2m_primitives::device::peer_id_bytes(&[(id % 251) as u8; 32])

@@ -135,25 +135,49 @@ mod register {
 			let mut proof = genuine.clone();
 			proof.account_signature = forged.account_signature.clone();
 			assert_noop!(
-				DeviceIdentity::register(origin(OWNER), keys.account_id(), keys.evm_address(), keys.peer_id(), proof),
+				DeviceIdentity::register(
+					origin(OWNER),
+					keys.account_id(),
+					keys.evm_address(),
+					keys.peer_id(),
+					proof
+				),
 				Error::<Test>::BadAccountProof
 			);
 			let mut proof = genuine.clone();
 			proof.evm_signature = forged.evm_signature;
 			assert_noop!(
-				DeviceIdentity::register(origin(OWNER), keys.account_id(), keys.evm_address(), keys.peer_id(), proof),
+				DeviceIdentity::register(
+					origin(OWNER),
+					keys.account_id(),
+					keys.evm_address(),
+					keys.peer_id(),
+					proof
+				),
 				Error::<Test>::BadEvmProof
 			);
 			let mut proof = genuine.clone();
 			proof.evm_signature.0[64] = 5;
 			assert_noop!(
-				DeviceIdentity::register(origin(OWNER), keys.account_id(), keys.evm_address(), keys.peer_id(), proof),
+				DeviceIdentity::register(
+					origin(OWNER),
+					keys.account_id(),
+					keys.evm_address(),
+					keys.peer_id(),
+					proof
+				),
 				Error::<Test>::BadEvmProof
 			);
 			let mut proof = genuine;
 			proof.peer_signature = forged.peer_signature;
 			assert_noop!(
-				DeviceIdentity::register(origin(OWNER), keys.account_id(), keys.evm_address(), keys.peer_id(), proof),
+				DeviceIdentity::register(
+					origin(OWNER),
+					keys.account_id(),
+					keys.evm_address(),
+					keys.peer_id(),
+					proof
+				),
 				Error::<Test>::BadPeerProof
 			);
 		});
@@ -290,16 +314,37 @@ mod attributes {
 	fn set_update_and_remove_track_the_deposit() {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("kind"), b"charger".to_vec(), None));
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("kind"),
+				b"charger".to_vec(),
+				None
+			));
 			assert_eq!(held(OWNER, HoldReason::AttributeDeposit), ATTRIBUTE_BASE + 4 + 7);
 			assert_eq!(Devices::<Test>::get(id).unwrap().attribute_count, 1);
 
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("kind"), b"dc-fast-charger".to_vec(), None));
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("kind"),
+				b"dc-fast-charger".to_vec(),
+				None
+			));
 			assert_eq!(held(OWNER, HoldReason::AttributeDeposit), ATTRIBUTE_BASE + 4 + 15);
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("kind"), b"ac".to_vec(), None));
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("kind"),
+				b"ac".to_vec(),
+				None
+			));
 			assert_eq!(held(OWNER, HoldReason::AttributeDeposit), ATTRIBUTE_BASE + 4 + 2);
 			assert_eq!(Devices::<Test>::get(id).unwrap().attribute_count, 1);
-			assert_eq!(Attributes::<Test>::get(id, name("kind")).unwrap().value.to_vec(), b"ac".to_vec());
+			assert_eq!(
+				Attributes::<Test>::get(id, name("kind")).unwrap().value.to_vec(),
+				b"ac".to_vec()
+			);
 
 			assert_ok!(DeviceIdentity::remove_attribute(origin(OWNER), id, name("kind")));
 			assert_eq!(held(OWNER, HoldReason::AttributeDeposit), 0);
@@ -336,17 +381,42 @@ mod attributes {
 				Error::<Test>::EmptyAttributeName
 			);
 			assert_noop!(
-				DeviceIdentity::set_attribute(origin(OWNER), id, name("k"), vec![0; MAX_VALUE_LEN as usize + 1], None),
+				DeviceIdentity::set_attribute(
+					origin(OWNER),
+					id,
+					name("k"),
+					vec![0; MAX_VALUE_LEN as usize + 1],
+					None
+				),
 				Error::<Test>::AttributeValueTooLong
 			);
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("k"), vec![0; MAX_VALUE_LEN as usize], None));
-			let too_long_name: Result<AttributeName, _> = vec![b'n'; MAX_ATTRIBUTE_NAME_LEN as usize + 1].try_into();
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("k"),
+				vec![0; MAX_VALUE_LEN as usize],
+				None
+			));
+			let too_long_name: Result<AttributeName, _> =
+				vec![b'n'; MAX_ATTRIBUTE_NAME_LEN as usize + 1].try_into();
 			assert!(too_long_name.is_err());
 			for i in 1..MAX_ATTRIBUTES {
-				assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name(&format!("a{i}")), vec![1], None));
+				assert_ok!(DeviceIdentity::set_attribute(
+					origin(OWNER),
+					id,
+					name(&format!("a{i}")),
+					vec![1],
+					None
+				));
 			}
 			assert_noop!(
-				DeviceIdentity::set_attribute(origin(OWNER), id, name("one-too-many"), vec![1], None),
+				DeviceIdentity::set_attribute(
+					origin(OWNER),
+					id,
+					name("one-too-many"),
+					vec![1],
+					None
+				),
 				Error::<Test>::TooManyAttributes
 			);
 			// Updating an existing attribute is still possible at the bound.
@@ -363,7 +433,11 @@ mod attributes {
 				frame_support::traits::tokens::Preservation::Preserve,
 				frame_support::traits::tokens::Fortitude::Polite,
 			);
-			assert_ok!(Balances::transfer_allow_death(origin(OWNER), account(OTHER_OWNER), spendable - 50));
+			assert_ok!(Balances::transfer_allow_death(
+				origin(OWNER),
+				account(OTHER_OWNER),
+				spendable - 50
+			));
 			assert_noop!(
 				DeviceIdentity::set_attribute(origin(OWNER), id, name("kind"), vec![1], None),
 				Error::<Test>::InsufficientDeposit
@@ -379,8 +453,17 @@ mod attributes {
 				DeviceIdentity::set_attribute(origin(OWNER), id, name("lease"), vec![1], Some(0)),
 				Error::<Test>::ZeroValidity
 			);
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("lease"), vec![1], Some(10)));
-			assert_eq!(last_event(), Event::AttributeSet { device: id, name: name("lease"), valid_until: Some(11) });
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("lease"),
+				vec![1],
+				Some(10)
+			));
+			assert_eq!(
+				last_event(),
+				Event::AttributeSet { device: id, name: name("lease"), valid_until: Some(11) }
+			);
 			System::set_block_number(11);
 			assert_eq!(DeviceIdentity::live_attributes(id).len(), 1);
 			assert_noop!(
@@ -390,7 +473,11 @@ mod attributes {
 			System::set_block_number(12);
 			assert!(DeviceIdentity::live_attributes(id).is_empty());
 			let free_before = Balances::balance(&account(OWNER));
-			assert_ok!(DeviceIdentity::clear_expired_attribute(origin(OTHER_OWNER), id, name("lease")));
+			assert_ok!(DeviceIdentity::clear_expired_attribute(
+				origin(OTHER_OWNER),
+				id,
+				name("lease")
+			));
 			assert_eq!(Balances::balance(&account(OWNER)), free_before + ATTRIBUTE_BASE + 5 + 1);
 			assert_noop!(
 				DeviceIdentity::clear_expired_attribute(origin(OTHER_OWNER), id, name("lease")),
@@ -403,7 +490,12 @@ mod attributes {
 mod rotation {
 	use super::*;
 
-	fn rotation_signature_sr(pair: &sr25519::Pair, device: DeviceId, kind: KeyKind, key: &[u8]) -> MultiSignature {
+	fn rotation_signature_sr(
+		pair: &sr25519::Pair,
+		device: DeviceId,
+		kind: KeyKind,
+		key: &[u8],
+	) -> MultiSignature {
 		let challenge = rotation_challenge(
 			&DeviceIdentity::genesis_hash(),
 			&account(OWNER),
@@ -433,7 +525,12 @@ mod rotation {
 			let new = DeviceKeys::new(2);
 			let id = register(OWNER, &old);
 
-			let signature = rotation_signature_sr(&new.account, id, KeyKind::Account, &new.account_id().encode());
+			let signature = rotation_signature_sr(
+				&new.account,
+				id,
+				KeyKind::Account,
+				&new.account_id().encode(),
+			);
 			assert_ok!(DeviceIdentity::rotate_key(
 				origin(OWNER),
 				id,
@@ -444,7 +541,8 @@ mod rotation {
 			assert_eq!(last_event(), Event::KeyRotated { device: id, kind: KeyKind::Account });
 
 			let c = challenge(id, KeyKind::Evm, &new.evm_address().encode());
-			let signature = evm_sign(&new.evm, &m2m_primitives::eip712::personal_message_digest(&c).0);
+			let signature =
+				evm_sign(&new.evm, &m2m_primitives::eip712::personal_message_digest(&c).0);
 			assert_ok!(DeviceIdentity::rotate_key(
 				origin(OWNER),
 				id,
@@ -476,49 +574,100 @@ mod rotation {
 			let other = DeviceKeys::new(2);
 			let id = register(OWNER, &keys);
 			let other_id = register(OWNER, &other);
-			let sig = rotation_signature_sr(&keys.account, id, KeyKind::Account, &keys.account_id().encode());
+			let sig = rotation_signature_sr(
+				&keys.account,
+				id,
+				KeyKind::Account,
+				&keys.account_id().encode(),
+			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: keys.account_id(), signature: sig.clone() }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Account { account: keys.account_id(), signature: sig.clone() }
+				),
 				Error::<Test>::KeyUnchanged
 			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OTHER_OWNER), id, NewKey::Account { account: keys.account_id(), signature: sig }),
+				DeviceIdentity::rotate_key(
+					origin(OTHER_OWNER),
+					id,
+					NewKey::Account { account: keys.account_id(), signature: sig }
+				),
 				Error::<Test>::NotOwner
 			);
-			let sig = rotation_signature_sr(&other.account, id, KeyKind::Account, &other.account_id().encode());
+			let sig = rotation_signature_sr(
+				&other.account,
+				id,
+				KeyKind::Account,
+				&other.account_id().encode(),
+			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: other.account_id(), signature: sig }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Account { account: other.account_id(), signature: sig }
+				),
 				Error::<Test>::AccountInUse
 			);
 			// The new key must be the signer: a signature by the old key does not do.
 			let fresh = DeviceKeys::new(3);
-			let sig = rotation_signature_sr(&keys.account, id, KeyKind::Account, &fresh.account_id().encode());
+			let sig = rotation_signature_sr(
+				&keys.account,
+				id,
+				KeyKind::Account,
+				&fresh.account_id().encode(),
+			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: fresh.account_id(), signature: sig }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Account { account: fresh.account_id(), signature: sig }
+				),
 				Error::<Test>::BadAccountProof
 			);
 			let c = challenge(id, KeyKind::Evm, &fresh.evm_address().encode());
 			let wrong = evm_sign(&keys.evm, &m2m_primitives::eip712::personal_message_digest(&c).0);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Evm { address: fresh.evm_address(), signature: wrong }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Evm { address: fresh.evm_address(), signature: wrong }
+				),
 				Error::<Test>::BadEvmProof
 			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Evm { address: other.evm_address(), signature: wrong }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Evm { address: other.evm_address(), signature: wrong }
+				),
 				Error::<Test>::EvmAddressInUse
 			);
 			let c = challenge(id, KeyKind::Peer, &fresh.peer_id().encode());
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Peer { peer_id: fresh.peer_id(), signature: keys.peer.sign(&c).0 }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Peer { peer_id: fresh.peer_id(), signature: keys.peer.sign(&c).0 }
+				),
 				Error::<Test>::BadPeerProof
 			);
 			let hashed: PeerId = vec![0x12, 0x20, 1, 2, 3].try_into().unwrap();
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Peer { peer_id: hashed, signature: [0; 64] }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Peer { peer_id: hashed, signature: [0; 64] }
+				),
 				Error::<Test>::UnsupportedPeerId
 			);
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), other_id, NewKey::Peer { peer_id: keys.peer_id(), signature: [0; 64] }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					other_id,
+					NewKey::Peer { peer_id: keys.peer_id(), signature: [0; 64] }
+				),
 				Error::<Test>::PeerIdInUse
 			);
 		});
@@ -530,12 +679,30 @@ mod rotation {
 			let keys = DeviceKeys::new(1);
 			let a = DeviceKeys::new(2);
 			let id = register(OWNER, &keys);
-			let sig = rotation_signature_sr(&a.account, id, KeyKind::Account, &a.account_id().encode());
-			assert_ok!(DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: a.account_id(), signature: sig.clone() }));
-			let back = rotation_signature_sr(&keys.account, id, KeyKind::Account, &keys.account_id().encode());
-			assert_ok!(DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: keys.account_id(), signature: back }));
+			let sig =
+				rotation_signature_sr(&a.account, id, KeyKind::Account, &a.account_id().encode());
+			assert_ok!(DeviceIdentity::rotate_key(
+				origin(OWNER),
+				id,
+				NewKey::Account { account: a.account_id(), signature: sig.clone() }
+			));
+			let back = rotation_signature_sr(
+				&keys.account,
+				id,
+				KeyKind::Account,
+				&keys.account_id().encode(),
+			);
+			assert_ok!(DeviceIdentity::rotate_key(
+				origin(OWNER),
+				id,
+				NewKey::Account { account: keys.account_id(), signature: back }
+			));
 			assert_noop!(
-				DeviceIdentity::rotate_key(origin(OWNER), id, NewKey::Account { account: a.account_id(), signature: sig }),
+				DeviceIdentity::rotate_key(
+					origin(OWNER),
+					id,
+					NewKey::Account { account: a.account_id(), signature: sig }
+				),
 				Error::<Test>::BadAccountProof
 			);
 		});
@@ -549,12 +716,22 @@ mod transfer {
 	fn offer_accept_moves_ownership_and_deposits() {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
-			assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name("kind"), b"robot".to_vec(), None));
+			assert_ok!(DeviceIdentity::set_attribute(
+				origin(OWNER),
+				id,
+				name("kind"),
+				b"robot".to_vec(),
+				None
+			));
 			let attribute_deposit = ATTRIBUTE_BASE + 4 + 5;
 			assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OTHER_OWNER)));
 			assert_eq!(
 				last_event(),
-				Event::TransferOffered { device: id, from: account(OWNER), to: account(OTHER_OWNER) }
+				Event::TransferOffered {
+					device: id,
+					from: account(OWNER),
+					to: account(OTHER_OWNER)
+				}
 			);
 			assert_ok!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id));
 			assert_eq!(Devices::<Test>::get(id).unwrap().owner, account(OTHER_OWNER));
@@ -562,7 +739,10 @@ mod transfer {
 			assert_eq!(held(OWNER, HoldReason::AttributeDeposit), 0);
 			assert_eq!(held(OTHER_OWNER, HoldReason::DeviceDeposit), DEVICE_DEPOSIT);
 			assert_eq!(held(OTHER_OWNER, HoldReason::AttributeDeposit), attribute_deposit);
-			assert_eq!(DeviceIdentity::devices_of_owner(&account(OWNER), None, 10), Vec::<DeviceId>::new());
+			assert_eq!(
+				DeviceIdentity::devices_of_owner(&account(OWNER), None, 10),
+				Vec::<DeviceId>::new()
+			);
 			assert_eq!(DeviceIdentity::devices_of_owner(&account(OTHER_OWNER), None, 10), vec![id]);
 			assert_eq!(OwnerDeviceCount::<Test>::get(account(OWNER)), 0);
 			assert_eq!(PendingTransfers::<Test>::get(id), None);
@@ -576,16 +756,37 @@ mod transfer {
 	fn refusals_and_cancellation() {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
-			assert_noop!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OWNER)), Error::<Test>::TransferToSelf);
-			assert_noop!(DeviceIdentity::offer_transfer(origin(OTHER_OWNER), id, account(OTHER_OWNER)), Error::<Test>::NotOwner);
-			assert_noop!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id), Error::<Test>::NoPendingTransfer);
-			assert_noop!(DeviceIdentity::cancel_transfer(origin(OWNER), id), Error::<Test>::NoPendingTransfer);
+			assert_noop!(
+				DeviceIdentity::offer_transfer(origin(OWNER), id, account(OWNER)),
+				Error::<Test>::TransferToSelf
+			);
+			assert_noop!(
+				DeviceIdentity::offer_transfer(origin(OTHER_OWNER), id, account(OTHER_OWNER)),
+				Error::<Test>::NotOwner
+			);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id),
+				Error::<Test>::NoPendingTransfer
+			);
+			assert_noop!(
+				DeviceIdentity::cancel_transfer(origin(OWNER), id),
+				Error::<Test>::NoPendingTransfer
+			);
 			assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OTHER_OWNER)));
-			assert_noop!(DeviceIdentity::accept_transfer(origin(POOR_OWNER), id), Error::<Test>::NotTransferRecipient);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(POOR_OWNER), id),
+				Error::<Test>::NotTransferRecipient
+			);
 			assert_ok!(DeviceIdentity::cancel_transfer(origin(OWNER), id));
 			assert_eq!(last_event(), Event::TransferCancelled { device: id });
-			assert_noop!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id), Error::<Test>::NoPendingTransfer);
-			assert_noop!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), 99), Error::<Test>::UnknownDevice);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id),
+				Error::<Test>::NoPendingTransfer
+			);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(OTHER_OWNER), 99),
+				Error::<Test>::UnknownDevice
+			);
 		});
 	}
 
@@ -594,13 +795,19 @@ mod transfer {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
 			assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(POOR_OWNER)));
-			assert_noop!(DeviceIdentity::accept_transfer(origin(POOR_OWNER), id), Error::<Test>::InsufficientDeposit);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(POOR_OWNER), id),
+				Error::<Test>::InsufficientDeposit
+			);
 
 			for seed in 10..10 + MAX_DEVICES as u8 {
 				register(OTHER_OWNER, &DeviceKeys::new(seed));
 			}
 			assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OTHER_OWNER)));
-			assert_noop!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id), Error::<Test>::TooManyDevices);
+			assert_noop!(
+				DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id),
+				Error::<Test>::TooManyDevices
+			);
 		});
 	}
 }
@@ -612,12 +819,18 @@ mod suspension {
 	fn owner_suspends_and_reactivates() {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
-			assert_noop!(DeviceIdentity::reactivate(origin(OWNER), id), Error::<Test>::DeviceNotSuspended);
+			assert_noop!(
+				DeviceIdentity::reactivate(origin(OWNER), id),
+				Error::<Test>::DeviceNotSuspended
+			);
 			assert_ok!(DeviceIdentity::suspend(origin(OWNER), id));
 			assert_eq!(last_event(), Event::DeviceSuspended { device: id, by_force: false });
 			assert_eq!(Devices::<Test>::get(id).unwrap().status, DeviceStatus::SuspendedByOwner);
 			assert_eq!(<DeviceIdentity as DeviceDirectory<_>>::device(id).unwrap().active, false);
-			assert_noop!(DeviceIdentity::suspend(origin(OWNER), id), Error::<Test>::DeviceSuspended);
+			assert_noop!(
+				DeviceIdentity::suspend(origin(OWNER), id),
+				Error::<Test>::DeviceSuspended
+			);
 			assert_ok!(DeviceIdentity::reactivate(origin(OWNER), id));
 			assert_eq!(last_event(), Event::DeviceReactivated { device: id });
 			assert_noop!(DeviceIdentity::suspend(origin(OTHER_OWNER), id), Error::<Test>::NotOwner);
@@ -631,11 +844,20 @@ mod suspension {
 			let id = register(OWNER, &DeviceKeys::new(1));
 			assert_ok!(DeviceIdentity::suspend(RuntimeOrigin::root(), id));
 			assert_eq!(last_event(), Event::DeviceSuspended { device: id, by_force: true });
-			assert_noop!(DeviceIdentity::reactivate(origin(OWNER), id), Error::<Test>::ForcedSuspension);
-			assert_noop!(DeviceIdentity::deregister(origin(OWNER), id), Error::<Test>::ForcedSuspension);
+			assert_noop!(
+				DeviceIdentity::reactivate(origin(OWNER), id),
+				Error::<Test>::ForcedSuspension
+			);
+			assert_noop!(
+				DeviceIdentity::deregister(origin(OWNER), id),
+				Error::<Test>::ForcedSuspension
+			);
 			assert_ok!(DeviceIdentity::reactivate(RuntimeOrigin::root(), id));
 			assert_eq!(Devices::<Test>::get(id).unwrap().status, DeviceStatus::Active);
-			assert_noop!(DeviceIdentity::suspend(RuntimeOrigin::none(), id), DispatchError::BadOrigin);
+			assert_noop!(
+				DeviceIdentity::suspend(RuntimeOrigin::none(), id),
+				DispatchError::BadOrigin
+			);
 		});
 	}
 }
@@ -649,17 +871,29 @@ mod deregister {
 			let keys = DeviceKeys::new(1);
 			let id = register(OWNER, &keys);
 			for i in 0..MAX_ATTRIBUTES {
-				assert_ok!(DeviceIdentity::set_attribute(origin(OWNER), id, name(&format!("a{i}")), vec![1, 2], None));
+				assert_ok!(DeviceIdentity::set_attribute(
+					origin(OWNER),
+					id,
+					name(&format!("a{i}")),
+					vec![1, 2],
+					None
+				));
 			}
 			assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OTHER_OWNER)));
 			let before = Balances::balance(&account(OWNER));
 			assert_ok!(DeviceIdentity::deregister(origin(OWNER), id));
-			assert_eq!(last_event(), Event::DeviceDeregistered { device: id, owner: account(OWNER) });
+			assert_eq!(
+				last_event(),
+				Event::DeviceDeregistered { device: id, owner: account(OWNER) }
+			);
 			assert_eq!(
 				Balances::balance(&account(OWNER)),
 				before + DEVICE_DEPOSIT + MAX_ATTRIBUTES as Balance * (ATTRIBUTE_BASE + 2 + 2)
 			);
-			assert_eq!(held(OWNER, HoldReason::DeviceDeposit) + held(OWNER, HoldReason::AttributeDeposit), 0);
+			assert_eq!(
+				held(OWNER, HoldReason::DeviceDeposit) + held(OWNER, HoldReason::AttributeDeposit),
+				0
+			);
 			assert!(Devices::<Test>::get(id).is_none());
 			assert!(DeviceByAccount::<Test>::get(keys.account_id()).is_none());
 			assert!(DeviceByEvm::<Test>::get(keys.evm_address()).is_none());
@@ -667,7 +901,10 @@ mod deregister {
 			assert!(PendingTransfers::<Test>::get(id).is_none());
 			assert_eq!(Attributes::<Test>::iter_prefix(id).count(), 0);
 			assert!(!OwnerDeviceCount::<Test>::contains_key(account(OWNER)));
-			assert_noop!(DeviceIdentity::deregister(origin(OWNER), id), Error::<Test>::UnknownDevice);
+			assert_noop!(
+				DeviceIdentity::deregister(origin(OWNER), id),
+				Error::<Test>::UnknownDevice
+			);
 		});
 	}
 
@@ -675,7 +912,10 @@ mod deregister {
 	fn only_the_owner_may_deregister() {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
-			assert_noop!(DeviceIdentity::deregister(origin(OTHER_OWNER), id), Error::<Test>::NotOwner);
+			assert_noop!(
+				DeviceIdentity::deregister(origin(OTHER_OWNER), id),
+				Error::<Test>::NotOwner
+			);
 		});
 	}
 }
@@ -686,7 +926,8 @@ mod queries {
 	#[test]
 	fn devices_of_owner_pages_through_every_device_once() {
 		new_test_ext().execute_with(|| {
-			let ids: Vec<_> = (0..MAX_DEVICES as u8).map(|s| register(OWNER, &DeviceKeys::new(s))).collect();
+			let ids: Vec<_> =
+				(0..MAX_DEVICES as u8).map(|s| register(OWNER, &DeviceKeys::new(s))).collect();
 			let mut seen = Vec::new();
 			let mut cursor = None;
 			loop {
@@ -708,16 +949,21 @@ mod queries {
 		new_test_ext().execute_with(|| {
 			let keys = DeviceKeys::new(1);
 			let id = register(OWNER, &keys);
-			let found = <DeviceIdentity as DeviceDirectory<_>>::device_by_evm(&keys.evm_address()).unwrap();
+			let found =
+				<DeviceIdentity as DeviceDirectory<_>>::device_by_evm(&keys.evm_address()).unwrap();
 			assert_eq!((found.id, found.owner, found.active), (id, account(OWNER), true));
-			assert!(<DeviceIdentity as DeviceDirectory<_>>::device_by_evm(&H160::repeat_byte(1)).is_none());
+			assert!(<DeviceIdentity as DeviceDirectory<_>>::device_by_evm(&H160::repeat_byte(1))
+				.is_none());
 		});
 	}
 
 	#[test]
 	fn peer_ids_derive_from_the_ed25519_key() {
 		let pair = ed25519::Pair::from_seed(&[1; 32]);
-		assert_eq!(peer_id_bytes(&pair.public().0)[..6], m2m_primitives::device::ED25519_PEER_ID_PREFIX);
+		assert_eq!(
+			peer_id_bytes(&pair.public().0)[..6],
+			m2m_primitives::device::ED25519_PEER_ID_PREFIX
+		);
 		let _ = ecdsa::Pair::from_seed(&[1; 32]);
 	}
 

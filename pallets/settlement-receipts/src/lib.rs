@@ -336,8 +336,14 @@ pub mod pallet {
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
-		AssetRegistered { asset: AssetKey, domain_separator: H256 },
-		AssetEnabled { asset: AssetKey, enabled: bool },
+		AssetRegistered {
+			asset: AssetKey,
+			domain_separator: H256,
+		},
+		AssetEnabled {
+			asset: AssetKey,
+			enabled: bool,
+		},
 		ReceiptRecorded {
 			id: ReceiptId,
 			payer: DeviceId,
@@ -347,9 +353,15 @@ pub mod pallet {
 			settlement_tx: H256,
 		},
 		/// A batch contained a receipt that was already recorded; it was skipped.
-		DuplicateReceiptSkipped { id: ReceiptId },
-		ReceiptsPruned { count: u32 },
-		RetentionPeriodSet { millis: u64 },
+		DuplicateReceiptSkipped {
+			id: ReceiptId,
+		},
+		ReceiptsPruned {
+			count: u32,
+		},
+		RetentionPeriodSet {
+			millis: u64,
+		},
 	}
 
 	#[pallet::error]
@@ -421,8 +433,9 @@ pub mod pallet {
 			ensure!(!receipts.is_empty(), Error::<T>::EmptyBatch);
 			for receipt in receipts {
 				match Self::do_record(&who, receipt) {
-					Err(RecordError::Duplicate(id)) =>
-						Self::deposit_event(Event::DuplicateReceiptSkipped { id }),
+					Err(RecordError::Duplicate(id)) => {
+						Self::deposit_event(Event::DuplicateReceiptSkipped { id })
+					},
 					Err(RecordError::Invalid(e)) => return Err(e),
 					Ok(_) => {},
 				}
@@ -536,8 +549,8 @@ pub mod pallet {
 			ensure!(who == &payee.account || who == &payee.owner, Error::<T>::NotPayeeOrOwner);
 			ensure!(payee.active, Error::<T>::PayeeSuspended);
 			ensure!(authorization.to == payee.evm_address, Error::<T>::RecipientMismatch);
-			let payer =
-				T::Devices::device_by_evm(&authorization.from).ok_or(Error::<T>::PayerNotRegistered)?;
+			let payer = T::Devices::device_by_evm(&authorization.from)
+				.ok_or(Error::<T>::PayerNotRegistered)?;
 			ensure!(payer.id != payee.id, Error::<T>::SelfPayment);
 
 			ensure!(authorization.value <= u128::MAX.into(), Error::<T>::AmountTooLarge);

@@ -57,7 +57,10 @@ mod record {
 
 			let stored = Receipts::<Test>::get(id).unwrap();
 			assert_eq!((stored.payer, stored.payee, stored.amount), (f.b_id, f.a_id, 250_000));
-			assert_eq!((stored.payer_owner.clone(), stored.payee_owner.clone()), (account(OWNER_B), account(OWNER_A)));
+			assert_eq!(
+				(stored.payer_owner.clone(), stored.payee_owner.clone()),
+				(account(OWNER_B), account(OWNER_A))
+			);
 			assert_eq!(stored.recorded_at, NOW);
 			assert_eq!(Recorded::<Test>::get(id), Some(day_of(NOW)));
 
@@ -68,11 +71,17 @@ mod record {
 			let spent = DeviceTotals::<Test>::get(f.b_id, usdt());
 			assert_eq!((spent.spent, spent.payments_made, spent.requests_bought), (250_000, 1, 1));
 			let earned = DeviceTotals::<Test>::get(f.a_id, usdt());
-			assert_eq!((earned.earned, earned.payments_received, earned.requests_sold), (250_000, 1, 1));
+			assert_eq!(
+				(earned.earned, earned.payments_received, earned.requests_sold),
+				(250_000, 1, 1)
+			);
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_B), usdt()).spent, 250_000);
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_A), usdt()).earned, 250_000);
 			assert_eq!(DeviceDaily::<Test>::get((f.a_id, day_of(NOW), usdt())).earned, 250_000);
-			assert_eq!(OwnerDaily::<Test>::get((account(OWNER_A), day_of(NOW), f.a_id, usdt())).earned, 250_000);
+			assert_eq!(
+				OwnerDaily::<Test>::get((account(OWNER_A), day_of(NOW), f.a_id, usdt())).earned,
+				250_000
+			);
 			assert_eq!(AssetTotals::<Test>::get(usdt()), (250_000, 1));
 			assert_eq!(
 				events().last(),
@@ -93,11 +102,17 @@ mod record {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.b), receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.b),
+					receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
+				),
 				Error::<Test>::NotPayeeOrOwner
 			);
 			assert_noop!(
-				SettlementReceipts::record_receipt(RuntimeOrigin::signed(account(OWNER_B)), receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					RuntimeOrigin::signed(account(OWNER_B)),
+					receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
+				),
 				Error::<Test>::NotPayeeOrOwner
 			);
 			assert_ok!(SettlementReceipts::record_receipt(
@@ -105,7 +120,10 @@ mod record {
 				receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
 			));
 			assert_noop!(
-				SettlementReceipts::record_receipt(RuntimeOrigin::none(), receipt(&f.b, &f.a, f.a_id, 1, 2, NOW)),
+				SettlementReceipts::record_receipt(
+					RuntimeOrigin::none(),
+					receipt(&f.b, &f.a, f.a_id, 1, 2, NOW)
+				),
 				DispatchError::BadOrigin
 			);
 		});
@@ -126,7 +144,10 @@ mod record {
 			relabelled.request_count = 7;
 			relabelled.settlement_tx = H256::repeat_byte(0xEE);
 			assert_noop!(
-				SettlementReceipts::record_receipt(RuntimeOrigin::signed(account(OWNER_A)), relabelled),
+				SettlementReceipts::record_receipt(
+					RuntimeOrigin::signed(account(OWNER_A)),
+					relabelled
+				),
 				Error::<Test>::DuplicateReceipt
 			);
 			Timestamp::set_timestamp(NOW + RETENTION_MS);
@@ -156,7 +177,8 @@ mod record {
 			);
 			// Signed by the payer, but for another token domain.
 			let wrong_domain = domain_separator(b"USD Coin", b"2", usdt().chain_id, usdt().token);
-			let (authorization, signature) = authorize(&f.b, f.a.evm_address(), 5, 2, &wrong_domain);
+			let (authorization, signature) =
+				authorize(&f.b, f.a.evm_address(), 5, 2, &wrong_domain);
 			let mut input = receipt(&f.b, &f.a, f.a_id, 5, 2, NOW);
 			input.proof = PaymentProof::Exact { authorization, signature };
 			assert_noop!(
@@ -192,7 +214,8 @@ mod record {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
 			// The payer paid device c, but device a claims the receipt.
-			let (authorization, signature) = authorize(&f.b, f.c.evm_address(), 5, 1, &usdt_domain());
+			let (authorization, signature) =
+				authorize(&f.b, f.c.evm_address(), 5, 1, &usdt_domain());
 			let mut input = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			input.proof = PaymentProof::Exact { authorization, signature };
 			assert_noop!(
@@ -201,20 +224,32 @@ mod record {
 			);
 			let stranger = DeviceKeys::new(77);
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&stranger, &f.a, f.a_id, 5, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					receipt(&stranger, &f.a, f.a_id, 5, 1, NOW)
+				),
 				Error::<Test>::PayerNotRegistered
 			);
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.a, &f.a, f.a_id, 5, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					receipt(&f.a, &f.a, f.a_id, 5, 1, NOW)
+				),
 				Error::<Test>::SelfPayment
 			);
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.b, &f.a, 99, 5, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					receipt(&f.b, &f.a, 99, 5, 1, NOW)
+				),
 				Error::<Test>::UnknownPayee
 			);
 			assert_ok!(DeviceIdentity::suspend(RuntimeOrigin::signed(account(OWNER_A)), f.a_id));
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)
+				),
 				Error::<Test>::PayeeSuspended
 			);
 		});
@@ -232,7 +267,10 @@ mod record {
 			);
 			assert_ok!(SettlementReceipts::set_asset_enabled(RuntimeOrigin::root(), usdt(), false));
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)
+				),
 				Error::<Test>::AssetDisabled
 			);
 		});
@@ -244,28 +282,49 @@ mod record {
 			let f = fleet();
 			let origin = || signed_by_device(&f.a);
 			assert_noop!(
-				SettlementReceipts::record_receipt(origin(), receipt(&f.b, &f.a, f.a_id, 0, 1, NOW)),
+				SettlementReceipts::record_receipt(
+					origin(),
+					receipt(&f.b, &f.a, f.a_id, 0, 1, NOW)
+				),
 				Error::<Test>::ZeroAmount
 			);
 			let mut zero_requests = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			zero_requests.request_count = 0;
-			assert_noop!(SettlementReceipts::record_receipt(origin(), zero_requests), Error::<Test>::ZeroRequests);
+			assert_noop!(
+				SettlementReceipts::record_receipt(origin(), zero_requests),
+				Error::<Test>::ZeroRequests
+			);
 			let mut backwards = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			backwards.period_start = NOW + 1;
-			assert_noop!(SettlementReceipts::record_receipt(origin(), backwards), Error::<Test>::InvalidPeriod);
 			assert_noop!(
-				SettlementReceipts::record_receipt(origin(), receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS + 1)),
+				SettlementReceipts::record_receipt(origin(), backwards),
+				Error::<Test>::InvalidPeriod
+			);
+			assert_noop!(
+				SettlementReceipts::record_receipt(
+					origin(),
+					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS + 1)
+				),
 				Error::<Test>::PeriodInFuture
 			);
-			assert_ok!(SettlementReceipts::record_receipt(origin(), receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS)));
+			assert_ok!(SettlementReceipts::record_receipt(
+				origin(),
+				receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS)
+			));
 
 			// A value beyond 128 bits, correctly signed, is refused before any arithmetic.
 			let (mut authorization, _) = authorize(&f.b, f.a.evm_address(), 1, 2, &usdt_domain());
 			authorization.value = U256::from(u128::MAX) + U256::one();
-			let signature = pallet_device_identity::testing::evm_sign(&f.b.evm, &authorization.signing_digest(&usdt_domain()).0);
+			let signature = pallet_device_identity::testing::evm_sign(
+				&f.b.evm,
+				&authorization.signing_digest(&usdt_domain()).0,
+			);
 			let mut huge = receipt(&f.b, &f.a, f.a_id, 5, 2, NOW);
 			huge.proof = PaymentProof::Exact { authorization, signature };
-			assert_noop!(SettlementReceipts::record_receipt(origin(), huge), Error::<Test>::AmountTooLarge);
+			assert_noop!(
+				SettlementReceipts::record_receipt(origin(), huge),
+				Error::<Test>::AmountTooLarge
+			);
 		});
 	}
 }
@@ -301,7 +360,10 @@ mod batch {
 			let mut bad = receipt(&f.b, &f.a, f.a_id, 10, 2, NOW);
 			bad.request_count = 0;
 			assert_noop!(
-				SettlementReceipts::record_receipts(signed_by_device(&f.a), vec![good.clone(), bad].try_into().unwrap()),
+				SettlementReceipts::record_receipts(
+					signed_by_device(&f.a),
+					vec![good.clone(), bad].try_into().unwrap()
+				),
 				Error::<Test>::ZeroRequests
 			);
 			assert!(!Recorded::<Test>::contains_key(id_of(&good)));
@@ -309,8 +371,10 @@ mod batch {
 				SettlementReceipts::record_receipts(signed_by_device(&f.a), Default::default()),
 				Error::<Test>::EmptyBatch
 			);
-			let too_many: Vec<_> = (0..=MAX_BATCH as u8).map(|n| receipt(&f.b, &f.a, f.a_id, 1, n, NOW)).collect();
-			assert!(BoundedVec::<ReceiptInput, <Test as Config>::MaxBatchSize>::try_from(too_many).is_err());
+			let too_many: Vec<_> =
+				(0..=MAX_BATCH as u8).map(|n| receipt(&f.b, &f.a, f.a_id, 1, n, NOW)).collect();
+			assert!(BoundedVec::<ReceiptInput, <Test as Config>::MaxBatchSize>::try_from(too_many)
+				.is_err());
 		});
 	}
 }
@@ -323,23 +387,55 @@ mod admin {
 		new_test_ext().execute_with(|| {
 			let usdc = AssetKey { chain_id: 84532, token: H160::repeat_byte(3) };
 			assert_noop!(
-				SettlementReceipts::register_asset(RuntimeOrigin::signed(account(OWNER_A)), usdc, b"USDC".to_vec(), b"2".to_vec(), 6, b"USDC".to_vec()),
+				SettlementReceipts::register_asset(
+					RuntimeOrigin::signed(account(OWNER_A)),
+					usdc,
+					b"USDC".to_vec(),
+					b"2".to_vec(),
+					6,
+					b"USDC".to_vec()
+				),
 				DispatchError::BadOrigin
 			);
 			assert_noop!(
-				SettlementReceipts::register_asset(RuntimeOrigin::root(), usdc, vec![b'n'; 65], b"2".to_vec(), 6, b"USDC".to_vec()),
+				SettlementReceipts::register_asset(
+					RuntimeOrigin::root(),
+					usdc,
+					vec![b'n'; 65],
+					b"2".to_vec(),
+					6,
+					b"USDC".to_vec()
+				),
 				Error::<Test>::AssetLabelTooLong
 			);
-			assert_ok!(SettlementReceipts::register_asset(RuntimeOrigin::root(), usdc, b"USDC".to_vec(), b"2".to_vec(), 6, b"USDC".to_vec()));
+			assert_ok!(SettlementReceipts::register_asset(
+				RuntimeOrigin::root(),
+				usdc,
+				b"USDC".to_vec(),
+				b"2".to_vec(),
+				6,
+				b"USDC".to_vec()
+			));
 			let expected = domain_separator(b"USDC", b"2", 84532, H160::repeat_byte(3));
 			assert_eq!(Assets::<Test>::get(usdc).unwrap().domain_separator, expected);
-			assert_eq!(events().last(), Some(&Event::AssetRegistered { asset: usdc, domain_separator: expected }));
+			assert_eq!(
+				events().last(),
+				Some(&Event::AssetRegistered { asset: usdc, domain_separator: expected })
+			);
 			assert_noop!(
-				SettlementReceipts::set_asset_enabled(RuntimeOrigin::root(), AssetKey { chain_id: 1, token: H160::zero() }, false),
+				SettlementReceipts::set_asset_enabled(
+					RuntimeOrigin::root(),
+					AssetKey { chain_id: 1, token: H160::zero() },
+					false
+				),
 				Error::<Test>::UnknownAsset
 			);
 			assert_noop!(
-				SettlementReceipts::set_asset_enabled(RuntimeOrigin::signed(account(OWNER_A)), usdc, false),
+				SettlementReceipts::set_asset_enabled(
+					RuntimeOrigin::signed(account(OWNER_A)),
+					usdc,
+					false
+				),
 				DispatchError::BadOrigin
 			);
 		});
@@ -350,7 +446,10 @@ mod admin {
 		new_test_ext().execute_with(|| {
 			let info = Assets::<Test>::get(usdt()).unwrap();
 			assert_eq!(info.domain_separator, usdt_domain());
-			assert_eq!((info.decimals, info.symbol.to_vec(), info.enabled), (6, b"USDT".to_vec(), true));
+			assert_eq!(
+				(info.decimals, info.symbol.to_vec(), info.enabled),
+				(6, b"USDT".to_vec(), true)
+			);
 			assert_eq!(RetentionPeriod::<Test>::get(), RETENTION_MS);
 		});
 	}
@@ -359,7 +458,10 @@ mod admin {
 	fn retention_is_configurable() {
 		new_test_ext().execute_with(|| {
 			assert_noop!(
-				SettlementReceipts::set_retention_period(RuntimeOrigin::signed(account(OWNER_A)), 5),
+				SettlementReceipts::set_retention_period(
+					RuntimeOrigin::signed(account(OWNER_A)),
+					5
+				),
 				DispatchError::BadOrigin
 			);
 			assert_ok!(SettlementReceipts::set_retention_period(RuntimeOrigin::root(), 5));
@@ -382,11 +484,18 @@ mod pruning {
 
 			Timestamp::set_timestamp(NOW + RETENTION_MS - 1);
 			assert_noop!(
-				SettlementReceipts::prune_receipts(RuntimeOrigin::signed(account(OWNER_B)), ids.clone()),
+				SettlementReceipts::prune_receipts(
+					RuntimeOrigin::signed(account(OWNER_B)),
+					ids.clone()
+				),
 				Error::<Test>::RetentionNotElapsed
 			);
 			Timestamp::set_timestamp(NOW + RETENTION_MS);
-			let info = SettlementReceipts::prune_receipts(RuntimeOrigin::signed(account(OWNER_B)), ids.clone()).unwrap();
+			let info = SettlementReceipts::prune_receipts(
+				RuntimeOrigin::signed(account(OWNER_B)),
+				ids.clone(),
+			)
+			.unwrap();
 			assert_eq!(info.pays_fee, Pays::No);
 			assert!(!Receipts::<Test>::contains_key(id));
 			assert_eq!(DeviceReceipts::<Test>::iter_prefix(f.a_id).count(), 0);
@@ -395,7 +504,15 @@ mod pruning {
 			assert_eq!(DeviceTotals::<Test>::get(f.a_id, usdt()).earned, 10);
 			assert_eq!(
 				queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW).unwrap().totals,
-				vec![(usdt(), Totals { earned: 10, payments_received: 1, requests_sold: 1, ..Default::default() })]
+				vec![(
+					usdt(),
+					Totals {
+						earned: 10,
+						payments_received: 1,
+						requests_sold: 1,
+						..Default::default()
+					}
+				)]
 			);
 			assert_eq!(events().last(), Some(&Event::ReceiptsPruned { count: 1 }));
 			assert_noop!(
@@ -420,9 +537,15 @@ mod queries_ {
 				(&f.c, f.c_id, 20, 2, NOW),
 				(&f.a, f.a_id, 40, 3, NOW + 2 * DAY),
 			] {
-				assert_ok!(SettlementReceipts::record_receipt(signed_by_device(payee), receipt(&f.b, payee, payee_id, value, nonce, at)));
+				assert_ok!(SettlementReceipts::record_receipt(
+					signed_by_device(payee),
+					receipt(&f.b, payee, payee_id, value, nonce, at)
+				));
 			}
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.b), receipt(&f.a, &f.b, f.b_id, 5, 4, NOW + 3 * DAY)));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.b),
+				receipt(&f.a, &f.b, f.b_id, 5, 4, NOW + 3 * DAY)
+			));
 
 			let day0 = queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW).unwrap();
 			assert_eq!(day0.from_day, day_of(NOW));
@@ -432,15 +555,20 @@ mod queries_ {
 				day0.devices.iter().map(|(d, _, t)| (*d, t.earned)).collect::<Vec<_>>(),
 				vec![(f.a_id, 10), (f.c_id, 20)]
 			);
-			let all = queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW + 3 * DAY).unwrap();
+			let all =
+				queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW + 3 * DAY).unwrap();
 			assert_eq!((all.totals[0].1.earned, all.totals[0].1.spent), (70, 5));
 			assert_eq!((all.totals[0].1.payments_received, all.totals[0].1.payments_made), (3, 1));
 			let b = queries::owner_summary::<Test>(&account(OWNER_B), NOW, NOW + 3 * DAY).unwrap();
 			assert_eq!((b.totals[0].1.spent, b.totals[0].1.earned), (70, 5));
-			let empty = queries::owner_summary::<Test>(&account(OWNER_A), NOW + DAY, NOW + DAY).unwrap();
+			let empty =
+				queries::owner_summary::<Test>(&account(OWNER_A), NOW + DAY, NOW + DAY).unwrap();
 			assert!(empty.totals.is_empty() && empty.devices.is_empty());
 
-			assert_eq!(queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW - 1), Err(QueryError::InvalidRange));
+			assert_eq!(
+				queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW - 1),
+				Err(QueryError::InvalidRange)
+			);
 			assert_eq!(
 				queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW + 366 * DAY),
 				Err(QueryError::RangeTooLong { max_days: queries::MAX_RANGE_DAYS })
@@ -449,7 +577,11 @@ mod queries_ {
 			let device = queries::device_summary::<Test>(f.a_id, NOW, NOW + 3 * DAY).unwrap();
 			assert_eq!((device.totals[0].1.earned, device.totals[0].1.spent), (50, 5));
 			assert_eq!(
-				device.daily.iter().map(|(d, _, t)| (*d - day_of(NOW), t.earned, t.spent)).collect::<Vec<_>>(),
+				device
+					.daily
+					.iter()
+					.map(|(d, _, t)| (*d - day_of(NOW), t.earned, t.spent))
+					.collect::<Vec<_>>(),
 				vec![(0, 10, 0), (2, 40, 0), (3, 0, 5)]
 			);
 		});
@@ -459,10 +591,23 @@ mod queries_ {
 	fn accounting_follows_the_owner_at_the_time() {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.b, &f.a, f.a_id, 10, 1, NOW)));
-			assert_ok!(DeviceIdentity::offer_transfer(RuntimeOrigin::signed(account(OWNER_A)), f.a_id, account(OWNER_B)));
-			assert_ok!(DeviceIdentity::accept_transfer(RuntimeOrigin::signed(account(OWNER_B)), f.a_id));
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), receipt(&f.c, &f.a, f.a_id, 7, 2, NOW)));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				receipt(&f.b, &f.a, f.a_id, 10, 1, NOW)
+			));
+			assert_ok!(DeviceIdentity::offer_transfer(
+				RuntimeOrigin::signed(account(OWNER_A)),
+				f.a_id,
+				account(OWNER_B)
+			));
+			assert_ok!(DeviceIdentity::accept_transfer(
+				RuntimeOrigin::signed(account(OWNER_B)),
+				f.a_id
+			));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				receipt(&f.c, &f.a, f.a_id, 7, 2, NOW)
+			));
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_A), usdt()).earned, 10);
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_B), usdt()).earned, 7);
 			assert_eq!(DeviceTotals::<Test>::get(f.a_id, usdt()).earned, 17);
@@ -484,7 +629,8 @@ mod queries_ {
 			let mut seen = Vec::new();
 			let mut after = None;
 			loop {
-				let page = queries::device_receipts::<Test>(f.a_id, NOW, NOW + 2_000, after, 2).unwrap();
+				let page =
+					queries::device_receipts::<Test>(f.a_id, NOW, NOW + 2_000, after, 2).unwrap();
 				assert!(page.receipts.len() <= 2);
 				seen.extend(page.receipts.iter().map(|(_, role, r)| (r.period_end, *role)));
 				match page.next {
@@ -494,14 +640,24 @@ mod queries_ {
 			}
 			assert_eq!(
 				seen,
-				vec![(NOW, Role::Payee), (NOW + 500, Role::Payee), (NOW + 1_000, Role::Payee), (NOW + 2_000, Role::Payee)]
+				vec![
+					(NOW, Role::Payee),
+					(NOW + 500, Role::Payee),
+					(NOW + 1_000, Role::Payee),
+					(NOW + 2_000, Role::Payee)
+				]
 			);
-			let payer_view = queries::device_receipts::<Test>(f.b_id, 0, u64::MAX, None, 100).unwrap();
+			let payer_view =
+				queries::device_receipts::<Test>(f.b_id, 0, u64::MAX, None, 100).unwrap();
 			assert_eq!(payer_view.receipts.len(), 5);
 			assert!(payer_view.receipts.iter().all(|(_, role, _)| *role == Role::Payer));
 			assert!(payer_view.next.is_none());
-			let later = queries::device_receipts::<Test>(f.a_id, NOW + 1_001, u64::MAX, None, 100).unwrap();
-			assert_eq!(later.receipts.iter().map(|(_, _, r)| r.period_end).collect::<Vec<_>>(), vec![NOW + 2_000, NOW + DAY]);
+			let later =
+				queries::device_receipts::<Test>(f.a_id, NOW + 1_001, u64::MAX, None, 100).unwrap();
+			assert_eq!(
+				later.receipts.iter().map(|(_, _, r)| r.period_end).collect::<Vec<_>>(),
+				vec![NOW + 2_000, NOW + DAY]
+			);
 
 			assert_eq!(
 				queries::device_receipts::<Test>(f.a_id, NOW, NOW, None, 0),
@@ -511,7 +667,10 @@ mod queries_ {
 				queries::device_receipts::<Test>(f.a_id, NOW, NOW, None, queries::MAX_PAGE + 1),
 				Err(QueryError::InvalidPageSize { max: queries::MAX_PAGE })
 			);
-			assert_eq!(queries::device_receipts::<Test>(f.a_id, 2, 1, None, 10), Err(QueryError::InvalidRange));
+			assert_eq!(
+				queries::device_receipts::<Test>(f.a_id, 2, 1, None, 10),
+				Err(QueryError::InvalidRange)
+			);
 		});
 	}
 }

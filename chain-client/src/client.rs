@@ -118,7 +118,7 @@ impl ChainClient {
 	/// Submits a call as sudo (dev chains: the sudo key is Alice).
 	pub async fn sudo(
 		&self,
-		call: runtime::RuntimeCall,
+		call: runtime::runtime_types::m2m_runtime::RuntimeCall,
 		sudo_key: &Keypair,
 	) -> Result<Submitted, ChainError> {
 		let submitted = self.submit(&runtime::tx().sudo().sudo(call), sudo_key).await?;
@@ -189,8 +189,8 @@ impl ChainClient {
 		decimals: u8,
 		symbol: &str,
 	) -> Result<(), ChainError> {
-		let call = runtime::RuntimeCall::SettlementReceipts(
-			runtime::settlement_receipts::Call::register_asset {
+		let call = runtime::runtime_types::m2m_runtime::RuntimeCall::SettlementReceipts(
+			runtime::runtime_types::pallet_settlement_receipts::pallet::Call::register_asset {
 				asset: Static(asset),
 				name: name.as_bytes().to_vec(),
 				version: version.as_bytes().to_vec(),

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::FutureExt;
 use m2m_runtime::{apis::RuntimeApi, opaque::Block};
-use sc_client_api::{Backend, BlockBackend, HeaderBackend};
+use sc_client_api::{Backend, BlockBackend};
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
 use sc_service::{error::Error as ServiceError, Configuration, TaskManager, WarpSyncConfig};

@@ -74,6 +74,7 @@ pub fn evm_address_of(pair: &ecdsa::Pair) -> H160 {
 	let digest = [7u8; 32];
 	let sig = pair.sign_prehashed(&digest);
 	let public = sp_io::crypto::secp256k1_ecdsa_recover(&sig.0, &digest)
+		.ok()
 		.expect("a fresh signature recovers");
 	address_from_public_key(&public)
 }

@@ -100,7 +100,7 @@ mod tests {
 	use super::*;
 	use crate::BuildStorage;
 
-	fn build(preset: &str) -> frame_support::sp_io::TestExternalities {
+	fn build(preset: &str) -> sp_io::TestExternalities {
 		let patch = get_preset(&PresetId::from(preset)).expect("preset exists");
 		let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
 		json_merge(&mut config, serde_json::from_slice(&patch).unwrap());

@@ -55,8 +55,6 @@ impl Node {
 			.args([
 				"--rpc-port",
 				"0",
-				"--port",
-				"0",
 				"--listen-addr",
 				"/ip4/127.0.0.1/tcp/0",
 				"--no-prometheus",

@@ -13,7 +13,8 @@ impl SubstrateCli for Cli {
 	}
 
 	fn impl_version() -> String {
-		env!("SUBSTRATE_CLI_IMPL_VERSION").into()
+		// No commit hash: embedding it would rebuild the node on every commit.
+		env!("CARGO_PKG_VERSION").into()
 	}
 
 	fn description() -> String {

@@ -5,7 +5,7 @@ use super::*;
 use crate::Pallet as SettlementReceipts;
 use alloc::vec::Vec;
 use frame_benchmarking::v2::*;
-use frame_support::traits::{Get, UnixTime};
+use frame_support::traits::{EnsureOrigin, Get, UnixTime};
 use frame_system::RawOrigin;
 use m2m_primitives::{
 	eip712::{address_from_public_key, domain_separator},

@@ -10,7 +10,7 @@ step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
 SECONDS=0
 
 step "build (release, shared target dir $CARGO_TARGET_DIR)"
-cargo build --release --workspace --locked
+cargo build --release --workspace --locked --bins --examples
 
 step "workspace tests (pallets, runtime, primitives, client, dev-node end to end)"
 cargo test --release --workspace --locked

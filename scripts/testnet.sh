@@ -12,8 +12,7 @@ KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
 
 echo "==> build (release, shared target dir $CARGO_TARGET_DIR)"
-cargo build --release --workspace --locked
-cargo build --release --locked -p m2m-chain-client --example testnet_demo
+cargo build --release --workspace --locked --bins --examples
 
 LOG="$(mktemp -t m2m-zombienet.XXXXXX.log)"
 echo "==> launching the local testnet (log: $LOG)"

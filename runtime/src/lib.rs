@@ -171,6 +171,38 @@ mod runtime {
 #[cfg(test)]
 mod tests {
 	use super::*;
+	use frame_support::{dispatch::DispatchClass, traits::Get};
+	use pallet_settlement_receipts::WeightInfo;
+
+	/// The largest `record_receipts` batch whose benchmarked weight fits the block's limit for
+	/// one normal extrinsic.
+	fn largest_batch_by_weight() -> u32 {
+		let max = configs::RuntimeBlockWeights::get()
+			.get(DispatchClass::Normal)
+			.max_extrinsic
+			.expect("normal extrinsics are limited");
+		let weight = |n| {
+			<Runtime as pallet_settlement_receipts::Config>::WeightInfo::record_receipts(n)
+		};
+		let (mut lo, mut hi) = (0u32, 1_000_000u32);
+		while lo < hi {
+			let mid = (lo + hi).div_ceil(2);
+			if weight(mid).all_lte(max) {
+				lo = mid;
+			} else {
+				hi = mid - 1;
+			}
+		}
+		lo
+	}
+
+	#[test]
+	fn a_full_receipt_batch_fits_in_one_block() {
+		let bound = <Runtime as pallet_settlement_receipts::Config>::MaxBatchSize::get();
+		let largest = largest_batch_by_weight();
+		println!("largest record_receipts batch by weight: {largest} (MaxBatchSize {bound})");
+		assert!(bound <= largest, "MaxBatchSize {bound} exceeds what fits in a block ({largest})");
+	}
 
 	/// Clients generate their types from `chain-client/metadata/m2m-runtime.scale` at build time,
 	/// without a node. This keeps that file identical to what the runtime reports.

@@ -181,9 +181,8 @@ mod tests {
 			.get(DispatchClass::Normal)
 			.max_extrinsic
 			.expect("normal extrinsics are limited");
-		let weight = |n| {
-			<Runtime as pallet_settlement_receipts::Config>::WeightInfo::record_receipts(n)
-		};
+		let weight =
+			|n| <Runtime as pallet_settlement_receipts::Config>::WeightInfo::record_receipts(n);
 		let (mut lo, mut hi) = (0u32, 1_000_000u32);
 		while lo < hi {
 			let mid = (lo + hi).div_ceil(2);
@@ -198,7 +197,7 @@ mod tests {
 
 	#[test]
 	fn a_full_receipt_batch_fits_in_one_block() {
-		let bound = <Runtime as pallet_settlement_receipts::Config>::MaxBatchSize::get();
+		let bound: u32 = <Runtime as pallet_settlement_receipts::Config>::MaxBatchSize::get();
 		let largest = largest_batch_by_weight();
 		println!("largest record_receipts batch by weight: {largest} (MaxBatchSize {bound})");
 		assert!(bound <= largest, "MaxBatchSize {bound} exceeds what fits in a block ({largest})");

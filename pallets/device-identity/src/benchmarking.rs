@@ -32,7 +32,8 @@ fn keys() -> Keys {
 fn evm_address(public: &ecdsa::Public) -> H160 {
 	let digest = [1u8; 32];
 	let sig = sp_io::crypto::ecdsa_sign_prehashed(KEY, public, &digest).expect("key in keystore");
-	let full = sp_io::crypto::secp256k1_ecdsa_recover(&sig.0, &digest).ok().expect("fresh signature");
+	let full =
+		sp_io::crypto::secp256k1_ecdsa_recover(&sig.0, &digest).ok().expect("fresh signature");
 	address_from_public_key(&full)
 }
 

@@ -928,9 +928,10 @@ pub mod pallet {
 		) -> DeviceId {
 			let id = NextDeviceId::<T>::get();
 			NextDeviceId::<T>::put(id + 1);
-			let peer_id: PeerId = m2m_primitives::device::peer_id_bytes(&[(id % 251) as u8; 32])
-				.try_into()
-				.expect("38 bytes fit");
+			let mut peer_key = [0u8; 32];
+			peer_key[..8].copy_from_slice(&id.to_le_bytes());
+			let peer_id: PeerId =
+				m2m_primitives::device::peer_id_bytes(&peer_key).try_into().expect("38 bytes fit");
 			OwnerDevices::<T>::insert(&owner, id, ());
 			OwnerDeviceCount::<T>::mutate(&owner, |c| *c += 1);
 			DeviceByAccount::<T>::insert(&account, id);

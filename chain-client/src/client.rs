@@ -34,7 +34,7 @@ pub struct Submitted {
 impl Submitted {
 	/// Every event of type `E` the transaction emitted.
 	pub fn find<E: DecodeAsEvent>(&self) -> Result<Vec<E>, ChainError> {
-		self.events.find::<E>().map(|e| e.map_err(|e| ChainError::Subxt(e.into()))).collect()
+		self.events.find::<E>().map(|e| e.map_err(|e| subxt::Error::from(e).into())).collect()
 	}
 }
 
@@ -219,7 +219,7 @@ impl ChainClient {
 
 	/// The nonce the next key-possession proof of `owner` must sign.
 	pub async fn proof_nonce(&self, owner: &AccountId32) -> Result<u64, ChainError> {
-		let call = runtime::runtime_apis().device_identity_api().proof_nonce(owner.clone());
+		let call = runtime::runtime_apis().device_identity_api().proof_nonce(*owner);
 		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
 	}
 
@@ -232,7 +232,7 @@ impl ChainClient {
 		&self,
 		account: &AccountId32,
 	) -> Result<Option<DeviceId>, ChainError> {
-		let call = runtime::runtime_apis().device_identity_api().device_by_account(account.clone());
+		let call = runtime::runtime_apis().device_identity_api().device_by_account(*account);
 		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
 	}
 
@@ -248,11 +248,8 @@ impl ChainClient {
 		after: Option<DeviceId>,
 		limit: u32,
 	) -> Result<Vec<DeviceId>, ChainError> {
-		let call = runtime::runtime_apis().device_identity_api().devices_of_owner(
-			owner.clone(),
-			after,
-			limit,
-		);
+		let call =
+			runtime::runtime_apis().device_identity_api().devices_of_owner(*owner, after, limit);
 		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
 	}
 
@@ -287,11 +284,8 @@ impl ChainClient {
 		from_ms: u64,
 		to_ms: u64,
 	) -> Result<OwnerSummary, ChainError> {
-		let call = runtime::runtime_apis().settlement_receipts_api().owner_summary(
-			owner.clone(),
-			from_ms,
-			to_ms,
-		);
+		let call =
+			runtime::runtime_apis().settlement_receipts_api().owner_summary(*owner, from_ms, to_ms);
 		self.at()
 			.await?
 			.runtime_apis()
@@ -357,6 +351,6 @@ fn dispatch_error(e: TransactionEventsError) -> ChainError {
 		TransactionEventsError::ExtrinsicFailed(other) => {
 			ChainError::DispatchOther(other.to_string())
 		},
-		other => ChainError::Subxt(other.into()),
+		other => subxt::Error::from(other).into(),
 	}
 }

@@ -18,9 +18,15 @@ pub enum ChainError {
 	/// A runtime API query was refused.
 	#[error("query refused: {0}")]
 	Query(String),
-	/// Anything else from subxt.
+	/// Anything else from subxt (boxed: subxt's error is large).
 	#[error(transparent)]
-	Subxt(#[from] subxt::Error),
+	Subxt(Box<subxt::Error>),
+}
+
+impl From<subxt::Error> for ChainError {
+	fn from(e: subxt::Error) -> Self {
+		ChainError::Subxt(Box::new(e))
+	}
 }
 
 impl ChainError {

@@ -34,11 +34,11 @@ fn name(s: &str) -> AttributeName {
 fn last_event() -> Event<Test> {
 	System::events()
 		.into_iter()
-		.filter_map(|r| match r.event {
+		.rev()
+		.find_map(|r| match r.event {
 			RuntimeEvent::DeviceIdentity(e) => Some(e),
 			_ => None,
 		})
-		.last()
 		.expect("an identity event")
 }
 
@@ -826,7 +826,7 @@ mod suspension {
 			assert_ok!(DeviceIdentity::suspend(origin(OWNER), id));
 			assert_eq!(last_event(), Event::DeviceSuspended { device: id, by_force: false });
 			assert_eq!(Devices::<Test>::get(id).unwrap().status, DeviceStatus::SuspendedByOwner);
-			assert_eq!(<DeviceIdentity as DeviceDirectory<_>>::device(id).unwrap().active, false);
+			assert!(!<DeviceIdentity as DeviceDirectory<_>>::device(id).unwrap().active);
 			assert_noop!(
 				DeviceIdentity::suspend(origin(OWNER), id),
 				Error::<Test>::DeviceSuspended

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::Pallet as SettlementReceipts;
-use alloc::vec::Vec;
+use alloc::{boxed::Box, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::traits::{EnsureOrigin, Get, UnixTime};
 use frame_system::RawOrigin;
@@ -116,7 +116,7 @@ mod benchmarks {
 		let receipt = input::<T>(&p, 0);
 
 		#[extrinsic_call]
-		_(RawOrigin::Signed(p.payee_account.clone()), receipt);
+		_(RawOrigin::Signed(p.payee_account.clone()), Box::new(receipt));
 
 		assert_eq!(AssetTotals::<T>::get(asset()).1, 1);
 	}

@@ -196,7 +196,7 @@ pub struct GenesisAsset {
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
-	use alloc::vec::Vec;
+	use alloc::{boxed::Box, vec::Vec};
 	use frame_support::{pallet_prelude::*, traits::UnixTime};
 	use frame_system::pallet_prelude::*;
 	use m2m_primitives::{
@@ -412,9 +412,9 @@ pub mod pallet {
 		/// Record one receipt. Signed by the payee device's account or its owner.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::record_receipt())]
-		pub fn record_receipt(origin: OriginFor<T>, receipt: ReceiptInput) -> DispatchResult {
+		pub fn record_receipt(origin: OriginFor<T>, receipt: Box<ReceiptInput>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			Self::do_record(&who, receipt).map_err(|e| match e {
+			Self::do_record(&who, *receipt).map_err(|e| match e {
 				RecordError::Duplicate(_) => Error::<T>::DuplicateReceipt.into(),
 				RecordError::Invalid(e) => e,
 			})?;

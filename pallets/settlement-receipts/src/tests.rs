@@ -53,7 +53,10 @@ mod record {
 			let f = fleet();
 			let input = receipt(&f.b, &f.a, f.a_id, 250_000, 1, NOW);
 			let id = id_of(&input);
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), input.clone()));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				Box::new(input.clone())
+			));
 
 			let stored = Receipts::<Test>::get(id).unwrap();
 			assert_eq!((stored.payer, stored.payee, stored.amount), (f.b_id, f.a_id, 250_000));
@@ -104,25 +107,25 @@ mod record {
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.b),
-					receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 1, 1, NOW))
 				),
 				Error::<Test>::NotPayeeOrOwner
 			);
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					RuntimeOrigin::signed(account(OWNER_B)),
-					receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 1, 1, NOW))
 				),
 				Error::<Test>::NotPayeeOrOwner
 			);
 			assert_ok!(SettlementReceipts::record_receipt(
 				RuntimeOrigin::signed(account(OWNER_A)),
-				receipt(&f.b, &f.a, f.a_id, 1, 1, NOW)
+				Box::new(receipt(&f.b, &f.a, f.a_id, 1, 1, NOW))
 			));
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					RuntimeOrigin::none(),
-					receipt(&f.b, &f.a, f.a_id, 1, 2, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 1, 2, NOW))
 				),
 				DispatchError::BadOrigin
 			);
@@ -134,9 +137,12 @@ mod record {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
 			let input = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), input.clone()));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				Box::new(input.clone())
+			));
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), input.clone()),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input.clone())),
 				Error::<Test>::DuplicateReceipt
 			);
 			// The same authorization described differently is still the same payment.
@@ -146,7 +152,7 @@ mod record {
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					RuntimeOrigin::signed(account(OWNER_A)),
-					relabelled
+					Box::new(relabelled)
 				),
 				Error::<Test>::DuplicateReceipt
 			);
@@ -156,7 +162,7 @@ mod record {
 				vec![id_of(&input)].try_into().unwrap()
 			));
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), input),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input)),
 				Error::<Test>::DuplicateReceipt
 			);
 		});
@@ -172,7 +178,7 @@ mod record {
 			let PaymentProof::Exact { signature, .. } = &mut forged.proof;
 			*signature = other_signature;
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), forged),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(forged)),
 				Error::<Test>::InvalidSignature
 			);
 			// Signed by the payer, but for another token domain.
@@ -182,7 +188,7 @@ mod record {
 			let mut input = receipt(&f.b, &f.a, f.a_id, 5, 2, NOW);
 			input.proof = PaymentProof::Exact { authorization, signature };
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), input),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input)),
 				Error::<Test>::InvalidSignature
 			);
 			// The amount was changed after signing.
@@ -190,7 +196,7 @@ mod record {
 			let PaymentProof::Exact { authorization, .. } = &mut inflated.proof;
 			authorization.value = U256::from(5_000_000u64);
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), inflated),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(inflated)),
 				Error::<Test>::InvalidSignature
 			);
 			// A malformed recovery id.
@@ -198,14 +204,14 @@ mod record {
 			let PaymentProof::Exact { signature, .. } = &mut malformed.proof;
 			signature.0[64] = 9;
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), malformed),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(malformed)),
 				Error::<Test>::InvalidSignature
 			);
 			// Ethereum-style v (27/28) is fine.
 			let mut eth_v = receipt(&f.b, &f.a, f.a_id, 5, 5, NOW);
 			let PaymentProof::Exact { signature, .. } = &mut eth_v.proof;
 			signature.0[64] += 27;
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), eth_v));
+			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(eth_v)));
 		});
 	}
 
@@ -219,28 +225,28 @@ mod record {
 			let mut input = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			input.proof = PaymentProof::Exact { authorization, signature };
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), input),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input)),
 				Error::<Test>::RecipientMismatch
 			);
 			let stranger = DeviceKeys::new(77);
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&stranger, &f.a, f.a_id, 5, 1, NOW)
+					Box::new(receipt(&stranger, &f.a, f.a_id, 5, 1, NOW))
 				),
 				Error::<Test>::PayerNotRegistered
 			);
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&f.a, &f.a, f.a_id, 5, 1, NOW)
+					Box::new(receipt(&f.a, &f.a, f.a_id, 5, 1, NOW))
 				),
 				Error::<Test>::SelfPayment
 			);
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&f.b, &f.a, 99, 5, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, 99, 5, 1, NOW))
 				),
 				Error::<Test>::UnknownPayee
 			);
@@ -248,7 +254,7 @@ mod record {
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 5, 1, NOW))
 				),
 				Error::<Test>::PayeeSuspended
 			);
@@ -262,14 +268,14 @@ mod record {
 			let mut input = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			input.asset.chain_id = 1;
 			assert_noop!(
-				SettlementReceipts::record_receipt(signed_by_device(&f.a), input),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input)),
 				Error::<Test>::UnknownAsset
 			);
 			assert_ok!(SettlementReceipts::set_asset_enabled(RuntimeOrigin::root(), usdt(), false));
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 5, 1, NOW))
 				),
 				Error::<Test>::AssetDisabled
 			);
@@ -284,32 +290,32 @@ mod record {
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					origin(),
-					receipt(&f.b, &f.a, f.a_id, 0, 1, NOW)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 0, 1, NOW))
 				),
 				Error::<Test>::ZeroAmount
 			);
 			let mut zero_requests = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			zero_requests.request_count = 0;
 			assert_noop!(
-				SettlementReceipts::record_receipt(origin(), zero_requests),
+				SettlementReceipts::record_receipt(origin(), Box::new(zero_requests)),
 				Error::<Test>::ZeroRequests
 			);
 			let mut backwards = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 			backwards.period_start = NOW + 1;
 			assert_noop!(
-				SettlementReceipts::record_receipt(origin(), backwards),
+				SettlementReceipts::record_receipt(origin(), Box::new(backwards)),
 				Error::<Test>::InvalidPeriod
 			);
 			assert_noop!(
 				SettlementReceipts::record_receipt(
 					origin(),
-					receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS + 1)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS + 1))
 				),
 				Error::<Test>::PeriodInFuture
 			);
 			assert_ok!(SettlementReceipts::record_receipt(
 				origin(),
-				receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS)
+				Box::new(receipt(&f.b, &f.a, f.a_id, 5, 1, NOW + SKEW_MS))
 			));
 
 			// A value beyond 128 bits, correctly signed, is refused before any arithmetic.
@@ -322,7 +328,7 @@ mod record {
 			let mut huge = receipt(&f.b, &f.a, f.a_id, 5, 2, NOW);
 			huge.proof = PaymentProof::Exact { authorization, signature };
 			assert_noop!(
-				SettlementReceipts::record_receipt(origin(), huge),
+				SettlementReceipts::record_receipt(origin(), Box::new(huge)),
 				Error::<Test>::AmountTooLarge
 			);
 		});
@@ -337,7 +343,10 @@ mod batch {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
 			let first = receipt(&f.b, &f.a, f.a_id, 10, 1, NOW);
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), first.clone()));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				Box::new(first.clone())
+			));
 			let second = receipt(&f.b, &f.a, f.a_id, 20, 2, NOW);
 			let third = receipt(&f.c, &f.a, f.a_id, 30, 3, NOW);
 			assert_ok!(SettlementReceipts::record_receipts(
@@ -479,7 +488,7 @@ mod pruning {
 			let f = fleet();
 			let input = receipt(&f.b, &f.a, f.a_id, 10, 1, NOW);
 			let id = id_of(&input);
-			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), input));
+			assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input)));
 			let ids: BoundedVec<_, _> = vec![id].try_into().unwrap();
 
 			Timestamp::set_timestamp(NOW + RETENTION_MS - 1);
@@ -539,12 +548,12 @@ mod queries_ {
 			] {
 				assert_ok!(SettlementReceipts::record_receipt(
 					signed_by_device(payee),
-					receipt(&f.b, payee, payee_id, value, nonce, at)
+					Box::new(receipt(&f.b, payee, payee_id, value, nonce, at))
 				));
 			}
 			assert_ok!(SettlementReceipts::record_receipt(
 				signed_by_device(&f.b),
-				receipt(&f.a, &f.b, f.b_id, 5, 4, NOW + 3 * DAY)
+				Box::new(receipt(&f.a, &f.b, f.b_id, 5, 4, NOW + 3 * DAY))
 			));
 
 			let day0 = queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW).unwrap();
@@ -593,7 +602,7 @@ mod queries_ {
 			let f = fleet();
 			assert_ok!(SettlementReceipts::record_receipt(
 				signed_by_device(&f.a),
-				receipt(&f.b, &f.a, f.a_id, 10, 1, NOW)
+				Box::new(receipt(&f.b, &f.a, f.a_id, 10, 1, NOW))
 			));
 			assert_ok!(DeviceIdentity::offer_transfer(
 				RuntimeOrigin::signed(account(OWNER_A)),
@@ -606,7 +615,7 @@ mod queries_ {
 			));
 			assert_ok!(SettlementReceipts::record_receipt(
 				signed_by_device(&f.a),
-				receipt(&f.c, &f.a, f.a_id, 7, 2, NOW)
+				Box::new(receipt(&f.c, &f.a, f.a_id, 7, 2, NOW))
 			));
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_A), usdt()).earned, 10);
 			assert_eq!(OwnerTotals::<Test>::get(account(OWNER_B), usdt()).earned, 7);
@@ -623,7 +632,7 @@ mod queries_ {
 			for (n, at) in times.iter().enumerate() {
 				assert_ok!(SettlementReceipts::record_receipt(
 					signed_by_device(&f.a),
-					receipt(&f.b, &f.a, f.a_id, 1 + n as u128, n as u8 + 1, *at)
+					Box::new(receipt(&f.b, &f.a, f.a_id, 1 + n as u128, n as u8 + 1, *at))
 				));
 			}
 			let mut seen = Vec::new();

@@ -14,11 +14,18 @@ KEEP=0
 echo "==> build (release, shared target dir $CARGO_TARGET_DIR)"
 cargo build --release --workspace --locked --bins --examples
 
-LOG="$(mktemp -t m2m-zombienet.XXXXXX.log)"
-echo "==> launching the local testnet (log: $LOG)"
-(cd zombienet && exec npx zombienet -p native spawn local-testnet.toml) >"$LOG" 2>&1 &
+NETDIR="$(mktemp -d -t m2m-testnet.XXXXXX)"
+LOG="$NETDIR/zombienet.log"
+echo "==> launching the local testnet (files and logs: $NETDIR)"
+# Own process group, so that stopping it stops every node zombienet started.
+(cd zombienet && exec setsid npx zombienet -p native -d "$NETDIR/network" spawn local-testnet.toml) >"$LOG" 2>&1 &
 ZOMBIE=$!
-cleanup() { kill "$ZOMBIE" 2>/dev/null || true; wait "$ZOMBIE" 2>/dev/null || true; }
+cleanup() {
+	kill -INT -- "-$ZOMBIE" 2>/dev/null || true
+	for _ in $(seq 1 20); do kill -0 -- "-$ZOMBIE" 2>/dev/null || break; sleep 0.5; done
+	kill -KILL -- "-$ZOMBIE" 2>/dev/null || true
+	wait "$ZOMBIE" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # zombienet prints this once every node is up and its RPC answers.
@@ -28,10 +35,15 @@ for _ in $(seq 1 300); do
 	sleep 1
 done
 grep -q "Network launched" "$LOG" || { tail -50 "$LOG"; echo "testnet did not start in 300 s" >&2; exit 1; }
-echo "    alice ws://127.0.0.1:9944  bob ws://127.0.0.1:9945  charlie ws://127.0.0.1:9946"
+endpoint() {
+	node -e 'const n = require(process.argv[1]).relay.find((n) => n.name === process.argv[2]); console.log(n.wsUri)' \
+		"$NETDIR/network/zombie.json" "$1"
+}
+ALICE="$(endpoint alice)"
+echo "    alice $ALICE  bob $(endpoint bob)  charlie $(endpoint charlie)"
 
 echo "==> devices pay each other and the owners account for it"
-"$CARGO_TARGET_DIR/release/examples/testnet_demo" ws://127.0.0.1:9944
+"$CARGO_TARGET_DIR/release/examples/testnet_demo" "$ALICE"
 
 if [ "$KEEP" = 1 ]; then
 	echo "==> the testnet keeps running; Ctrl-C to stop"

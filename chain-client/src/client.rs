@@ -217,15 +217,23 @@ impl ChainClient {
 		Ok(self.api.at_block(best).await.map_err(subxt::Error::from)?)
 	}
 
+	/// Calls a runtime API at the best block.
+	async fn call_api<P: subxt::runtime_apis::Payload>(
+		&self,
+		call: P,
+	) -> Result<P::ReturnType, ChainError> {
+		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+	}
+
 	/// The nonce the next key-possession proof of `owner` must sign.
 	pub async fn proof_nonce(&self, owner: &AccountId32) -> Result<u64, ChainError> {
 		let call = runtime::runtime_apis().device_identity_api().proof_nonce(*owner);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	pub async fn device_by_evm(&self, address: H160) -> Result<Option<DeviceId>, ChainError> {
 		let call = runtime::runtime_apis().device_identity_api().device_by_evm(address);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	pub async fn device_by_account(
@@ -233,12 +241,12 @@ impl ChainClient {
 		account: &AccountId32,
 	) -> Result<Option<DeviceId>, ChainError> {
 		let call = runtime::runtime_apis().device_identity_api().device_by_account(*account);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	pub async fn device_by_peer(&self, peer_id: Vec<u8>) -> Result<Option<DeviceId>, ChainError> {
 		let call = runtime::runtime_apis().device_identity_api().device_by_peer(peer_id);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	/// A page of `owner`'s device ids after `after`.
@@ -250,7 +258,7 @@ impl ChainClient {
 	) -> Result<Vec<DeviceId>, ChainError> {
 		let call =
 			runtime::runtime_apis().device_identity_api().devices_of_owner(*owner, after, limit);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	/// An accepted asset, if registered.
@@ -259,13 +267,13 @@ impl ChainClient {
 		asset: m2m_primitives::receipt::AssetKey,
 	) -> Result<Option<crate::AssetInfo>, ChainError> {
 		let call = runtime::runtime_apis().settlement_receipts_api().asset(Static(asset));
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	/// Whether a receipt id was ever recorded.
 	pub async fn is_recorded(&self, id: ReceiptId) -> Result<bool, ChainError> {
 		let call = runtime::runtime_apis().settlement_receipts_api().is_recorded(id);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	/// A recorded receipt body.
@@ -274,7 +282,7 @@ impl ChainClient {
 		id: ReceiptId,
 	) -> Result<Option<crate::Receipt<AccountId32>>, ChainError> {
 		let call = runtime::runtime_apis().settlement_receipts_api().receipt(id);
-		Ok(self.at().await?.runtime_apis().call(call).await.map_err(subxt::Error::from)?)
+		self.call_api(call).await
 	}
 
 	/// An owner's accounting over the UTC days `from_ms..=to_ms` touches.
@@ -286,13 +294,7 @@ impl ChainClient {
 	) -> Result<OwnerSummary, ChainError> {
 		let call =
 			runtime::runtime_apis().settlement_receipts_api().owner_summary(*owner, from_ms, to_ms);
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(call)
-			.await
-			.map_err(subxt::Error::from)?
-			.map_err(|e| ChainError::Query(format!("{e:?}")))
+		self.call_api(call).await?.map_err(|e| ChainError::Query(format!("{e:?}")))
 	}
 
 	/// A device's accounting over the UTC days `from_ms..=to_ms` touches.
@@ -305,13 +307,7 @@ impl ChainClient {
 		let call = runtime::runtime_apis()
 			.settlement_receipts_api()
 			.device_summary(device, from_ms, to_ms);
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(call)
-			.await
-			.map_err(subxt::Error::from)?
-			.map_err(|e| ChainError::Query(format!("{e:?}")))
+		self.call_api(call).await?.map_err(|e| ChainError::Query(format!("{e:?}")))
 	}
 
 	/// A page of a device's receipts, oldest first.
@@ -326,13 +322,7 @@ impl ChainClient {
 		let call = runtime::runtime_apis()
 			.settlement_receipts_api()
 			.device_receipts(device, from_ms, to_ms, after, limit);
-		self.at()
-			.await?
-			.runtime_apis()
-			.call(call)
-			.await
-			.map_err(subxt::Error::from)?
-			.map_err(|e| ChainError::Query(format!("{e:?}")))
+		self.call_api(call).await?.map_err(|e| ChainError::Query(format!("{e:?}")))
 	}
 }
 

@@ -155,8 +155,6 @@ pub struct DeviceRef<AccountId> {
 pub trait DeviceDirectory<AccountId> {
 	fn device(id: DeviceId) -> Option<DeviceRef<AccountId>>;
 	fn device_by_evm(address: &H160) -> Option<DeviceRef<AccountId>>;
-	/// Every device id an owner holds now.
-	fn devices_of(owner: &AccountId) -> Vec<DeviceId>;
 
 	/// Registers a device without proofs, for benchmarks of dependent pallets.
 	#[cfg(feature = "runtime-benchmarks")]
@@ -914,10 +912,6 @@ pub mod pallet {
 
 		fn device_by_evm(address: &H160) -> Option<DeviceRef<T::AccountId>> {
 			DeviceByEvm::<T>::get(address).and_then(<Self as DeviceDirectory<_>>::device)
-		}
-
-		fn devices_of(owner: &T::AccountId) -> Vec<DeviceId> {
-			OwnerDevices::<T>::iter_key_prefix(owner).collect()
 		}
 
 		#[cfg(feature = "runtime-benchmarks")]

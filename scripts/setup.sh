@@ -15,6 +15,8 @@ missing=()
 for p in "${DEBS[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node.js runs zombienet, solc and anvil; any Node >= 18 will do.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
 	log "installing Debian packages: ${missing[*]}"
 	SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -42,6 +44,7 @@ npm_install() {
 	fi
 }
 npm_install "$ROOT/zombienet"
+npm_install "$ROOT/contracts"
 
 mkdir -p "$CARGO_TARGET_DIR"
 export PATH="$CARGO_TARGET_DIR/release:$PATH"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build, launch the 3-validator local testnet with zombienet, register two
-# devices, record a payment between them, and query the fleet accounting back from the chain.
+# The main job: build, launch the local testnet with zombienet (3 validators + the chain's
+# Ethereum JSON-RPC), deploy USDT and fund two devices, let one pay the other in USDT, record
+# the receipt on-chain (verified against the token), and query the fleet accounting back.
 #   ./scripts/testnet.sh          run the demo, then stop the network
 #   ./scripts/testnet.sh --keep   leave the network running (Ctrl-C stops it)
 set -euo pipefail
@@ -17,7 +18,7 @@ cargo build --release --workspace --locked --bins --examples
 NETDIR="$(mktemp -d -t m2m-testnet.XXXXXX)"
 LOG="$NETDIR/zombienet.log"
 echo "==> launching the local testnet (files and logs: $NETDIR)"
-# Own process group, so that stopping it stops every node zombienet started.
+# Own process group, so that stopping it stops every process zombienet started.
 (cd zombienet && exec setsid npx zombienet -p native -d "$NETDIR/network" spawn local-testnet.toml) >"$LOG" 2>&1 &
 ZOMBIE=$!
 cleanup() {
@@ -28,7 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# zombienet prints this once every node is up and its RPC answers.
 for _ in $(seq 1 300); do
 	grep -q "Network launched" "$LOG" && break
 	kill -0 "$ZOMBIE" 2>/dev/null || { cat "$LOG"; echo "zombienet exited early" >&2; exit 1; }
@@ -39,13 +39,26 @@ endpoint() {
 	node -e 'const n = require(process.argv[1]).relay.find((n) => n.name === process.argv[2]); console.log(n.wsUri)' \
 		"$NETDIR/network/zombie.json" "$1"
 }
-ALICE="$(endpoint alice)"
-echo "    alice $ALICE  bob $(endpoint bob)  charlie $(endpoint charlie)"
+export M2M_NODE_URL="$(endpoint alice)"
+export M2M_ETH_RPC_URL="$(endpoint eth-rpc | sed 's/^ws/http/')"
+echo "    alice $M2M_NODE_URL  bob $(endpoint bob)  charlie $(endpoint charlie)"
+echo "    eth-rpc $M2M_ETH_RPC_URL"
 
-echo "==> devices pay each other and the owners account for it"
-"$CARGO_TARGET_DIR/release/examples/testnet_demo" "$ALICE"
+# The processes are up; wait until eth-rpc answers, which needs alice's RPC as well.
+for _ in $(seq 1 120); do
+	m2m-devnet addresses >/dev/null 2>&1 && break
+	sleep 1
+done
+
+echo "==> USDT on the EVM side, accepted by the receipts pallet"
+m2m-devnet deploy-usdt
+echo "==> fund two devices (native for fees and gas, USDT to spend)"
+m2m-devnet fund robot charger --usdt 100
+echo "==> the robot pays the charger in USDT; the chain verifies the receipt; owners account for it"
+m2m-devnet demo
 
 if [ "$KEEP" = 1 ]; then
-	echo "==> the testnet keeps running; Ctrl-C to stop"
+	echo "==> the testnet keeps running; Ctrl-C to stop. Endpoints:"
+	m2m-devnet addresses robot charger
 	wait "$ZOMBIE"
 fi

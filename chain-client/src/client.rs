@@ -179,6 +179,25 @@ impl ChainClient {
 		Ok(submitted.find::<ReceiptRecorded>()?.into_iter().map(|e| e.id).collect())
 	}
 
+	/// Transfers `amount` planck of the native token, keeping the sender alive.
+	pub async fn transfer(
+		&self,
+		signer: &Keypair,
+		to: AccountId32,
+		amount: u128,
+	) -> Result<Submitted, ChainError> {
+		let call = runtime::tx().balances().transfer_keep_alive(to.into(), amount);
+		self.submit(&call, signer).await
+	}
+
+	/// Free native balance of `account`, in planck.
+	pub async fn free_balance(&self, account: AccountId32) -> Result<u128, ChainError> {
+		let at = self.at().await?;
+		let addr = runtime::storage().system().account();
+		let value = at.storage().fetch(addr, (account,)).await.map_err(subxt::Error::from)?;
+		Ok(value.decode().map_err(subxt::Error::from)?.data.free)
+	}
+
 	/// Registers an accepted asset through sudo.
 	pub async fn register_asset_sudo(
 		&self,

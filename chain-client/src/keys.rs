@@ -25,6 +25,11 @@ impl EvmSigner {
 		SigningKey::from_slice(secret).map(Self)
 	}
 
+	/// The 32-byte secret, to hand the same key to an EVM wallet (alloy). Never log it.
+	pub fn secret(&self) -> [u8; 32] {
+		self.0.to_bytes().into()
+	}
+
 	/// The Ethereum address of this key.
 	pub fn address(&self) -> H160 {
 		let point = self.0.verifying_key().to_encoded_point(false);

@@ -1,5 +1,9 @@
 //! Genesis presets: `dev` (one validator, instant or Aura sealing) and `local` (three
 //! validators). Every account here is a well-known DEV key: never use them outside a testnet.
+//!
+//! Both presets fund the Substrate dev accounts (Alice…Ferdie, mapped to EVM addresses) and the
+//! Ethereum dev accounts of the same dev mnemonic (`bottom drive obey…`, BIP-44 `m/44'/60'/0'/0/i`):
+//! Alith, Baltathar, Charleth, Dorothy, Ethan and Faith, as on Moonbeam and peaq dev chains.
 
 use alloc::{vec, vec::Vec};
 use frame_support::build_struct_json_patch;
@@ -9,7 +13,23 @@ use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::Sr25519Keyring;
 
-use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+use crate::{AccountId, BalancesConfig, ReviveConfig, Runtime, RuntimeGenesisConfig, SudoConfig, UNIT};
+use pallet_revive::AddressMapper;
+
+/// The Ethereum dev accounts (DEV keys from the public dev mnemonic), Alith first.
+pub const DEV_EVM_ACCOUNTS: [(&str, [u8; 20]); 6] = [
+	("alith", hex_literal::hex!("f24ff3a9cf04c71dbc94d0b566f7a27b94566cac")),
+	("baltathar", hex_literal::hex!("3cd0a705a2dc65e5b1e1205896baa2be8a07c6e0")),
+	("charleth", hex_literal::hex!("798d4ba9baf0064ec19eb4f0a1a45785ae9d6dfc")),
+	("dorothy", hex_literal::hex!("773539d4ac0e786233d90a233654ccee26a613d9")),
+	("ethan", hex_literal::hex!("ff64d3f6efe2317ee2807d223a0bdc4c0c49dfdb")),
+	("faith", hex_literal::hex!("c0f0f4ab324c46e55d02d0033343b4be8a55532d")),
+];
+
+/// The Substrate account that holds an Ethereum key's balance (`address ++ 0xEE × 12`).
+fn evm_account(address: [u8; 20]) -> AccountId {
+	<Runtime as pallet_revive::Config>::AddressMapper::to_fallback_account_id(&address.into())
+}
 
 /// Every dev account starts with a million tokens.
 const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
@@ -19,9 +39,24 @@ fn testnet_genesis(
 	endowed: Vec<AccountId>,
 	root: AccountId,
 ) -> Value {
+	let evm_accounts = DEV_EVM_ACCOUNTS.iter().map(|(_, address)| evm_account(*address));
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
-			balances: endowed.iter().cloned().map(|k| (k, DEV_ENDOWMENT)).collect::<Vec<_>>(),
+			balances: endowed
+				.iter()
+				.cloned()
+				.chain(evm_accounts)
+				.map(|k| (k, DEV_ENDOWMENT))
+				.collect::<Vec<_>>(),
+		},
+		revive: ReviveConfig {
+			// Substrate dev accounts get an EVM address (keccak of the key) so they can call
+			// contracts; Ethereum accounts are mapped by construction.
+			mapped_accounts: endowed
+				.iter()
+				.filter(|a| !<Runtime as pallet_revive::Config>::AddressMapper::is_mapped(a))
+				.cloned()
+				.collect::<Vec<_>>(),
 		},
 		aura: pallet_aura::GenesisConfig {
 			authorities: authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
@@ -133,6 +168,16 @@ mod tests {
 				pallet_sudo::Key::<crate::Runtime>::get(),
 				Some(Sr25519Keyring::Alice.to_account_id())
 			);
+			for (name, address) in DEV_EVM_ACCOUNTS {
+				assert_eq!(
+					pallet_revive::Pallet::<Runtime>::evm_balance(&address.into()),
+					// Spendable: the endowment less the existential deposit.
+					pallet_revive::U256::from(DEV_ENDOWMENT - crate::EXISTENTIAL_DEPOSIT),
+					"{name} is funded on the EVM side"
+				);
+			}
+			let bob = Sr25519Keyring::Bob.to_account_id();
+			assert!(<Runtime as pallet_revive::Config>::AddressMapper::is_mapped(&bob));
 		});
 	}
 

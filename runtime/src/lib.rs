@@ -3,7 +3,9 @@
 //! Consensus is Aura (6 s slots) with GRANDPA finality. On top of balances, fees and sudo sit the
 //! two machine pallets: [`pallet_device_identity`] (who a device is and which keys speak for it)
 //! and [`pallet_settlement_receipts`] (what devices paid each other, provably, with fleet
-//! accounting). The EVM side (pallet-revive, where USDT lives) takes pallet index 20.
+//! accounting). The EVM side is pallet-revive running plain solc EVM bytecode (index 20): USDT
+//! lives there as an ERC-20, Ethereum tools reach it through `m2m-eth-rpc`, and the receipts
+//! pallet asks it whether a payment really settled.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 // `construct_runtime!` and `impl_runtime_apis!` expand to large amounts of code.
@@ -82,6 +84,9 @@ pub const MICRO_UNIT: Balance = UNIT / 1_000_000;
 pub const EXISTENTIAL_DEPOSIT: Balance = MILLI_UNIT;
 /// The generic Substrate address format.
 pub const SS58_PREFIX: u16 = 42;
+/// EVM chain id (EIP-155) of the m2m-pay local testnet. Deliberately distinct from peaq
+/// (3338), krest (2241) and agung (9990), so that nothing signed here replays there.
+pub const EVM_CHAIN_ID: u64 = 33380;
 
 pub type Signature = MultiSignature;
 pub type AccountId = <<Signature as Verify>::Signer as IdentifyAccount>::AccountId;
@@ -96,7 +101,8 @@ pub type SignedBlock = generic::SignedBlock<Block>;
 pub type BlockId = generic::BlockId<Block>;
 
 /// Transaction extensions. All are data-free or standard, so generic clients (subxt, PJS) can
-/// sign for this chain without custom code.
+/// sign for this chain without custom code. Ethereum transactions get the same set from
+/// [`EthExtraImpl`].
 pub type TxExtension = (
 	frame_system::CheckNonZeroSender<Runtime>,
 	frame_system::CheckSpecVersion<Runtime>,
@@ -107,11 +113,42 @@ pub type TxExtension = (
 	frame_system::CheckWeight<Runtime>,
 	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
 	frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+	// Turns the origin of an Ethereum transaction into its sender; after every extension that
+	// relies on a signed origin.
+	pallet_revive::evm::tx_extension::SetOrigin<Runtime>,
+	// Last, to catch the refunds of everything before it.
 	frame_system::WeightReclaim<Runtime>,
 );
 
+/// The extensions an Ethereum transaction (`Revive::eth_transact`) is dispatched with.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EthExtraImpl;
+
+impl pallet_revive::evm::runtime::EthExtra for EthExtraImpl {
+	type Config = Runtime;
+	type ExtensionV0 = TxExtension;
+	type ExtensionOtherVersions = sp_runtime::traits::InvalidVersion;
+
+	fn get_eth_extension(nonce: Nonce, tip: Balance) -> Self::ExtensionV0 {
+		(
+			frame_system::CheckNonZeroSender::<Runtime>::new(),
+			frame_system::CheckSpecVersion::<Runtime>::new(),
+			frame_system::CheckTxVersion::<Runtime>::new(),
+			frame_system::CheckGenesis::<Runtime>::new(),
+			frame_system::CheckEra::<Runtime>::from(generic::Era::Immortal),
+			frame_system::CheckNonce::<Runtime>::from(nonce),
+			frame_system::CheckWeight::<Runtime>::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(tip),
+			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+			pallet_revive::evm::tx_extension::SetOrigin::<Runtime>::new_from_eth_transaction(),
+			frame_system::WeightReclaim::<Runtime>::new(),
+		)
+	}
+}
+
+/// Substrate extrinsics, plus Ethereum transactions wrapped in `Revive::eth_transact`.
 pub type UncheckedExtrinsic =
-	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+	pallet_revive::evm::runtime::UncheckedExtrinsic<Address, Signature, EthExtraImpl>;
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
 #[allow(unused_parens)]
@@ -164,8 +201,9 @@ mod runtime {
 	#[runtime::pallet_index(11)]
 	pub type SettlementReceipts = pallet_settlement_receipts;
 
-	// Index 20 is reserved for the EVM side: `pub type Revive = pallet_revive;` (eth-rpc
-	// requires that exact name).
+	// The EVM side. eth-rpc requires this exact name.
+	#[runtime::pallet_index(20)]
+	pub type Revive = pallet_revive;
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
-//! Test harness: real node processes on loopback.
+//! Test harness: real processes on loopback (the node, its Ethereum JSON-RPC, anvil).
 //!
 //! Binaries come from the shared target directory: `cargo build --release --workspace` (the
-//! README's test command does it) must have run first. Override with `M2M_NODE_BIN`.
+//! README's test command does it) must have run first. Override with `M2M_NODE_BIN`,
+//! `M2M_ETH_RPC_BIN` or `M2M_ANVIL_BIN`.
+
+pub mod usdt_suite;
 
 use std::{
 	io::{BufRead, BufReader},
@@ -28,13 +31,73 @@ pub fn workspace_binary(name: &str, env_override: &str) -> PathBuf {
 	path
 }
 
-/// A running `m2m-node`, killed (and its database removed) when dropped.
-pub struct Node {
+/// A child process that is killed (and its scratch directory removed) when dropped, with its
+/// output kept for failure messages.
+pub struct Process {
 	child: Child,
-	base_path: PathBuf,
+	scratch: Option<PathBuf>,
+	log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+	/// Spawns `command` and waits until `ready` recognises a line of its output (stdout or
+	/// stderr), returning what `ready` extracted (an address, typically).
+	pub fn spawn(
+		what: &str,
+		mut command: Command,
+		scratch: Option<PathBuf>,
+		ready: fn(&str) -> Option<String>,
+	) -> (Process, String) {
+		let mut child = command
+			.stdout(Stdio::piped())
+			.stderr(Stdio::piped())
+			.spawn()
+			.unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+		let log = Arc::new(Mutex::new(Vec::new()));
+		let (ready_tx, ready_rx) = mpsc::channel();
+		let pipes: [Box<dyn std::io::Read + Send>; 2] = [
+			Box::new(child.stdout.take().expect("piped stdout")),
+			Box::new(child.stderr.take().expect("piped stderr")),
+		];
+		for pipe in pipes {
+			let (sink, ready_tx) = (log.clone(), ready_tx.clone());
+			std::thread::spawn(move || {
+				for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+					if let Some(found) = ready(&line) {
+						let _ = ready_tx.send(found);
+					}
+					sink.lock().unwrap().push(line);
+				}
+			});
+		}
+		let process = Process { child, scratch, log };
+		match ready_rx.recv_timeout(Duration::from_secs(120)) {
+			Ok(found) => (process, found),
+			Err(_) => panic!("{what} did not become ready within 120 s; log:\n{}", process.log()),
+		}
+	}
+
+	/// The process's output so far.
+	pub fn log(&self) -> String {
+		self.log.lock().unwrap().join("\n")
+	}
+}
+
+impl Drop for Process {
+	fn drop(&mut self) {
+		let _ = self.child.kill();
+		let _ = self.child.wait();
+		if let Some(dir) = &self.scratch {
+			let _ = std::fs::remove_dir_all(dir);
+		}
+	}
+}
+
+/// A running `m2m-node`.
+pub struct Node {
+	process: Process,
 	/// `ws://127.0.0.1:<port>` of its RPC server.
 	pub ws_url: String,
-	log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Node {
@@ -46,62 +109,90 @@ impl Node {
 	/// Starts the node with extra arguments. RPC, p2p and Prometheus ports are chosen by the
 	/// OS (port 0), so parallel tests never collide; the RPC address is read from the log.
 	pub fn start(args: &[&str]) -> Node {
-		let bin = workspace_binary("m2m-node", "M2M_NODE_BIN");
 		let base_path = unique_temp_dir("m2m-node");
-		let mut child = Command::new(&bin)
-			.args(args)
-			.arg("--base-path")
-			.arg(&base_path)
-			.args([
-				"--rpc-port",
-				"0",
-				"--listen-addr",
-				"/ip4/127.0.0.1/tcp/0",
-				"--no-prometheus",
-				"--no-telemetry",
-				"--no-mdns",
-			])
-			.stdout(Stdio::null())
-			.stderr(Stdio::piped())
-			.spawn()
-			.unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-
-		let log = Arc::new(Mutex::new(Vec::new()));
-		let (addr_tx, addr_rx) = mpsc::channel();
-		let stderr = child.stderr.take().expect("piped stderr");
-		let sink = log.clone();
-		std::thread::spawn(move || {
-			for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-				if let Some(addr) = rpc_address(&line) {
-					let _ = addr_tx.send(addr);
-				}
-				sink.lock().unwrap().push(line);
-			}
-		});
-		match addr_rx.recv_timeout(Duration::from_secs(120)) {
-			Ok(addr) => Node { child, base_path, ws_url: format!("ws://{addr}"), log },
-			Err(_) => {
-				let _ = child.kill();
-				let _ = std::fs::remove_dir_all(&base_path);
-				panic!(
-					"node did not start its RPC server within 120 s; log:\n{}",
-					log.lock().unwrap().join("\n")
-				);
-			},
-		}
+		let mut command = Command::new(workspace_binary("m2m-node", "M2M_NODE_BIN"));
+		command.args(args).arg("--base-path").arg(&base_path).args([
+			"--rpc-port",
+			"0",
+			"--listen-addr",
+			"/ip4/127.0.0.1/tcp/0",
+			"--no-prometheus",
+			"--no-telemetry",
+			"--no-mdns",
+		]);
+		let (process, addr) = Process::spawn("m2m-node", command, Some(base_path), rpc_address);
+		Node { process, ws_url: format!("ws://{addr}") }
 	}
 
 	/// The node's log so far.
 	pub fn log(&self) -> String {
-		self.log.lock().unwrap().join("\n")
+		self.process.log()
 	}
 }
 
-impl Drop for Node {
-	fn drop(&mut self) {
-		let _ = self.child.kill();
-		let _ = self.child.wait();
-		let _ = std::fs::remove_dir_all(&self.base_path);
+/// A running `m2m-eth-rpc` in front of a node.
+pub struct EthRpc {
+	process: Process,
+	/// `http://127.0.0.1:<port>`.
+	pub url: String,
+}
+
+impl EthRpc {
+	/// Starts `m2m-eth-rpc` for `node` on a free loopback port, keeping receipts in memory.
+	pub fn start(node: &Node) -> EthRpc {
+		let mut command = Command::new(workspace_binary("m2m-eth-rpc", "M2M_ETH_RPC_BIN"));
+		command.args([
+			"--node-rpc-url",
+			&node.ws_url,
+			"--rpc-port",
+			"0",
+			"--eth-pruning",
+			"1000",
+			"--no-prometheus",
+		]);
+		let (process, addr) = Process::spawn("m2m-eth-rpc", command, None, rpc_address);
+		EthRpc { process, url: format!("http://{addr}") }
+	}
+
+	pub fn log(&self) -> String {
+		self.process.log()
+	}
+}
+
+/// A running anvil (the reference EVM, from `contracts/node_modules`), funding the same DEV
+/// accounts as the chain presets.
+pub struct Anvil {
+	_process: Process,
+	/// `http://127.0.0.1:<port>`.
+	pub url: String,
+}
+
+impl Anvil {
+	pub fn start() -> Anvil {
+		let bin = std::env::var("M2M_ANVIL_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+			PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+				.join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+		});
+		assert!(
+			bin.exists(),
+			"{} not found: run `npm ci` in contracts/ (scripts/setup.sh does) or set M2M_ANVIL_BIN",
+			bin.display()
+		);
+		let mut command = Command::new(bin);
+		command.args([
+			"--host",
+			"127.0.0.1",
+			"--port",
+			"0",
+			"--mnemonic",
+			m2m_evm::dev::DEV_MNEMONIC,
+			"--accounts",
+			"6",
+		]);
+		let (process, addr) = Process::spawn("anvil", command, None, |line| {
+			line.strip_prefix("Listening on ").map(|a| a.trim().to_string())
+		});
+		Anvil { _process: process, url: format!("http://{addr}") }
 	}
 }
 

@@ -13,6 +13,14 @@
 //!
 //! So a receipt proves that the payer authorised exactly this payment to exactly this payee.
 //!
+//! ## Receipts for tokens on this chain are proven settled
+//!
+//! When the asset lives on this chain's own EVM, a signature is not the end of it: the pallet
+//! asks the token contract itself, through [`Config::Settlement`], whether the cited
+//! authorization was used (EIP-3009 `authorizationState(from, nonce)`). A receipt whose payment
+//! has not settled is refused with [`Error::NotSettled`]; a recorded one carries
+//! `settled_on_chain: true`. Assets on other chains stay payer-signed only.
+//!
 //! ## Idempotent
 //!
 //! The receipt id is derived from (chain id, token, payer, authorization nonce)
@@ -133,6 +141,46 @@ pub struct Receipt<AccountId> {
 	pub period_end: u64,
 	/// Chain time of recording, Unix milliseconds.
 	pub recorded_at: u64,
+	/// The token on this chain confirmed that the authorization was used: the money moved.
+	/// `false` for assets on other chains, whose receipts are payer-signed only.
+	pub settled_on_chain: bool,
+}
+
+/// What the token contract says about an EIP-3009 authorization.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SettlementState {
+	/// The asset does not live on this chain; settlement cannot be checked here.
+	NotLocal,
+	/// `authorizationState(from, nonce)` is true: the transfer happened.
+	Used,
+	/// `authorizationState(from, nonce)` is false: nothing was transferred (yet).
+	Unused,
+	/// The asset should live on this chain, but its contract could not answer (no code, revert,
+	/// malformed answer or out of weight).
+	Unavailable,
+}
+
+/// Asks the chain's EVM whether a payment settled. The runtime implements it over
+/// pallet-revive; `()` treats every asset as living elsewhere.
+pub trait SettlementOracle {
+	/// Weight charged per receipt for one [`Self::authorization_state`] call: an upper bound,
+	/// because the call is metered against it.
+	fn check_weight() -> frame_support::weights::Weight;
+	/// The state of `from`'s authorization `nonce` on `asset`'s token contract.
+	fn authorization_state(
+		asset: &AssetKey,
+		from: &m2m_primitives::H160,
+		nonce: &H256,
+	) -> SettlementState;
+}
+
+impl SettlementOracle for () {
+	fn check_weight() -> frame_support::weights::Weight {
+		frame_support::weights::Weight::zero()
+	}
+	fn authorization_state(_: &AssetKey, _: &m2m_primitives::H160, _: &H256) -> SettlementState {
+		SettlementState::NotLocal
+	}
 }
 
 /// Which side of a receipt a device was on.
@@ -231,6 +279,8 @@ pub mod pallet {
 		/// Retention period used until [`Pallet::set_retention_period`] sets one, milliseconds.
 		#[pallet::constant]
 		type DefaultRetention: Get<u64>;
+		/// Confirms on-chain settlement for assets on this chain's EVM.
+		type Settlement: SettlementOracle;
 		type WeightInfo: WeightInfo;
 	}
 
@@ -351,6 +401,8 @@ pub mod pallet {
 			asset: AssetKey,
 			amount: u128,
 			settlement_tx: H256,
+			/// The token on this chain confirmed the transfer.
+			settled_on_chain: bool,
 		},
 		/// A batch contained a receipt that was already recorded; it was skipped.
 		DuplicateReceiptSkipped {
@@ -405,13 +457,21 @@ pub mod pallet {
 		UnknownReceipt,
 		/// The receipt is younger than the retention period.
 		RetentionNotElapsed,
+		/// The token lives on this chain and reports the authorization as unused: the payment
+		/// has not settled. Record the receipt after the settlement transaction is included.
+		NotSettled,
+		/// The token should live on this chain's EVM, but its contract could not be asked
+		/// whether the authorization was used (no contract at the address, or it reverted).
+		SettlementUnverifiable,
 	}
 
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
 		/// Record one receipt. Signed by the payee device's account or its owner.
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::record_receipt())]
+		#[pallet::weight(
+			T::WeightInfo::record_receipt().saturating_add(T::Settlement::check_weight())
+		)]
 		pub fn record_receipt(origin: OriginFor<T>, receipt: Box<ReceiptInput>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			Self::do_record(&who, *receipt).map_err(|e| match e {
@@ -424,7 +484,10 @@ pub mod pallet {
 		/// Record a batch of receipts. Receipts already recorded are skipped
 		/// ([`Event::DuplicateReceiptSkipped`]); any other invalid receipt fails the whole batch.
 		#[pallet::call_index(1)]
-		#[pallet::weight(T::WeightInfo::record_receipts(receipts.len() as u32))]
+		#[pallet::weight(
+			T::WeightInfo::record_receipts(receipts.len() as u32)
+				.saturating_add(T::Settlement::check_weight().saturating_mul(receipts.len() as u64))
+		)]
 		pub fn record_receipts(
 			origin: OriginFor<T>,
 			receipts: BoundedVec<ReceiptInput, T::MaxBatchSize>,
@@ -532,7 +595,8 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
-		/// Validates and stores one receipt; cheap checks first, signature recovery last.
+		/// Validates and stores one receipt; cheap checks first, then signature recovery, then
+		/// the settlement check on the token contract.
 		pub(crate) fn do_record(
 			who: &T::AccountId,
 			input: ReceiptInput,
@@ -567,6 +631,19 @@ pub mod pallet {
 			let digest = authorization.signing_digest(&asset.domain_separator);
 			let signer: Option<H160> = recover_evm_address(&signature, &digest.0);
 			ensure!(signer == Some(authorization.from), Error::<T>::InvalidSignature);
+
+			let settled_on_chain = match T::Settlement::authorization_state(
+				&input.asset,
+				&authorization.from,
+				&authorization.nonce,
+			) {
+				SettlementState::NotLocal => false,
+				SettlementState::Used => true,
+				SettlementState::Unused => return Err(Error::<T>::NotSettled.into()),
+				SettlementState::Unavailable => {
+					return Err(Error::<T>::SettlementUnverifiable.into())
+				},
+			};
 
 			let day = day_of(input.period_end);
 			let (key, requests) = ((input.period_end.to_be_bytes(), id), input.request_count);
@@ -611,6 +688,7 @@ pub mod pallet {
 					period_start: input.period_start,
 					period_end: input.period_end,
 					recorded_at: now,
+					settled_on_chain,
 				},
 			);
 			Self::deposit_event(Event::ReceiptRecorded {
@@ -620,6 +698,7 @@ pub mod pallet {
 				asset: input.asset,
 				amount,
 				settlement_tx: input.settlement_tx,
+				settled_on_chain,
 			});
 			Ok(id)
 		}

@@ -20,7 +20,9 @@ use sp_runtime::{
 
 pub use pallet_device_identity::testing::DeviceKeys;
 
-use crate::{GenesisAsset, PaymentProof, ReceiptInput};
+use crate::{GenesisAsset, PaymentProof, ReceiptInput, SettlementState};
+use frame_support::weights::Weight;
+use std::{cell::RefCell, collections::BTreeSet};
 
 pub type AccountId = <<MultiSignature as Verify>::Signer as IdentifyAccount>::AccountId;
 pub type Balance = u128;
@@ -92,7 +94,54 @@ impl crate::Config for Test {
 	type MaxPruneBatch = ConstU32<4>;
 	type MaxClockSkew = ConstU64<SKEW_MS>;
 	type DefaultRetention = ConstU64<RETENTION_MS>;
+	type Settlement = MockSettlement;
 	type WeightInfo = ();
+}
+
+/// The EVM chain id that the mock treats as "this chain".
+pub const LOCAL_CHAIN_ID: u64 = 4242;
+/// Weight the mock oracle charges per check.
+pub const CHECK_WEIGHT: Weight = Weight::from_parts(1_000_000, 100);
+
+thread_local! {
+	static USED: RefCell<BTreeSet<(H160, H256)>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// A MOCK settlement oracle for unit tests: authorizations marked with [`mark_settled`] are
+/// "used" on tokens of [`LOCAL_CHAIN_ID`]; a token at `0xdead…` answers nothing. The runtime
+/// uses the real one over pallet-revive, exercised by the end-to-end tests.
+pub struct MockSettlement;
+
+impl crate::SettlementOracle for MockSettlement {
+	fn check_weight() -> Weight {
+		CHECK_WEIGHT
+	}
+	fn authorization_state(asset: &AssetKey, from: &H160, nonce: &H256) -> SettlementState {
+		if asset.chain_id != LOCAL_CHAIN_ID {
+			SettlementState::NotLocal
+		} else if asset.token == H160::repeat_byte(0xde) {
+			SettlementState::Unavailable
+		} else if USED.with(|u| u.borrow().contains(&(*from, *nonce))) {
+			SettlementState::Used
+		} else {
+			SettlementState::Unused
+		}
+	}
+}
+
+/// Marks an authorization as used on the mock's local tokens.
+pub fn mark_settled(from: H160, nonce: H256) {
+	USED.with(|u| u.borrow_mut().insert((from, nonce)));
+}
+
+/// USDT on this chain's own EVM (as the mock sees it), registered at genesis.
+pub fn local_usdt() -> AssetKey {
+	AssetKey { chain_id: LOCAL_CHAIN_ID, token: H160::repeat_byte(0x66) }
+}
+
+/// A token on this chain whose contract cannot answer.
+pub fn broken_local_token() -> AssetKey {
+	AssetKey { chain_id: LOCAL_CHAIN_ID, token: H160::repeat_byte(0xde) }
 }
 
 pub const OWNER_A: u8 = 1;
@@ -120,13 +169,16 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	.assimilate_storage(&mut storage)
 	.unwrap();
 	crate::GenesisConfig::<Test> {
-		assets: vec![GenesisAsset {
-			asset: usdt(),
-			name: "Tether USD".into(),
-			version: "1".into(),
-			decimals: 6,
-			symbol: "USDT".into(),
-		}],
+		assets: [usdt(), local_usdt(), broken_local_token()]
+			.into_iter()
+			.map(|asset| GenesisAsset {
+				asset,
+				name: "Tether USD".into(),
+				version: "1".into(),
+				decimals: 6,
+				symbol: "USDT".into(),
+			})
+			.collect(),
 		retention_period: None,
 		_phantom: Default::default(),
 	}
@@ -186,11 +238,24 @@ pub fn receipt(
 	nonce: u8,
 	period_end: u64,
 ) -> ReceiptInput {
-	let (authorization, signature) =
-		authorize(payer, payee.evm_address(), value, nonce, &usdt_domain());
+	receipt_in(usdt(), payer, payee, payee_id, value, nonce, period_end)
+}
+
+/// [`receipt`] for any registered asset (all share the "Tether USD" domain name).
+pub fn receipt_in(
+	asset: AssetKey,
+	payer: &DeviceKeys,
+	payee: &DeviceKeys,
+	payee_id: DeviceId,
+	value: u128,
+	nonce: u8,
+	period_end: u64,
+) -> ReceiptInput {
+	let domain = domain_separator(b"Tether USD", b"1", asset.chain_id, asset.token);
+	let (authorization, signature) = authorize(payer, payee.evm_address(), value, nonce, &domain);
 	ReceiptInput {
 		payee: payee_id,
-		asset: usdt(),
+		asset,
 		proof: PaymentProof::Exact { authorization, signature },
 		settlement_tx: H256::repeat_byte(nonce.wrapping_add(1)),
 		resource: H256::repeat_byte(0xAA),

@@ -48,6 +48,69 @@ mod record {
 	use super::*;
 
 	#[test]
+	fn a_local_asset_receipt_is_refused_until_the_token_reports_the_authorization_used() {
+		new_test_ext().execute_with(|| {
+			let f = fleet();
+			let input = receipt_in(local_usdt(), &f.b, &f.a, f.a_id, 7, 3, NOW);
+			assert_noop!(
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					Box::new(input.clone())
+				),
+				Error::<Test>::NotSettled
+			);
+
+			mark_settled(f.b.evm_address(), H256::repeat_byte(3));
+			assert_ok!(SettlementReceipts::record_receipt(
+				signed_by_device(&f.a),
+				Box::new(input.clone())
+			));
+			let stored = Receipts::<Test>::get(id_of(&input)).unwrap();
+			assert!(stored.settled_on_chain);
+			assert!(matches!(
+				events().last(),
+				Some(Event::ReceiptRecorded { settled_on_chain: true, amount: 7, .. })
+			));
+		});
+	}
+
+	#[test]
+	fn a_local_token_that_cannot_answer_is_an_error_not_a_pass() {
+		new_test_ext().execute_with(|| {
+			let f = fleet();
+			mark_settled(f.b.evm_address(), H256::repeat_byte(4));
+			assert_noop!(
+				SettlementReceipts::record_receipt(
+					signed_by_device(&f.a),
+					Box::new(receipt_in(broken_local_token(), &f.b, &f.a, f.a_id, 7, 4, NOW))
+				),
+				Error::<Test>::SettlementUnverifiable
+			);
+		});
+	}
+
+	#[test]
+	fn the_settlement_check_is_charged_per_receipt() {
+		use frame_support::dispatch::GetDispatchInfo;
+		let f = || {
+			let keys = (DeviceKeys::new(1), DeviceKeys::new(2));
+			receipt(&keys.1, &keys.0, 0, 1, 1, NOW)
+		};
+		let one = crate::Call::<Test>::record_receipt { receipt: Box::new(f()) };
+		assert_eq!(
+			one.get_dispatch_info().call_weight,
+			<() as crate::WeightInfo>::record_receipt() + CHECK_WEIGHT
+		);
+		let three = crate::Call::<Test>::record_receipts {
+			receipts: vec![f(), f(), f()].try_into().unwrap(),
+		};
+		assert_eq!(
+			three.get_dispatch_info().call_weight,
+			<() as crate::WeightInfo>::record_receipts(3) + CHECK_WEIGHT * 3
+		);
+	}
+
+	#[test]
 	fn a_valid_receipt_updates_every_index_and_total() {
 		new_test_ext().execute_with(|| {
 			let f = fleet();
@@ -95,8 +158,10 @@ mod record {
 					asset: usdt(),
 					amount: 250_000,
 					settlement_tx: input.settlement_tx,
+					settled_on_chain: false,
 				})
 			);
+			assert!(!stored.settled_on_chain, "an asset on another chain is payer-signed only");
 		});
 	}
 

@@ -1,5 +1,8 @@
 //! Pallet configuration.
 
+mod evm;
+pub use evm::ReviveSettlement;
+
 use frame_support::{
 	derive_impl,
 	dispatch::DispatchClass,
@@ -31,9 +34,10 @@ const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
 parameter_types! {
 	pub const BlockHashCount: BlockNumber = 2400;
 	pub const Version: RuntimeVersion = VERSION;
-	/// 2 s of compute per 6 s block.
+	/// 2 s of compute per 6 s block. The proof-size dimension is irrelevant to a solochain,
+	/// but pallet-revive prices gas from the ratio of the two, so it gets a realistic 10 MiB.
 	pub RuntimeBlockWeights: BlockWeights = BlockWeights::with_sensible_defaults(
-		Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, u64::MAX),
+		Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, 10 * 1024 * 1024),
 		NORMAL_DISPATCH_RATIO,
 	);
 	/// 5 MiB blocks; normal transactions may fill 75% of them.
@@ -58,6 +62,9 @@ impl frame_system::Config for Runtime {
 	type AccountData = pallet_balances::AccountData<Balance>;
 	type SS58Prefix = SS58Prefix;
 	type MaxConsumers = ConstU32<16>;
+	// Every new account gets its EVM address mapping, so it can use the EVM side at once.
+	type OnNewAccount = pallet_revive::AutoMapper<Runtime>;
+	type OnKilledAccount = pallet_revive::AutoMapper<Runtime>;
 }
 
 impl pallet_aura::Config for Runtime {
@@ -111,7 +118,8 @@ impl pallet_transaction_payment::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type OnChargeTransaction = FungibleAdapter<Balances, ()>;
 	type OperationalFeeMultiplier = ConstU8<5>;
-	type WeightToFee = IdentityFee<Balance>;
+	// pallet-revive maps gas to fees through this exact type; 1:1 is the same price as before.
+	type WeightToFee = pallet_revive::evm::fees::BlockRatioFee<1, 1, Runtime, Balance>;
 	type LengthToFee = IdentityFee<Balance>;
 	type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
 	type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
@@ -156,5 +164,6 @@ impl pallet_settlement_receipts::Config for Runtime {
 	type MaxClockSkew = ConstU64<300_000>;
 	/// Receipt bodies stay 90 days unless governance sets otherwise.
 	type DefaultRetention = ConstU64<{ 90 * DAY_MS }>;
+	type Settlement = ReviveSettlement;
 	type WeightInfo = pallet_settlement_receipts::weights::SubstrateWeight<Runtime>;
 }

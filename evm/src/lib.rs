@@ -1,0 +1,86 @@
+//! The EVM edge of m2m-pay, on [alloy].
+//!
+//! - [`usdt`]: the testnet USDT (`contracts/src/USDT.sol`) as `sol!` bindings generated from the
+//!   committed compiler artifact, and its idempotent deployment.
+//! - [`dev`]: the well-known DEV Ethereum accounts that the `dev` and `local` chain presets (and
+//!   anvil started with the same mnemonic) fund.
+//! - [`connect`]: a provider for an endpoint, optionally signing with a key.
+//!
+//! Everything here talks to any Ethereum JSON-RPC endpoint: `m2m-eth-rpc` in front of an
+//! m2m-pay node, or anvil. The differences that matter are handled here once (see
+//! [`DEPLOY_GAS`]).
+
+pub mod dev;
+pub mod usdt;
+
+pub use alloy;
+
+use alloy::{
+	network::EthereumWallet,
+	primitives::{Address, TxHash, U256},
+	providers::{DynProvider, Provider, ProviderBuilder},
+	rpc::types::TransactionRequest,
+	signers::local::PrivateKeySigner,
+	transports::{RpcError, TransportErrorKind},
+};
+
+/// Gas limit for contract deployments. pallet-revive's `eth_estimateGas` is unreliable for
+/// contract creation, so deployments never rely on it.
+pub const DEPLOY_GAS: u64 = 10_000_000;
+
+/// What can go wrong at the EVM edge.
+#[derive(Debug, thiserror::Error)]
+pub enum EvmError {
+	#[error("invalid EVM RPC URL {url:?}: {reason}")]
+	InvalidUrl { url: String, reason: String },
+	#[error("EVM RPC request failed: {0}")]
+	Rpc(#[from] RpcError<TransportErrorKind>),
+	#[error("contract call failed: {0}")]
+	Contract(#[from] alloy::contract::Error),
+	#[error("transaction {tx} was not confirmed: {reason}")]
+	Unconfirmed { tx: TxHash, reason: String },
+	#[error("transaction {tx} reverted")]
+	Reverted { tx: TxHash },
+	#[error("{0}")]
+	Deployment(String),
+}
+
+/// A provider for `url` that signs with `signer` (fills nonce, gas and chain id itself).
+pub fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, EvmError> {
+	let parsed = url
+		.parse()
+		.map_err(|e: <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err| {
+			EvmError::InvalidUrl { url: url.to_string(), reason: e.to_string() }
+		})?;
+	Ok(match signer {
+		Some(signer) => ProviderBuilder::new()
+			.wallet(EthereumWallet::from(signer))
+			.connect_http(parsed)
+			.erased(),
+		None => ProviderBuilder::new().connect_http(parsed).erased(),
+	})
+}
+
+/// Sends `value` wei of the native token from the provider's signer to `to` and waits for
+/// inclusion.
+pub async fn send_native(provider: &DynProvider, to: Address, value: U256) -> Result<TxHash, EvmError> {
+	let pending =
+		provider.send_transaction(TransactionRequest::default().to(to).value(value)).await?;
+	confirm(pending).await
+}
+
+/// Waits for a sent transaction's receipt and checks that it succeeded.
+pub async fn confirm(
+	pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+) -> Result<TxHash, EvmError> {
+	let tx = *pending.tx_hash();
+	let receipt = pending
+		.with_timeout(Some(std::time::Duration::from_secs(60)))
+		.get_receipt()
+		.await
+		.map_err(|e| EvmError::Unconfirmed { tx, reason: e.to_string() })?;
+	if !receipt.status() {
+		return Err(EvmError::Reverted { tx });
+	}
+	Ok(tx)
+}

@@ -1,0 +1,136 @@
+//! The testnet USDT: bindings, EIP-712 domain, and idempotent deployment.
+//!
+//! The bindings come from `contracts/out/USDT.json`, the artifact that `contracts/build.js`
+//! compiles with the pinned solc (a test keeps it identical to the source).
+
+use alloy::{
+	primitives::{Address, TxHash, U256},
+	providers::{DynProvider, Provider},
+};
+
+use crate::{confirm, EvmError, DEPLOY_GAS};
+
+alloy::sol!(
+	/// The m2m-pay testnet USDT: ERC-20 (6 decimals), EIP-2612, EIP-3009, owner-only mint.
+	#[sol(rpc)]
+	#[derive(Debug, PartialEq, Eq)]
+	USDT,
+	"../contracts/out/USDT.json"
+);
+
+/// Token base units per USDT.
+pub const UNIT: u64 = 1_000_000;
+
+/// Where the deployer's first transaction puts the token (CREATE at nonce 0).
+pub fn canonical_address(deployer: Address) -> Address {
+	deployer.create(0)
+}
+
+/// The token's EIP-712 domain, as the contract reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domain {
+	pub name: String,
+	pub version: String,
+	pub chain_id: u64,
+	pub verifying_contract: Address,
+}
+
+/// Reads the EIP-712 domain from the token (EIP-5267 `eip712Domain()`).
+pub async fn domain(provider: &DynProvider, token: Address) -> Result<Domain, EvmError> {
+	let d = USDT::new(token, provider).eip712Domain().call().await?;
+	Ok(Domain {
+		name: d.domainName,
+		version: d.domainVersion,
+		chain_id: d.chainId.try_into().map_err(|_| {
+			EvmError::Deployment(format!("token {token} reports a chain id beyond 64 bits"))
+		})?,
+		verifying_contract: d.verifyingContract,
+	})
+}
+
+/// How [`find_or_deploy`] got its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deployment {
+	/// The token was already at its canonical address.
+	Found(Address),
+	/// This call deployed it.
+	Deployed { address: Address, tx: TxHash },
+}
+
+impl Deployment {
+	pub fn address(&self) -> Address {
+		match self {
+			Deployment::Found(a) | Deployment::Deployed { address: a, .. } => *a,
+		}
+	}
+}
+
+/// Finds USDT at the canonical address of the provider's signer, or deploys it there (the
+/// signer must then be unused, nonce 0). Safe to call any number of times.
+pub async fn find_or_deploy(provider: &DynProvider, deployer: Address) -> Result<Deployment, EvmError> {
+	let address = canonical_address(deployer);
+	if !provider.get_code_at(address).await?.is_empty() {
+		let token = USDT::new(address, provider);
+		let (symbol, owner) = (token.symbol().call().await?, token.owner().call().await?);
+		if symbol != "USDT" || owner != deployer {
+			return Err(EvmError::Deployment(format!(
+				"{address} holds a contract that is not this USDT (symbol {symbol:?}, owner {owner})"
+			)));
+		}
+		return Ok(Deployment::Found(address));
+	}
+	let nonce = provider.get_transaction_count(deployer).await?;
+	if nonce != 0 {
+		return Err(EvmError::Deployment(format!(
+			"deployer {deployer} has sent {nonce} transaction(s) but USDT is not at {address}: \
+			 the deployer key must be used for nothing else"
+		)));
+	}
+	let pending = USDT::deploy_builder(provider, deployer).gas(DEPLOY_GAS).send().await?;
+	let tx = confirm(pending).await?;
+	if provider.get_code_at(address).await?.is_empty() {
+		return Err(EvmError::Deployment(format!(
+			"deployment {tx} succeeded but left no code at the canonical address {address}"
+		)));
+	}
+	Ok(Deployment::Deployed { address, tx })
+}
+
+/// Mints `amount` base units to `to`; the provider must sign as the token owner.
+pub async fn mint(
+	provider: &DynProvider,
+	token: Address,
+	to: Address,
+	amount: U256,
+) -> Result<TxHash, EvmError> {
+	confirm(USDT::new(token, provider).mint(to, amount).send().await?).await
+}
+
+/// `amount` as "12.345678 USDT".
+pub fn format_amount(amount: U256) -> String {
+	let unit = U256::from(UNIT);
+	format!("{}.{:06} USDT", amount / unit, (amount % unit).to::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn the_binding_matches_the_compiled_contract() {
+		// sol! embedded the artifact's creation code; an empty one would deploy nothing.
+		assert!(USDT::BYTECODE.len() > 1_000);
+		assert!(USDT::DEPLOYED_BYTECODE.len() > 1_000);
+		assert_eq!(
+			USDT::transferWithAuthorizationCall::SELECTOR,
+			[0xe3, 0xee, 0x16, 0x0e],
+			"the x402 settle call selector"
+		);
+	}
+
+	#[test]
+	fn amounts_print_with_six_decimals() {
+		assert_eq!(format_amount(U256::from(12_345_678u64)), "12.345678 USDT");
+		assert_eq!(format_amount(U256::from(5u64)), "0.000005 USDT");
+	}
+}

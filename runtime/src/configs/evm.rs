@@ -1,0 +1,114 @@
+//! The EVM side: pallet-revive running solc EVM bytecode, configured after the published
+//! `revive-dev-runtime`, and the settlement oracle that lets the receipts pallet ask a token
+//! contract whether a payment happened.
+
+use frame_support::{
+	parameter_types,
+	storage::{with_transaction, TransactionOutcome},
+	traits::{ConstBool, ConstU32, ConstU64},
+	weights::Weight,
+};
+use frame_system::{EnsureSigned, RawOrigin};
+use m2m_primitives::{keccak_256, receipt::AssetKey, H160, H256};
+use pallet_revive::{
+	evm::fees::Info as FeeInfo, AccountId32Mapper, ExecConfig, TransactionLimits, U256,
+};
+use pallet_settlement_receipts::{SettlementOracle, SettlementState};
+use sp_runtime::{DispatchError, Perbill};
+
+use super::super::{
+	AccountId, Address, Balance, Balances, EthExtraImpl, Revive, Runtime, Signature, Timestamp,
+	EVM_CHAIN_ID, MICRO_UNIT, MILLI_UNIT,
+};
+
+parameter_types! {
+	/// Storage deposits, in the native token (18 decimals, like wei): a contract storage slot
+	/// costs 0.002 and a byte of code or storage 0.00001.
+	pub const DepositPerItem: Balance = 2 * MILLI_UNIT;
+	pub const DepositPerChildTrieItem: Balance = 2 * MILLI_UNIT / 100;
+	pub const DepositPerByte: Balance = 10 * MICRO_UNIT;
+	pub CodeHashLockupDepositPercent: Perbill = Perbill::from_percent(30);
+}
+
+#[frame_support::derive_impl(pallet_revive::config_preludes::TestDefaultConfig)]
+impl pallet_revive::Config for Runtime {
+	type AddressMapper = AccountId32Mapper<Self>;
+	type ChainId = ConstU64<EVM_CHAIN_ID>;
+	type CodeHashLockupDepositPercent = CodeHashLockupDepositPercent;
+	type DepositPerItem = DepositPerItem;
+	type DepositPerChildTrieItem = DepositPerChildTrieItem;
+	type DepositPerByte = DepositPerByte;
+	type Balance = Balance;
+	type Currency = Balances;
+	/// The native token has 18 decimals, as ether does: one planck is one wei.
+	type NativeToEthRatio = ConstU32<1>;
+	type UploadOrigin = EnsureSigned<AccountId>;
+	type InstantiateOrigin = EnsureSigned<AccountId>;
+	type Time = Timestamp;
+	type FeeInfo = FeeInfo<Address, Signature, EthExtraImpl>;
+	type DebugEnabled = ConstBool<false>;
+	type AutoMap = ConstBool<true>;
+	/// Scales gas so that common contracts cost what Ethereum tools expect (a token transfer is
+	/// tens of thousands of gas, not billions); the same factor as `revive-dev-runtime`.
+	type GasScale = ConstU32<50_000>;
+	type WeightInfo = pallet_revive::weights::SubstrateWeight<Self>;
+}
+
+/// Upper bound on one `authorizationState` call: a few storage reads in revm. Charged per
+/// receipt up front; the call is metered against it and fails (as unverifiable) beyond it.
+const SETTLEMENT_CHECK_WEIGHT: Weight = Weight::from_parts(2_000_000_000, 256 * 1024);
+
+/// Answers "was this EIP-3009 authorization used?" by calling the token contract's
+/// `authorizationState(address,bytes32)` inside the runtime, for assets on this chain's EVM.
+pub struct ReviveSettlement;
+
+impl ReviveSettlement {
+	fn calldata(from: &H160, nonce: &H256) -> alloc::vec::Vec<u8> {
+		let selector = keccak_256(b"authorizationState(address,bytes32)");
+		let mut data = alloc::vec::Vec::with_capacity(4 + 64);
+		data.extend_from_slice(&selector[..4]);
+		data.extend_from_slice(&[0u8; 12]);
+		data.extend_from_slice(from.as_bytes());
+		data.extend_from_slice(nonce.as_bytes());
+		data
+	}
+}
+
+impl SettlementOracle for ReviveSettlement {
+	fn check_weight() -> Weight {
+		SETTLEMENT_CHECK_WEIGHT
+	}
+
+	fn authorization_state(asset: &AssetKey, from: &H160, nonce: &H256) -> SettlementState {
+		if asset.chain_id != EVM_CHAIN_ID {
+			return SettlementState::NotLocal;
+		}
+		// A view must not change state, whatever the contract does: roll everything back.
+		let result = with_transaction(|| {
+			let result = Revive::bare_call(
+				RawOrigin::Root.into(),
+				asset.token,
+				U256::zero(),
+				TransactionLimits::WeightAndDeposit {
+					weight_limit: SETTLEMENT_CHECK_WEIGHT,
+					deposit_limit: 0,
+				},
+				Self::calldata(from, nonce),
+				&ExecConfig::new_substrate_tx_without_bump(),
+			);
+			TransactionOutcome::Rollback(Ok::<_, DispatchError>(result))
+		});
+		let Ok(result) = result else { return SettlementState::Unavailable };
+		match result.result {
+			Ok(ret) if !ret.did_revert() && ret.data.len() == 32 => {
+				let (high, low) = ret.data.split_at(31);
+				match (high.iter().all(|b| *b == 0), low[0]) {
+					(true, 1) => SettlementState::Used,
+					(true, 0) => SettlementState::Unused,
+					_ => SettlementState::Unavailable,
+				}
+			},
+			_ => SettlementState::Unavailable,
+		}
+	}
+}

@@ -1,0 +1,139 @@
+//! The chain's EVM side through the real node and `m2m-eth-rpc`, and the same contract suite on
+//! anvil; the USDT artifacts; receipts verified against the token.
+
+use m2m_chain_client::{ChainClient, PaymentProof, ReceiptInput};
+use m2m_devnet::{device_keys, evm_signer, to_address, Endpoints, NATIVE_UNIT};
+use m2m_e2e_tests::{usdt_suite, Anvil, EthRpc, Node};
+use m2m_evm::{
+	alloy::primitives::{B256, U256},
+	usdt,
+};
+use m2m_primitives::{eip712::TransferWithAuthorization, H256};
+use subxt::utils::Static;
+use subxt_signer::sr25519::dev;
+
+fn runtime() -> tokio::runtime::Runtime {
+	tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn usdt_suite_passes_through_eth_rpc_on_the_real_node() {
+	let node = Node::dev();
+	let eth = EthRpc::start(&node);
+	runtime().block_on(async {
+		if let Err(e) = usdt_suite::run(&eth.url).await {
+			panic!("{e:#}\n--- eth-rpc log ---\n{}", eth.log());
+		}
+	});
+}
+
+#[test]
+fn usdt_suite_passes_on_anvil() {
+	let anvil = Anvil::start();
+	runtime().block_on(async { usdt_suite::run(&anvil.url).await.map_err(|e| format!("{e:#}")) })
+		.unwrap();
+}
+
+#[test]
+fn committed_contract_artifacts_recompile_identically() {
+	let contracts = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts");
+	let output = std::process::Command::new("node")
+		.arg("build.js")
+		.arg("--check")
+		.current_dir(contracts)
+		.output()
+		.expect("node is installed (scripts/setup.sh)");
+	assert!(
+		output.status.success(),
+		"contracts/out is stale or solc failed:\n{}{}",
+		String::from_utf8_lossy(&output.stdout),
+		String::from_utf8_lossy(&output.stderr)
+	);
+}
+
+/// The receipts pallet asks the token, through pallet-revive, whether the authorization a
+/// receipt cites was used: before settlement the receipt is refused, after it it is recorded
+/// as settled on chain.
+#[test]
+fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened() {
+	let node = Node::dev();
+	let eth = EthRpc::start(&node);
+	let endpoints = Endpoints { node: node.ws_url.clone(), eth_rpc: eth.url.clone() };
+	runtime().block_on(async {
+		let token = m2m_devnet::deploy_usdt(&endpoints).await.expect("deploy and register");
+		assert!(token.deployed_now && token.registered_now);
+		let again = m2m_devnet::deploy_usdt(&endpoints).await.expect("idempotent");
+		assert!(!again.deployed_now && !again.registered_now);
+		assert_eq!(again.address, token.address);
+
+		let names = ["charger".to_string(), "robot".to_string()];
+		let funded = m2m_devnet::fund(&endpoints, &names, 5 * NATIVE_UNIT, U256::from(50 * usdt::UNIT))
+			.await
+			.expect("funding");
+		assert!(funded.iter().all(|f| f.usdt == U256::from(50 * usdt::UNIT)
+			&& f.native >= 5 * NATIVE_UNIT
+			&& f.gas > U256::ZERO));
+
+		let chain = ChainClient::connect(&node.ws_url).await.unwrap();
+		let (charger, robot) = (device_keys("charger"), device_keys("robot"));
+		let charger_id = chain.register_device(&dev::alice(), &charger).await.unwrap();
+		chain.register_device(&dev::bob(), &robot).await.unwrap();
+
+		let now = usdt_suite::chain_time(&m2m_evm::connect(&eth.url, None).unwrap()).await.unwrap();
+		let nonce = usdt_suite::nonce("receipt");
+		let authorization = TransferWithAuthorization {
+			from: robot.evm_address(),
+			to: charger.evm_address(),
+			value: 250_000u64.into(),
+			valid_after: (now - 600).into(),
+			valid_before: (now + 600).into(),
+			nonce: H256(nonce.0),
+		};
+		let asset = token.asset();
+		let separator =
+			m2m_primitives::eip712::domain_separator(b"Tether USD", b"1", asset.chain_id, asset.token);
+		let signature = robot.evm.sign_authorization(&authorization, &separator);
+		let receipt = ReceiptInput {
+			payee: charger_id,
+			asset: Static(asset),
+			proof: PaymentProof::Exact {
+				authorization: Static(authorization.clone()),
+				signature: Static(signature.clone()),
+			},
+			settlement_tx: H256::zero(),
+			resource: H256::repeat_byte(7),
+			request_count: 1,
+			period_start: now * 1000 - 1_000,
+			period_end: now * 1000,
+		};
+
+		let early = chain.record_receipt(&charger.account, receipt.clone()).await.unwrap_err();
+		assert_eq!(early.pallet_error(), Some(("SettlementReceipts", "NotSettled")), "{early}");
+
+		// The charger settles it on the EVM side, paying the gas.
+		let sig = signature.to_ethereum().unwrap();
+		let settle = usdt_suite::SignedAuthorization {
+			auth: usdt_suite::TransferWithAuthorization {
+				from: to_address(authorization.from),
+				to: to_address(authorization.to),
+				value: U256::from(250_000u64),
+				validAfter: U256::from(now - 600),
+				validBefore: U256::from(now + 600),
+				nonce,
+			},
+			v: sig[64],
+			r: B256::from_slice(&sig[..32]),
+			s: B256::from_slice(&sig[32..64]),
+		};
+		let charger_evm = m2m_evm::connect(&eth.url, Some(evm_signer(&charger))).unwrap();
+		let tx = settle.submit(token.address, &charger_evm).await.expect("settlement");
+
+		let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
+		let id = chain.record_receipt(&charger.account, receipt.clone()).await.expect("recorded");
+		let stored = chain.receipt(id).await.unwrap().expect("body");
+		assert!(stored.settled_on_chain, "the token confirmed the transfer");
+		assert_eq!(stored.amount, 250_000);
+		let again = chain.record_receipt(&charger.account, receipt).await.unwrap_err();
+		assert_eq!(again.pallet_error(), Some(("SettlementReceipts", "DuplicateReceipt")));
+	});
+}

@@ -105,7 +105,7 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 
 	// The charger settles: it submits the authorization and pays the gas.
 	let charger_evm = m2m_evm::connect(&endpoints.eth_rpc, Some(evm_signer(&charger_keys)))?;
-	let sig = signature.to_ethereum().context("signature")?;
+	let sig = signature.to_ethereum().map_err(|e| anyhow::anyhow!("robot signature: {e:?}"))?;
 	let pending = USDT::new(token.address, &charger_evm)
 		.transferWithAuthorization(
 			to_address(authorization.from),

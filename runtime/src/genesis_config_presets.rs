@@ -131,11 +131,12 @@ pub fn preset_names() -> Vec<PresetId> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
 	use super::*;
 	use crate::BuildStorage;
 
-	fn build(preset: &str) -> sp_io::TestExternalities {
+	/// Test externalities with the genesis state of `preset`.
+	pub(crate) fn build(preset: &str) -> sp_io::TestExternalities {
 		let patch = get_preset(&PresetId::from(preset)).expect("preset exists");
 		let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
 		json_merge(&mut config, serde_json::from_slice(&patch).unwrap());

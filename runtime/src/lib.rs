@@ -212,15 +212,18 @@ mod tests {
 	use frame_support::{dispatch::DispatchClass, traits::Get};
 	use pallet_settlement_receipts::WeightInfo;
 
-	/// The largest `record_receipts` batch whose benchmarked weight fits the block's limit for
-	/// one normal extrinsic.
+	/// The largest `record_receipts` batch whose weight (benchmarked, plus the settlement check
+	/// of each receipt on this chain's EVM) fits the block's limit for one normal extrinsic.
 	fn largest_batch_by_weight() -> u32 {
+		use pallet_settlement_receipts::SettlementOracle;
 		let max = configs::RuntimeBlockWeights::get()
 			.get(DispatchClass::Normal)
 			.max_extrinsic
 			.expect("normal extrinsics are limited");
-		let weight =
-			|n| <Runtime as pallet_settlement_receipts::Config>::WeightInfo::record_receipts(n);
+		let weight = |n: u32| {
+			<Runtime as pallet_settlement_receipts::Config>::WeightInfo::record_receipts(n)
+				.saturating_add(configs::ReviveSettlement::check_weight().saturating_mul(n as u64))
+		};
 		let (mut lo, mut hi) = (0u32, 1_000_000u32);
 		while lo < hi {
 			let mid = (lo + hi).div_ceil(2);

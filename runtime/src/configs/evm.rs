@@ -112,3 +112,83 @@ impl SettlementOracle for ReviveSettlement {
 		}
 	}
 }
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::{RuntimeOrigin, System};
+	use pallet_revive::{AddressMapper, Code};
+	use sp_keyring::Sr25519Keyring;
+
+	/// The creation code of `contracts/out/USDT.json`.
+	fn usdt_init_code() -> alloc::vec::Vec<u8> {
+		let artifact: serde_json::Value =
+			serde_json::from_str(include_str!("../../../contracts/out/USDT.json")).unwrap();
+		let hex = artifact["bytecode"].as_str().unwrap().trim_start_matches("0x");
+		(0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+	}
+
+	/// The oracle asks a real USDT (deployed here from the committed artifact) and its metered
+	/// cost stays well inside the weight the receipts pallet charges for it.
+	#[test]
+	fn the_settlement_oracle_reads_a_real_token_within_its_weight() {
+		crate::genesis_config_presets::tests::build("development").execute_with(|| {
+			System::set_block_number(1);
+			let alice = Sr25519Keyring::Alice.to_account_id();
+			let owner = <Runtime as pallet_revive::Config>::AddressMapper::to_address(&alice);
+			let mut init = usdt_init_code();
+			init.extend_from_slice(&[0u8; 12]);
+			init.extend_from_slice(owner.as_bytes());
+			let deployed = Revive::bare_instantiate(
+				RuntimeOrigin::signed(alice),
+				U256::zero(),
+				TransactionLimits::WeightAndDeposit {
+					weight_limit: Weight::from_parts(100_000_000_000, 10 * 1024 * 1024),
+					deposit_limit: Balance::MAX,
+				},
+				Code::Upload(init),
+				alloc::vec::Vec::new(),
+				None,
+				&ExecConfig::new_substrate_tx(),
+			);
+			let token = deployed.result.expect("USDT deploys").addr;
+
+			let asset = AssetKey { chain_id: EVM_CHAIN_ID, token };
+			let (from, nonce) = (H160::repeat_byte(1), H256::repeat_byte(2));
+			assert_eq!(
+				ReviveSettlement::authorization_state(&asset, &from, &nonce),
+				SettlementState::Unused
+			);
+			let other_chain = AssetKey { chain_id: 3338, token };
+			assert_eq!(
+				ReviveSettlement::authorization_state(&other_chain, &from, &nonce),
+				SettlementState::NotLocal
+			);
+			let no_contract = AssetKey { chain_id: EVM_CHAIN_ID, token: H160::repeat_byte(9) };
+			assert_eq!(
+				ReviveSettlement::authorization_state(&no_contract, &from, &nonce),
+				SettlementState::Unavailable
+			);
+
+			let metered = Revive::bare_call(
+				RawOrigin::Root.into(),
+				token,
+				U256::zero(),
+				TransactionLimits::WeightAndDeposit {
+					weight_limit: SETTLEMENT_CHECK_WEIGHT,
+					deposit_limit: 0,
+				},
+				ReviveSettlement::calldata(&from, &nonce),
+				&ExecConfig::new_substrate_tx_without_bump(),
+			);
+			assert!(metered.result.is_ok());
+			let used = metered.weight_required;
+			println!("authorizationState weight: {used} (charged {SETTLEMENT_CHECK_WEIGHT})");
+			assert!(
+				used.ref_time() * 4 <= SETTLEMENT_CHECK_WEIGHT.ref_time() &&
+					used.proof_size() * 4 <= SETTLEMENT_CHECK_WEIGHT.proof_size(),
+				"the charged weight must leave a 4x margin over {used}"
+			);
+		});
+	}
+}

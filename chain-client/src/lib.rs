@@ -12,6 +12,10 @@ mod client;
 mod error;
 mod keys;
 
+// The subxt macro reads the metadata file without telling cargo; this makes a new metadata
+// file rebuild the generated types.
+const _METADATA: &[u8] = include_bytes!("../metadata/m2m-runtime.scale");
+
 pub use client::{ChainClient, Submitted};
 pub use error::ChainError;
 pub use keys::{DeviceKeys, EvmSigner};

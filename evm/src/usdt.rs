@@ -115,6 +115,7 @@ pub fn format_amount(amount: U256) -> String {
 #[cfg(test)]
 mod tests {
 	use super::*;
+	use alloy::sol_types::SolCall;
 
 	#[test]
 	fn the_binding_matches_the_compiled_contract() {

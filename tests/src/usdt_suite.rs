@@ -306,7 +306,7 @@ pub async fn run(url: &str) -> Result<Address> {
 		("another chain id", self::domain(chain_id + 1, token_addr)),
 		(
 			"another token name",
-			eip712_domain! { name: "USD Coin", version: "1", chain_id: chain_id, verifying_contract: token_addr },
+			eip712_domain! { name: "USD Coin", version: "1", chain_id: chain_id, verifying_contract: token_addr, },
 		),
 	] {
 		let forged =
@@ -324,25 +324,31 @@ pub async fn run(url: &str) -> Result<Address> {
 		nonce: nonce("receive"),
 	};
 	let (v, r, s) = sign(&alith_key, receive.eip712_signing_hash(&domain));
-	let receive_call = |p| {
-		USDT::new(token_addr, p).receiveWithAuthorization(
-			receive.from,
-			receive.to,
-			receive.value,
-			receive.validAfter,
-			receive.validBefore,
-			receive.nonce,
-			v,
-			r,
-			s,
-		)
+	let (as_ethan, as_baltathar) =
+		(USDT::new(token_addr, &ethan), USDT::new(token_addr, &baltathar));
+	let receive_call = |token: &'_ USDT::USDTInstance<&DynProvider>| {
+		token
+			.receiveWithAuthorization(
+				receive.from,
+				receive.to,
+				receive.value,
+				receive.validAfter,
+				receive.validBefore,
+				receive.nonce,
+				v,
+				r,
+				s,
+			)
+			.into_transaction_request()
 	};
+	let third_party =
+		ethan.call(receive_call(&as_ethan).from(dev::signer("ethan").address())).await;
 	expect_revert(
-		async { Ok(receive_call(&ethan).call().await?) }.await,
+		third_party.map_err(Into::into),
 		"caller must be the payee",
 		"receiveWithAuthorization by a third party",
 	)?;
-	m2m_evm::confirm(receive_call(&baltathar).send().await?).await?;
+	m2m_evm::confirm(baltathar.send_transaction(receive_call(&as_baltathar)).await?).await?;
 	ensure!(balance(&token, baltathar_addr).await? == before + one + one, "received");
 
 	// cancelAuthorization: a canceled authorization can no longer be used.

@@ -3,7 +3,7 @@
 //! contract whether a payment happened.
 
 use frame_support::{
-	parameter_types,
+	derive_impl, parameter_types,
 	storage::{with_transaction, TransactionOutcome},
 	traits::{ConstBool, ConstU32, ConstU64},
 	weights::Weight,
@@ -17,8 +17,9 @@ use pallet_settlement_receipts::{SettlementOracle, SettlementState};
 use sp_runtime::{DispatchError, Perbill};
 
 use super::super::{
-	AccountId, Address, Balance, Balances, EthExtraImpl, Revive, Runtime, Signature, Timestamp,
-	EVM_CHAIN_ID, MICRO_UNIT, MILLI_UNIT,
+	AccountId, Address, Balance, Balances, EthExtraImpl, Revive, Runtime, RuntimeCall,
+	RuntimeEvent, RuntimeHoldReason, RuntimeOrigin, Signature, Timestamp, EVM_CHAIN_ID,
+	MICRO_UNIT, MILLI_UNIT,
 };
 
 parameter_types! {
@@ -30,7 +31,7 @@ parameter_types! {
 	pub CodeHashLockupDepositPercent: Perbill = Perbill::from_percent(30);
 }
 
-#[frame_support::derive_impl(pallet_revive::config_preludes::TestDefaultConfig)]
+#[derive_impl(pallet_revive::config_preludes::TestDefaultConfig)]
 impl pallet_revive::Config for Runtime {
 	type AddressMapper = AccountId32Mapper<Self>;
 	type ChainId = ConstU64<EVM_CHAIN_ID>;
@@ -116,7 +117,7 @@ impl SettlementOracle for ReviveSettlement {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::{RuntimeOrigin, System};
+	use crate::System;
 	use pallet_revive::{AddressMapper, Code};
 	use sp_keyring::Sr25519Keyring;
 

@@ -24,9 +24,13 @@ use alloy::{
 	transports::{RpcError, TransportErrorKind},
 };
 
-/// Gas limit for contract deployments. pallet-revive's `eth_estimateGas` is unreliable for
-/// contract creation, so deployments never rely on it.
+/// Gas limit for a contract deployment when `eth_estimateGas` fails (it can, on pallet-revive).
+/// Fine for anvil; pallet-revive folds storage deposits into gas, so a deployment there needs
+/// far more and relies on the estimate.
 pub const DEPLOY_GAS: u64 = 10_000_000;
+
+/// How long [`confirm`] waits for a receipt.
+pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What can go wrong at the EVM edge.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +56,17 @@ pub fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvide
 		.map_err(|e: <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err| {
 			EvmError::InvalidUrl { url: url.to_string(), reason: e.to_string() }
 		})?;
+	// The nonce comes from the endpoint for every transaction. alloy's default (a cached
+	// counter) burns a nonce when a send fails after filling, e.g. on a reverting gas
+	// estimate, and every later transaction then waits behind the gap forever.
+	let builder = ProviderBuilder::new()
+		.disable_recommended_fillers()
+		.with_gas_estimation()
+		.with_simple_nonce_management()
+		.fetch_chain_id();
 	Ok(match signer {
-		Some(signer) => ProviderBuilder::new()
-			.wallet(EthereumWallet::from(signer))
-			.connect_http(parsed)
-			.erased(),
-		None => ProviderBuilder::new().connect_http(parsed).erased(),
+		Some(signer) => builder.wallet(EthereumWallet::from(signer)).connect_http(parsed).erased(),
+		None => builder.connect_http(parsed).erased(),
 	})
 }
 
@@ -69,18 +78,28 @@ pub async fn send_native(provider: &DynProvider, to: Address, value: U256) -> Re
 	confirm(pending).await
 }
 
-/// Waits for a sent transaction's receipt and checks that it succeeded.
+/// Waits for a sent transaction's receipt (polling `eth_getTransactionReceipt`, at most
+/// [`RECEIPT_TIMEOUT`]) and checks that it succeeded.
+///
+/// Polling the receipt directly works the same on every endpoint; alloy's block-watching
+/// heartbeat can miss a transaction that an automining node (anvil) included before the
+/// watch began.
 pub async fn confirm(
 	pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
 ) -> Result<TxHash, EvmError> {
 	let tx = *pending.tx_hash();
-	let receipt = pending
-		.with_timeout(Some(std::time::Duration::from_secs(60)))
-		.get_receipt()
-		.await
-		.map_err(|e| EvmError::Unconfirmed { tx, reason: e.to_string() })?;
-	if !receipt.status() {
-		return Err(EvmError::Reverted { tx });
+	let provider = pending.provider().clone();
+	let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+	loop {
+		if let Some(receipt) = provider.get_transaction_receipt(tx).await? {
+			return if receipt.status() { Ok(tx) } else { Err(EvmError::Reverted { tx }) };
+		}
+		if tokio::time::Instant::now() >= deadline {
+			return Err(EvmError::Unconfirmed {
+				tx,
+				reason: format!("no receipt within {RECEIPT_TIMEOUT:?}"),
+			});
+		}
+		tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 	}
-	Ok(tx)
 }

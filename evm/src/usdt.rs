@@ -86,7 +86,13 @@ pub async fn find_or_deploy(provider: &DynProvider, deployer: Address) -> Result
 			 the deployer key must be used for nothing else"
 		)));
 	}
-	let pending = USDT::deploy_builder(provider, deployer).gas(DEPLOY_GAS).send().await?;
+	let builder = USDT::deploy_builder(provider, deployer);
+	let gas = match builder.estimate_gas().await {
+		// Headroom: the estimate is exact for the state it ran against.
+		Ok(estimate) => estimate.saturating_add(estimate / 5),
+		Err(_) => DEPLOY_GAS,
+	};
+	let pending = builder.gas(gas).send().await?;
 	let tx = confirm(pending).await?;
 	if provider.get_code_at(address).await?.is_empty() {
 		return Err(EvmError::Deployment(format!(

@@ -30,7 +30,9 @@ async fn measure(url: &str, iterations: usize) -> anyhow::Result<Vec<Sample>> {
 	let mut samples = Vec::new();
 	for _ in 0..iterations {
 		let t0 = Instant::now();
-		let pending = USDT::deploy_builder(&alith, alith_addr).gas(DEPLOY_GAS).send().await?;
+		let builder = USDT::deploy_builder(&alith, alith_addr);
+		let gas = builder.estimate_gas().await.map(|g| g + g / 5).unwrap_or(DEPLOY_GAS);
+		let pending = builder.gas(gas).send().await?;
 		let tx = pending.tx_hash().to_owned();
 		m2m_evm::confirm(pending).await?;
 		let deploy = t0.elapsed();

@@ -49,15 +49,9 @@ fn testnet_genesis(
 				.map(|k| (k, DEV_ENDOWMENT))
 				.collect::<Vec<_>>(),
 		},
-		revive: ReviveConfig {
-			// Substrate dev accounts get an EVM address (keccak of the key) so they can call
-			// contracts; Ethereum accounts are mapped by construction.
-			mapped_accounts: endowed
-				.iter()
-				.filter(|a| !<Runtime as pallet_revive::Config>::AddressMapper::is_mapped(a))
-				.cloned()
-				.collect::<Vec<_>>(),
-		},
+		// Substrate dev accounts get an EVM address (from their public key) so they can call
+		// contracts; Ethereum accounts are mapped by construction.
+		revive: ReviveConfig { mapped_accounts: endowed.clone() },
 		aura: pallet_aura::GenesisConfig {
 			authorities: authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
 		},

@@ -34,10 +34,11 @@ const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
 parameter_types! {
 	pub const BlockHashCount: BlockNumber = 2400;
 	pub const Version: RuntimeVersion = VERSION;
-	/// 2 s of compute per 6 s block. The proof-size dimension is irrelevant to a solochain,
-	/// but pallet-revive prices gas from the ratio of the two, so it gets a realistic 10 MiB.
+	/// 2 s of compute per 6 s block. A solochain has no proof-of-validity limit, but
+	/// pallet-revive prices gas from the ratio of the two dimensions, so the proof size gets a
+	/// finite bound: 64 MiB, generous enough that only compute limits a block.
 	pub RuntimeBlockWeights: BlockWeights = BlockWeights::with_sensible_defaults(
-		Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, 10 * 1024 * 1024),
+		Weight::from_parts(2u64 * WEIGHT_REF_TIME_PER_SECOND, 64 * 1024 * 1024),
 		NORMAL_DISPATCH_RATIO,
 	);
 	/// 5 MiB blocks; normal transactions may fill 75% of them.

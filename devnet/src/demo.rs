@@ -29,7 +29,8 @@ async fn ensure_registered(
 		println!("  {name:<8} device #{id} (already registered)");
 		return Ok(id);
 	}
-	let id = chain.register_device(owner, keys).await.with_context(|| format!("registering {name}"))?;
+	let id =
+		chain.register_device(owner, keys).await.with_context(|| format!("registering {name}"))?;
 	println!("  {name:<8} device #{id} registered, EVM {}", to_address(keys.evm_address()));
 	Ok(id)
 }
@@ -50,12 +51,20 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	let chain = ChainClient::connect(&endpoints.node).await?;
 	let (charger_keys, robot_keys) = (device_keys("charger"), device_keys("robot"));
 	let robot_evm = m2m_evm::connect(&endpoints.eth_rpc, Some(evm_signer(&robot_keys)))?;
-	let robot_usdt = USDT::new(token.address, &robot_evm).balanceOf(to_address(robot_keys.evm_address())).call().await?;
-	if robot_usdt < U256::from(PRICE) ||
-		chain.free_balance(charger_keys.account_id()).await? < NATIVE_UNIT
+	let robot_usdt = USDT::new(token.address, &robot_evm)
+		.balanceOf(to_address(robot_keys.evm_address()))
+		.call()
+		.await?;
+	if robot_usdt < U256::from(PRICE)
+		|| chain.free_balance(charger_keys.account_id()).await? < NATIVE_UNIT
 	{
-		fund(endpoints, &["charger".into(), "robot".into()], 10 * NATIVE_UNIT, U256::from(100 * usdt::UNIT))
-			.await?;
+		fund(
+			endpoints,
+			&["charger".into(), "robot".into()],
+			10 * NATIVE_UNIT,
+			U256::from(100 * usdt::UNIT),
+		)
+		.await?;
 		println!("  funded charger and robot (native for fees and gas, 100 USDT each)");
 	}
 	let charger = ensure_registered(&chain, &sr_dev::alice(), &charger_keys, "charger").await?;
@@ -85,7 +94,7 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 		asset: Static(domain),
 		proof: PaymentProof::Exact {
 			authorization: Static(authorization.clone()),
-			signature: Static(signature.clone()),
+			signature: Static(signature),
 		},
 		settlement_tx: H256::zero(),
 		resource: H256(m2m_primitives::blake2_256(b"/charge/kwh")),
@@ -127,10 +136,7 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
 	let id = chain.record_receipt(&charger_keys.account, receipt).await?;
 	let stored = chain.receipt(id).await?.context("receipt body")?;
-	println!(
-		"  receipt {id:?} recorded on-chain (settled_on_chain: {})",
-		stored.settled_on_chain
-	);
+	println!("  receipt {id:?} recorded on-chain (settled_on_chain: {})", stored.settled_on_chain);
 
 	for (who, owner) in [("alice", sr_dev::alice()), ("bob", sr_dev::bob())] {
 		let summary = chain.owner_summary(&owner.public_key().into(), now - DAY_MS, now).await?;

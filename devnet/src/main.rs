@@ -82,7 +82,9 @@ async fn main() -> Result<()> {
 		},
 		Command::Fund { devices, native, usdt: amount } => {
 			let usdt_units = U256::from(amount) * U256::from(usdt::UNIT);
-			for f in m2m_devnet::fund(&endpoints, &devices, native * NATIVE_UNIT, usdt_units).await? {
+			for f in
+				m2m_devnet::fund(&endpoints, &devices, native * NATIVE_UNIT, usdt_units).await?
+			{
 				println!(
 					"{:<10} account {}  evm {}  native {}  gas {}  {}",
 					f.name,
@@ -118,6 +120,11 @@ fn print_addresses(a: &serde_json::Value) {
 		println!("  {:<10} {}  {}", s(&acc["name"]), s(&acc["address"]), s(&acc["role"]));
 	}
 	for d in a["devices"].as_array().into_iter().flatten() {
-		println!("device {:<8} account {}  evm {}", s(&d["name"]), s(&d["account"]), s(&d["evm_address"]));
+		println!(
+			"device {:<8} account {}  evm {}",
+			s(&d["name"]),
+			s(&d["account"]),
+			s(&d["evm_address"])
+		);
 	}
 }

@@ -6,7 +6,8 @@
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 
 /// The public dev mnemonic (DEV ONLY).
-pub const DEV_MNEMONIC: &str = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+pub const DEV_MNEMONIC: &str =
+	"bottom drive obey lake curtain smoke basket hold race lonely fit walk";
 
 /// Funds native tokens to devices on the testnet.
 pub const FAUCET: &str = "alith";

@@ -51,11 +51,11 @@ pub enum EvmError {
 
 /// A provider for `url` that signs with `signer` (fills nonce, gas and chain id itself).
 pub fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, EvmError> {
-	let parsed = url
-		.parse()
-		.map_err(|e: <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err| {
+	let parsed = url.parse().map_err(
+		|e: <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err| {
 			EvmError::InvalidUrl { url: url.to_string(), reason: e.to_string() }
-		})?;
+		},
+	)?;
 	// The nonce comes from the endpoint for every transaction. alloy's default (a cached
 	// counter) burns a nonce when a send fails after filling, e.g. on a reverting gas
 	// estimate, and every later transaction then waits behind the gap forever.
@@ -72,7 +72,11 @@ pub fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvide
 
 /// Sends `value` wei of the native token from the provider's signer to `to` and waits for
 /// inclusion.
-pub async fn send_native(provider: &DynProvider, to: Address, value: U256) -> Result<TxHash, EvmError> {
+pub async fn send_native(
+	provider: &DynProvider,
+	to: Address,
+	value: U256,
+) -> Result<TxHash, EvmError> {
 	let pending =
 		provider.send_transaction(TransactionRequest::default().to(to).value(value)).await?;
 	confirm(pending).await

@@ -10,13 +10,18 @@ use alloy::{
 
 use crate::{confirm, EvmError, DEPLOY_GAS};
 
-alloy::sol!(
+// The generated call builders take every Solidity argument, as EIP-3009 defines them.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+	alloy::sol!(
 	/// The m2m-pay testnet USDT: ERC-20 (6 decimals), EIP-2612, EIP-3009, owner-only mint.
 	#[sol(rpc)]
 	#[derive(Debug, PartialEq, Eq)]
 	USDT,
 	"../contracts/out/USDT.json"
-);
+	);
+}
+pub use bindings::USDT;
 
 /// Token base units per USDT.
 pub const UNIT: u64 = 1_000_000;
@@ -67,7 +72,10 @@ impl Deployment {
 
 /// Finds USDT at the canonical address of the provider's signer, or deploys it there (the
 /// signer must then be unused, nonce 0). Safe to call any number of times.
-pub async fn find_or_deploy(provider: &DynProvider, deployer: Address) -> Result<Deployment, EvmError> {
+pub async fn find_or_deploy(
+	provider: &DynProvider,
+	deployer: Address,
+) -> Result<Deployment, EvmError> {
 	let address = canonical_address(deployer);
 	if !provider.get_code_at(address).await?.is_empty() {
 		let token = USDT::new(address, provider);

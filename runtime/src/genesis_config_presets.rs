@@ -13,7 +13,9 @@ use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::Sr25519Keyring;
 
-use crate::{AccountId, BalancesConfig, ReviveConfig, Runtime, RuntimeGenesisConfig, SudoConfig, UNIT};
+use crate::{
+	AccountId, BalancesConfig, ReviveConfig, Runtime, RuntimeGenesisConfig, SudoConfig, UNIT,
+};
 use pallet_revive::AddressMapper;
 
 /// The Ethereum dev accounts (DEV keys from the public dev mnemonic), Alith first.

@@ -251,9 +251,10 @@ mod tests {
 		let path =
 			concat!(env!("CARGO_MANIFEST_DIR"), "/../chain-client/metadata/m2m-runtime.scale");
 		// pallet-revive's metadata reads storage (its constants), so it needs externalities.
-		let current: Vec<u8> = sp_io::TestExternalities::new(Default::default()).execute_with(|| {
-			Runtime::metadata_at_version(16).expect("metadata v16 is supported").to_vec()
-		});
+		let current: Vec<u8> =
+			sp_io::TestExternalities::new(Default::default()).execute_with(|| {
+				Runtime::metadata_at_version(16).expect("metadata v16 is supported").to_vec()
+			});
 		if std::env::var_os("M2M_BLESS").is_some() {
 			std::fs::write(path, &current).expect("write metadata");
 		}

@@ -73,7 +73,6 @@ fn report(name: &str, samples: Vec<Sample>) -> Duration {
 	row
 }
 
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
 	let iterations = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(5);

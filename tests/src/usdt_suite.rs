@@ -188,8 +188,8 @@ pub async fn run(url: &str) -> Result<Address> {
 	ensure!(token.symbol().call().await? == "USDT", "symbol");
 	let onchain = usdt::domain(&alith, token_addr).await?;
 	ensure!(
-		onchain ==
-			usdt::Domain {
+		onchain
+			== usdt::Domain {
 				name: "Tether USD".into(),
 				version: "1".into(),
 				chain_id,
@@ -200,8 +200,8 @@ pub async fn run(url: &str) -> Result<Address> {
 	let domain = domain(chain_id, token_addr);
 	ensure!(token.DOMAIN_SEPARATOR().call().await? == domain.separator(), "DOMAIN_SEPARATOR()");
 	ensure!(
-		token.DOMAIN_SEPARATOR().call().await?.0 ==
-			m2m_primitives::eip712::domain_separator(
+		token.DOMAIN_SEPARATOR().call().await?.0
+			== m2m_primitives::eip712::domain_separator(
 				b"Tether USD",
 				b"1",
 				chain_id,
@@ -226,8 +226,10 @@ pub async fn run(url: &str) -> Result<Address> {
 	m2m_evm::confirm(token.transfer(baltathar_addr, ten).send().await?).await?;
 	ensure!(balance(&token, baltathar_addr).await? == ten, "transfer arrived");
 	expect_revert(
-		async { Ok(USDT::new(token_addr, &baltathar).transfer(alith_addr, thousand).call().await?) }
-			.await,
+		async {
+			Ok(USDT::new(token_addr, &baltathar).transfer(alith_addr, thousand).call().await?)
+		}
+		.await,
 		"transfer amount exceeds balance",
 		"overdraft",
 	)?;
@@ -252,7 +254,10 @@ pub async fn run(url: &str) -> Result<Address> {
 	ensure!(token.nonces(alith_addr).call().await? == U256::from(1), "permit nonce used");
 	expect_revert(
 		async {
-			Ok(as_dorothy.permit(alith_addr, dorothy_addr, five, permit.deadline, v, r, s).call().await?)
+			Ok(as_dorothy
+				.permit(alith_addr, dorothy_addr, five, permit.deadline, v, r, s)
+				.call()
+				.await?)
 		}
 		.await,
 		"invalid signature",
@@ -265,7 +270,8 @@ pub async fn run(url: &str) -> Result<Address> {
 	let one = U256::from(usdt::UNIT);
 	let window = (now - 600, now + 3_600);
 	let before = balance(&token, baltathar_addr).await?;
-	let signed = SignedAuthorization::new(&alith_key, &domain, baltathar_addr, one, window, nonce("twa"));
+	let signed =
+		SignedAuthorization::new(&alith_key, &domain, baltathar_addr, one, window, nonce("twa"));
 	ensure!(
 		!token.authorizationState(alith_addr, signed.auth.nonce).call().await?,
 		"fresh nonce is unused"
@@ -279,7 +285,11 @@ pub async fn run(url: &str) -> Result<Address> {
 	);
 
 	// The same authorization again: refused.
-	expect_revert(signed.submit(token_addr, &ethan).await, "authorization is used or canceled", "replay")?;
+	expect_revert(
+		signed.submit(token_addr, &ethan).await,
+		"authorization is used or canceled",
+		"replay",
+	)?;
 
 	// Expired (validBefore in the past) and not yet valid (validAfter in the future).
 	let expired = SignedAuthorization::new(
@@ -404,8 +414,8 @@ pub async fn run(url: &str) -> Result<Address> {
 		)
 		.await?;
 	ensure!(
-		by_topic.iter().all(|l| l.topic0() == Some(&USDT::AuthorizationUsed::SIGNATURE_HASH)) &&
-			by_topic.len() >= 2,
+		by_topic.iter().all(|l| l.topic0() == Some(&USDT::AuthorizationUsed::SIGNATURE_HASH))
+			&& by_topic.len() >= 2,
 		"topic filter returned {} logs",
 		by_topic.len()
 	);

@@ -30,7 +30,8 @@ fn usdt_suite_passes_through_eth_rpc_on_the_real_node() {
 #[test]
 fn usdt_suite_passes_on_anvil() {
 	let anvil = Anvil::start();
-	runtime().block_on(async { usdt_suite::run(&anvil.url).await.map_err(|e| format!("{e:#}")) })
+	runtime()
+		.block_on(async { usdt_suite::run(&anvil.url).await.map_err(|e| format!("{e:#}")) })
 		.unwrap();
 }
 
@@ -67,9 +68,10 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 		assert_eq!(again.address, token.address);
 
 		let names = ["charger".to_string(), "robot".to_string()];
-		let funded = m2m_devnet::fund(&endpoints, &names, 5 * NATIVE_UNIT, U256::from(50 * usdt::UNIT))
-			.await
-			.expect("funding");
+		let funded =
+			m2m_devnet::fund(&endpoints, &names, 5 * NATIVE_UNIT, U256::from(50 * usdt::UNIT))
+				.await
+				.expect("funding");
 		assert!(funded.iter().all(|f| f.usdt == U256::from(50 * usdt::UNIT)
 			&& f.native >= 5 * NATIVE_UNIT
 			&& f.gas > U256::ZERO));
@@ -90,15 +92,19 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 			nonce: H256(nonce.0),
 		};
 		let asset = token.asset();
-		let separator =
-			m2m_primitives::eip712::domain_separator(b"Tether USD", b"1", asset.chain_id, asset.token);
+		let separator = m2m_primitives::eip712::domain_separator(
+			b"Tether USD",
+			b"1",
+			asset.chain_id,
+			asset.token,
+		);
 		let signature = robot.evm.sign_authorization(&authorization, &separator);
 		let receipt = ReceiptInput {
 			payee: charger_id,
 			asset: Static(asset),
 			proof: PaymentProof::Exact {
 				authorization: Static(authorization.clone()),
-				signature: Static(signature.clone()),
+				signature: Static(signature),
 			},
 			settlement_tx: H256::zero(),
 			resource: H256::repeat_byte(7),

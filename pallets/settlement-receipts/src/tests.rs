@@ -53,10 +53,7 @@ mod record {
 			let f = fleet();
 			let input = receipt_in(local_usdt(), &f.b, &f.a, f.a_id, 7, 3, NOW);
 			assert_noop!(
-				SettlementReceipts::record_receipt(
-					signed_by_device(&f.a),
-					Box::new(input.clone())
-				),
+				SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(input.clone())),
 				Error::<Test>::NotSettled
 			);
 

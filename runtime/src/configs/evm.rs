@@ -18,8 +18,8 @@ use sp_runtime::{DispatchError, Perbill};
 
 use super::super::{
 	AccountId, Address, Balance, Balances, EthExtraImpl, Revive, Runtime, RuntimeCall,
-	RuntimeEvent, RuntimeHoldReason, RuntimeOrigin, Signature, Timestamp, EVM_CHAIN_ID,
-	MICRO_UNIT, MILLI_UNIT,
+	RuntimeEvent, RuntimeHoldReason, RuntimeOrigin, Signature, Timestamp, EVM_CHAIN_ID, MICRO_UNIT,
+	MILLI_UNIT,
 };
 
 parameter_types! {
@@ -188,8 +188,8 @@ mod tests {
 			let used = metered.weight_required;
 			println!("authorizationState weight: {used} (charged {SETTLEMENT_CHECK_WEIGHT})");
 			assert!(
-				used.ref_time() * 4 <= SETTLEMENT_CHECK_WEIGHT.ref_time() &&
-					used.proof_size() * 4 <= SETTLEMENT_CHECK_WEIGHT.proof_size(),
+				used.ref_time() * 4 <= SETTLEMENT_CHECK_WEIGHT.ref_time()
+					&& used.proof_size() * 4 <= SETTLEMENT_CHECK_WEIGHT.proof_size(),
 				"the charged weight must leave a 4x margin over {used}"
 			);
 		});

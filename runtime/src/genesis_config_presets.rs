@@ -13,9 +13,7 @@ use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::Sr25519Keyring;
 
-use crate::{
-	AccountId, BalancesConfig, ReviveConfig, Runtime, RuntimeGenesisConfig, SudoConfig, UNIT,
-};
+use crate::{AccountId, BalancesConfig, Runtime, RuntimeGenesisConfig, SudoConfig, UNIT};
 use pallet_revive::AddressMapper;
 
 /// The Ethereum dev accounts (DEV keys from the public dev mnemonic), Alith first.
@@ -51,9 +49,6 @@ fn testnet_genesis(
 				.map(|k| (k, DEV_ENDOWMENT))
 				.collect::<Vec<_>>(),
 		},
-		// Substrate dev accounts get an EVM address (from their public key) so they can call
-		// contracts; Ethereum accounts are mapped by construction.
-		revive: ReviveConfig { mapped_accounts: endowed.clone() },
 		aura: pallet_aura::GenesisConfig {
 			authorities: authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
 		},
@@ -173,6 +168,8 @@ pub(crate) mod tests {
 					"{name} is funded on the EVM side"
 				);
 			}
+			// AutoMap gives every account created at genesis its EVM address; listing them in
+			// revive's `mapped_accounts` as well would fail with `AccountAlreadyMapped`.
 			let bob = Sr25519Keyring::Bob.to_account_id();
 			assert!(<Runtime as pallet_revive::Config>::AddressMapper::is_mapped(&bob));
 		});

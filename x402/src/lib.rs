@@ -1,0 +1,42 @@
+//! x402, the HTTP 402 payment protocol, as pure data and rules.
+//!
+//! Everything a seller or a buyer must get exactly right, with no I/O and no async, so that
+//! every transport (HTTP headers, libp2p messages) and every role (client, resource server,
+//! facilitator) shares one implementation:
+//!
+//! - [`v2`]: the current wire types (`PaymentRequired`, `PaymentRequirements`,
+//!   `PaymentPayload`, `SettleResponse`, `VerifyResponse`, …) and [`v1`] for legacy peers;
+//! - [`codec`]: the header codec, standard base64 of compact JSON (strict out, lenient in);
+//! - [`network`]: CAIP-2 networks (`eip155:<chainId>`) and the v1 network names;
+//! - [`matching`]: which offered requirement a payment accepted (deep equality, as the
+//!   reference implementations do);
+//! - [`exact`]: the `exact` scheme on EVM: EIP-3009 `TransferWithAuthorization` EIP-712 digest,
+//!   signing, and the off-chain verification checks in the spec's order;
+//! - [`reason`]: the spec's error reasons.
+
+pub mod codec;
+pub mod exact;
+pub mod matching;
+pub mod network;
+pub mod reason;
+pub mod v1;
+pub mod v2;
+
+pub use reason::ErrorReason;
+
+/// The x402 protocol version this crate speaks natively.
+pub const X402_VERSION: u32 = 2;
+
+/// HTTP header names (case-insensitive on the wire).
+pub mod headers {
+	/// v2: the seller's requirements, on a 402 response.
+	pub const PAYMENT_REQUIRED: &str = "PAYMENT-REQUIRED";
+	/// v2: the buyer's payment, on the retried request.
+	pub const PAYMENT_SIGNATURE: &str = "PAYMENT-SIGNATURE";
+	/// v2: the settlement result, on the final response (success or failure).
+	pub const PAYMENT_RESPONSE: &str = "PAYMENT-RESPONSE";
+	/// v1: the buyer's payment.
+	pub const X_PAYMENT: &str = "X-PAYMENT";
+	/// v1: the settlement result.
+	pub const X_PAYMENT_RESPONSE: &str = "X-PAYMENT-RESPONSE";
+}

@@ -1,0 +1,101 @@
+//! The spec's error reasons (x402 v2 §9), plus the two that clients must act on.
+//!
+//! Reasons from other implementations differ (`invalid_exact_evm_signature` in TypeScript,
+//! `invalid_signature` in x402-rs); incoming ones are kept verbatim as [`ErrorReason::Other`]
+//! and treated as opaque, except the two with a protocol meaning.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! reasons {
+	($($variant:ident => $text:literal, $doc:literal;)*) => {
+		/// Why a payment was not verified or not settled.
+		#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+		pub enum ErrorReason {
+			$(#[doc = $doc] $variant,)*
+			/// A reason this crate does not define, kept as received.
+			Other(String),
+		}
+
+		impl ErrorReason {
+			/// The wire string.
+			pub fn as_str(&self) -> &str {
+				match self {
+					$(ErrorReason::$variant => $text,)*
+					ErrorReason::Other(s) => s,
+				}
+			}
+
+			/// Parses a wire string; unknown ones become [`ErrorReason::Other`].
+			pub fn parse(s: &str) -> Self {
+				match s {
+					$($text => ErrorReason::$variant,)*
+					other => ErrorReason::Other(other.to_string()),
+				}
+			}
+		}
+	};
+}
+
+reasons! {
+	InsufficientFunds => "insufficient_funds", "The payer's balance is below the amount.";
+	ValidAfter => "invalid_exact_evm_payload_authorization_valid_after", "The authorization is not valid yet.";
+	ValidBefore => "invalid_exact_evm_payload_authorization_valid_before", "The authorization has expired, or expires too soon to settle.";
+	ValueMismatch => "invalid_exact_evm_payload_authorization_value_mismatch", "The authorized value is not the required amount.";
+	InvalidSignature => "invalid_exact_evm_payload_signature", "The signature is malformed or not the payer's.";
+	RecipientMismatch => "invalid_exact_evm_payload_recipient_mismatch", "The authorization pays someone other than `payTo`.";
+	InvalidNetwork => "invalid_network", "The network is malformed or not supported.";
+	InvalidPayload => "invalid_payload", "The payload is malformed.";
+	InvalidPaymentRequirements => "invalid_payment_requirements", "The requirements are malformed, or the payment accepted requirements that were not offered.";
+	InvalidScheme => "invalid_scheme", "The scheme does not match the requirements.";
+	UnsupportedScheme => "unsupported_scheme", "The scheme is not supported.";
+	InvalidX402Version => "invalid_x402_version", "The protocol version is not supported.";
+	InvalidTransactionState => "invalid_transaction_state", "The authorization was already used or canceled, or the settlement failed on-chain.";
+	UnexpectedVerifyError => "unexpected_verify_error", "Verification failed for an unexpected reason.";
+	UnexpectedSettleError => "unexpected_settle_error", "Settlement failed for an unexpected reason.";
+	SettlementPending => "settlement_pending", "The settlement transaction was sent but is not confirmed yet; retry later, do not pay again.";
+	Permit2AllowanceRequired => "permit2_allowance_required", "The payer must first approve Permit2 (answered with HTTP 412).";
+}
+
+impl std::fmt::Display for ErrorReason {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.write_str(self.as_str())
+	}
+}
+
+impl Serialize for ErrorReason {
+	fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+		s.serialize_str(self.as_str())
+	}
+}
+
+impl<'de> Deserialize<'de> for ErrorReason {
+	fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+		Ok(ErrorReason::parse(&String::deserialize(d)?))
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn reasons_round_trip_and_unknown_ones_are_kept() {
+		for r in [
+			ErrorReason::InsufficientFunds,
+			ErrorReason::SettlementPending,
+			ErrorReason::ValidBefore,
+		] {
+			assert_eq!(ErrorReason::parse(r.as_str()), r);
+			let json = serde_json::to_string(&r).unwrap();
+			assert_eq!(serde_json::from_str::<ErrorReason>(&json).unwrap(), r);
+		}
+		assert_eq!(
+			ErrorReason::parse("invalid_exact_evm_signature"),
+			ErrorReason::Other("invalid_exact_evm_signature".into())
+		);
+		assert_eq!(
+			ErrorReason::InvalidSignature.to_string(),
+			"invalid_exact_evm_payload_signature"
+		);
+	}
+}

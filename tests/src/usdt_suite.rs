@@ -19,15 +19,10 @@ use m2m_evm::{
 	usdt::USDT,
 };
 
+/// The x402 crate's EIP-3009 struct: what buyers sign is what this suite submits.
+pub use m2m_x402::exact::TransferWithAuthorization;
+
 sol! {
-	struct TransferWithAuthorization {
-		address from;
-		address to;
-		uint256 value;
-		uint256 validAfter;
-		uint256 validBefore;
-		bytes32 nonce;
-	}
 	struct ReceiveWithAuthorization {
 		address from;
 		address to;

@@ -169,6 +169,11 @@ pub struct Anvil {
 
 impl Anvil {
 	pub fn start() -> Anvil {
+		Self::start_with(&[])
+	}
+
+	/// With extra anvil flags, e.g. `--no-mining` for an endpoint that never confirms.
+	pub fn start_with(extra: &[&str]) -> Anvil {
 		let bin = std::env::var("M2M_ANVIL_BIN").map(PathBuf::from).unwrap_or_else(|_| {
 			PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 				.join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -189,6 +194,7 @@ impl Anvil {
 			"--accounts",
 			"6",
 		]);
+		command.args(extra);
 		let (process, addr) = Process::spawn("anvil", command, None, |line| {
 			line.strip_prefix("Listening on ").map(|a| a.trim().to_string())
 		});

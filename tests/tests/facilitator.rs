@@ -1,0 +1,158 @@
+//! The facilitator core against a real EVM (anvil, with the testnet USDT): on-chain refusals
+//! with the spec's reasons, exactly-once settlement, and `settlement_pending` with the hash when
+//! no receipt comes.
+
+use std::time::Duration;
+
+use m2m_e2e_tests::Anvil;
+use m2m_evm::{
+	alloy::primitives::{Address, B256, U256},
+	dev, usdt,
+	usdt::USDT,
+};
+use m2m_facilitator::Facilitator;
+use m2m_x402::{
+	exact, network,
+	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	ErrorReason,
+};
+
+struct Setup {
+	token: Address,
+	requirements: PaymentRequirements,
+	facilitator: Facilitator,
+}
+
+/// USDT deployed, Alith holding 100 USDT, Baltathar the payee, Charleth the facilitator.
+async fn setup(url: &str, receipt_timeout: Duration) -> Setup {
+	let deployer = m2m_evm::connect(url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
+	let faith = dev::signer(dev::USDT_DEPLOYER).address();
+	let token = usdt::find_or_deploy(&deployer, faith).await.unwrap().address();
+	usdt::mint(&deployer, token, dev::signer("alith").address(), U256::from(100 * usdt::UNIT))
+		.await
+		.unwrap();
+	let chain_id = 31337;
+	let requirements = PaymentRequirements {
+		scheme: "exact".into(),
+		network: network::caip2(chain_id),
+		amount: "250000".into(),
+		asset: token.to_checksum(None),
+		pay_to: dev::signer("baltathar").address().to_checksum(None),
+		max_timeout_seconds: 60,
+		extra: Some(serde_json::json!({"name": "Tether USD", "version": "1"})),
+		other: Default::default(),
+	};
+	let charleth = dev::signer("charleth");
+	let provider = m2m_evm::connect(url, Some(charleth.clone())).unwrap();
+	let facilitator =
+		Facilitator::new(provider, charleth.address(), receipt_timeout).await.unwrap();
+	Setup { token, requirements, facilitator }
+}
+
+fn now() -> u64 {
+	std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn pay(payer: &str, requirements: &PaymentRequirements, nonce: u8) -> PaymentPayload {
+	let wire =
+		exact::sign(&dev::signer(payer), requirements, now(), B256::repeat_byte(nonce)).unwrap();
+	PaymentPayload {
+		x402_version: 2,
+		resource: None,
+		accepted: requirements.clone(),
+		payload: SchemePayload::ExactEvm(wire),
+		extensions: None,
+		other: Default::default(),
+	}
+}
+
+async fn balance(url: &str, token: Address, who: &str) -> U256 {
+	let p = m2m_evm::connect(url, None).unwrap();
+	USDT::new(token, &p).balanceOf(dev::signer(who).address()).call().await.unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+	tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_payment_settles_once_and_every_refusal_has_its_reason() {
+	let anvil = Anvil::start();
+	runtime().block_on(async {
+		let s = setup(&anvil.url, Duration::from_secs(30)).await;
+		let payment = pay("alith", &s.requirements, 1);
+
+		let verified = s.facilitator.verify(&payment, &s.requirements).await;
+		assert!(verified.is_valid, "{verified:?}");
+		let settled = s.facilitator.settle(&payment, &s.requirements).await;
+		assert!(settled.success, "{settled:?}");
+		assert_eq!(settled.transaction.len(), 66);
+		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
+
+		// The same authorization again: refused, nothing moves.
+		let again = s.facilitator.settle(&payment, &s.requirements).await;
+		assert_eq!(again.error_reason, Some(ErrorReason::InvalidTransactionState), "{again:?}");
+		assert_eq!(again.transaction, "");
+		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
+
+		// A payer without USDT.
+		let broke =
+			s.facilitator.verify(&pay("dorothy", &s.requirements, 2), &s.requirements).await;
+		assert_eq!(broke.invalid_reason, Some(ErrorReason::InsufficientFunds), "{broke:?}");
+
+		// Requirements whose token domain is not what the token says.
+		let mut wrong = s.requirements.clone();
+		wrong.extra = Some(serde_json::json!({"name": "USD Coin", "version": "2"}));
+		let refused = s.facilitator.verify(&pay("alith", &wrong, 3), &wrong).await;
+		assert_eq!(refused.invalid_reason, Some(ErrorReason::InvalidPaymentRequirements));
+
+		// Another chain.
+		let mut elsewhere = s.requirements.clone();
+		elsewhere.network = network::caip2(3338);
+		let refused = s.facilitator.verify(&pay("alith", &elsewhere, 4), &elsewhere).await;
+		assert_eq!(refused.invalid_reason, Some(ErrorReason::InvalidNetwork));
+	});
+}
+
+#[test]
+fn one_authorization_presented_twice_at_once_settles_once() {
+	let anvil = Anvil::start();
+	runtime().block_on(async {
+		let s = setup(&anvil.url, Duration::from_secs(30)).await;
+		let payment = pay("alith", &s.requirements, 9);
+		let (a, b) = tokio::join!(
+			s.facilitator.settle(&payment, &s.requirements),
+			s.facilitator.settle(&payment, &s.requirements)
+		);
+		assert_eq!(
+			[a.success, b.success].iter().filter(|ok| **ok).count(),
+			1,
+			"exactly one settles: {a:?} {b:?}"
+		);
+		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
+	});
+}
+
+#[test]
+fn a_settlement_without_a_receipt_in_time_is_pending_with_its_hash() {
+	let anvil = Anvil::start();
+	runtime().block_on(async {
+		let s = setup(&anvil.url, Duration::from_millis(500)).await;
+		// From now on the endpoint accepts transactions but mines none.
+		let raw = m2m_evm::connect(&anvil.url, None).unwrap();
+		use m2m_evm::alloy::providers::Provider;
+		let () = raw.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+
+		let payment = pay("alith", &s.requirements, 5);
+		let pending = s.facilitator.settle(&payment, &s.requirements).await;
+		assert!(!pending.success);
+		assert_eq!(pending.error_reason, Some(ErrorReason::SettlementPending), "{pending:?}");
+		assert_eq!(pending.transaction.len(), 66, "the hash is reported");
+
+		// While it is pending, the authorization cannot be settled a second time.
+		let twice = s.facilitator.settle(&payment, &s.requirements).await;
+		assert_eq!(twice.error_reason, Some(ErrorReason::InvalidTransactionState), "{twice:?}");
+		let _: serde_json::Value = raw.raw_request("evm_mine".into(), ()).await.unwrap();
+		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
+	});
+}

@@ -115,22 +115,21 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	// The charger settles: it submits the authorization and pays the gas.
 	let charger_evm = m2m_evm::connect(&endpoints.eth_rpc, Some(evm_signer(&charger_keys)))?;
 	let sig = signature.to_ethereum().map_err(|e| anyhow::anyhow!("robot signature: {e:?}"))?;
-	let pending = USDT::new(token.address, &charger_evm)
-		.transferWithAuthorization(
-			to_address(authorization.from),
-			to_address(authorization.to),
-			U256::from(PRICE),
-			U256::from(now / 1000 - 600),
-			U256::from(now / 1000 + 300),
-			B256::from(nonce.0),
-			sig[64],
-			B256::from_slice(&sig[..32]),
-			B256::from_slice(&sig[32..64]),
-		)
-		.send()
+	let settlement = usdt::SignedTransfer {
+		from: to_address(authorization.from),
+		to: to_address(authorization.to),
+		value: U256::from(PRICE),
+		valid_after: U256::from(now / 1000 - 600),
+		valid_before: U256::from(now / 1000 + 300),
+		nonce: B256::from(nonce.0),
+		v: sig[64],
+		r: B256::from_slice(&sig[..32]),
+		s: B256::from_slice(&sig[32..64]),
+	};
+	let tx = settlement
+		.submit(token.address, &charger_evm)
 		.await
-		.context("sending transferWithAuthorization")?;
-	let tx = m2m_evm::confirm(pending).await?;
+		.context("settling with transferWithAuthorization")?;
 	println!("  robot paid charger {}: EVM tx {tx}", usdt::format_amount(U256::from(PRICE)));
 
 	let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };

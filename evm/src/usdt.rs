@@ -4,8 +4,9 @@
 //! compiles with the pinned solc (a test keeps it identical to the source).
 
 use alloy::{
-	primitives::{Address, TxHash, U256},
+	primitives::{Address, TxHash, B256, U256},
 	providers::{DynProvider, Provider},
+	rpc::types::TransactionRequest,
 };
 
 use crate::{confirm, EvmError, DEPLOY_GAS};
@@ -22,6 +23,46 @@ mod bindings {
 	);
 }
 pub use bindings::USDT;
+
+/// An EIP-3009 authorization with its signature: everything `transferWithAuthorization`
+/// takes. Whoever submits it pays the gas; the token moves `value` from `from` to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransfer {
+	pub from: Address,
+	pub to: Address,
+	pub value: U256,
+	pub valid_after: U256,
+	pub valid_before: U256,
+	pub nonce: B256,
+	/// 27 or 28.
+	pub v: u8,
+	pub r: B256,
+	pub s: B256,
+}
+
+impl SignedTransfer {
+	/// The settlement transaction on `token` (the sender is filled in by whoever sends it).
+	pub fn request(&self, token: Address, provider: &DynProvider) -> TransactionRequest {
+		USDT::new(token, provider)
+			.transferWithAuthorization(
+				self.from,
+				self.to,
+				self.value,
+				self.valid_after,
+				self.valid_before,
+				self.nonce,
+				self.v,
+				self.r,
+				self.s,
+			)
+			.into_transaction_request()
+	}
+
+	/// Sends the settlement from the provider's signer and waits for it to succeed.
+	pub async fn submit(&self, token: Address, provider: &DynProvider) -> Result<TxHash, EvmError> {
+		confirm(provider.send_transaction(self.request(token, provider)).await?).await
+	}
+}
 
 /// Token base units per USDT.
 pub const UNIT: u64 = 1_000_000;

@@ -21,7 +21,7 @@ use m2m_evm::{
 		primitives::{Address, B256},
 		providers::{DynProvider, Provider},
 	},
-	usdt::USDT,
+	usdt::{self, USDT},
 };
 use m2m_x402::{
 	exact::{self, Verified},
@@ -157,23 +157,11 @@ impl Facilitator {
 	}
 
 	async fn submit(&self, v: &Verified) -> Result<B256, (ErrorReason, String, String)> {
-		let a = &v.authorization;
-		let token = USDT::new(v.token, &self.provider);
-		let call = token.transferWithAuthorization(
-			a.from,
-			a.to,
-			a.value,
-			a.validAfter,
-			a.validBefore,
-			a.nonce,
-			27 + v.signature.v() as u8,
-			v.signature.r().into(),
-			v.signature.s().into(),
-		);
+		let request = settlement(v).request(v.token, &self.provider);
 		let tx = {
 			// One send at a time: the nonce is read from the endpoint and used at once.
 			let _guard = self.sending.lock().await;
-			match call.send().await {
+			match self.provider.send_transaction(request).await {
 				Ok(pending) => *pending.tx_hash(),
 				Err(e) => {
 					return Err((
@@ -259,20 +247,8 @@ impl Facilitator {
 				format!("the payer holds {balance}, the payment needs {}", a.value),
 			));
 		}
-		token
-			.transferWithAuthorization(
-				a.from,
-				a.to,
-				a.value,
-				a.validAfter,
-				a.validBefore,
-				a.nonce,
-				27 + v.signature.v() as u8,
-				v.signature.r().into(),
-				v.signature.s().into(),
-			)
-			.from(self.signer)
-			.call()
+		self.provider
+			.call(settlement(&v).request(v.token, &self.provider).from(self.signer))
 			.await
 			.map_err(|e| {
 				(ErrorReason::InvalidTransactionState, format!("the settlement would fail: {e}"))
@@ -289,6 +265,22 @@ impl Facilitator {
 		let entry = (d.name, d.version);
 		self.domains.lock().expect("domain cache").insert(token, entry.clone());
 		Ok(entry)
+	}
+}
+
+/// The verified authorization as the token's settlement call takes it.
+fn settlement(v: &Verified) -> usdt::SignedTransfer {
+	let a = &v.authorization;
+	usdt::SignedTransfer {
+		from: a.from,
+		to: a.to,
+		value: a.value,
+		valid_after: a.validAfter,
+		valid_before: a.validBefore,
+		nonce: a.nonce,
+		v: 27 + v.signature.v() as u8,
+		r: v.signature.r().into(),
+		s: v.signature.s().into(),
 	}
 }
 

@@ -97,24 +97,25 @@ impl SignedAuthorization {
 		Self { auth, v, r, s }
 	}
 
+	/// As the token takes it.
+	pub fn transfer(&self) -> usdt::SignedTransfer {
+		let a = &self.auth;
+		usdt::SignedTransfer {
+			from: a.from,
+			to: a.to,
+			value: a.value,
+			valid_after: a.validAfter,
+			valid_before: a.validBefore,
+			nonce: a.nonce,
+			v: self.v,
+			r: self.r,
+			s: self.s,
+		}
+	}
+
 	/// Submits `transferWithAuthorization` from `submitter`'s provider.
 	pub async fn submit(&self, token: Address, submitter: &DynProvider) -> Result<B256> {
-		let a = &self.auth;
-		let pending = USDT::new(token, submitter)
-			.transferWithAuthorization(
-				a.from,
-				a.to,
-				a.value,
-				a.validAfter,
-				a.validBefore,
-				a.nonce,
-				self.v,
-				self.r,
-				self.s,
-			)
-			.send()
-			.await?;
-		Ok(m2m_evm::confirm(pending).await?)
+		Ok(self.transfer().submit(token, submitter).await?)
 	}
 }
 

@@ -10,6 +10,8 @@
 //!   a plain failure, so that a conforming client does not sign and pay again.
 //! - An in-flight set refuses a second presentation of an authorization that is being settled.
 
+pub mod http;
+
 use std::{
 	collections::{HashMap, HashSet},
 	sync::Mutex,

@@ -156,3 +156,68 @@ fn a_settlement_without_a_receipt_in_time_is_pending_with_its_hash() {
 		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
 	});
 }
+
+#[test]
+fn the_http_service_answers_the_x402_facilitator_api() {
+	let anvil = Anvil::start();
+	runtime().block_on(async {
+		let s = setup(&anvil.url, Duration::from_secs(30)).await;
+		let requirements = s.requirements.clone();
+		let app = m2m_facilitator::http::router(std::sync::Arc::new(s.facilitator));
+		let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+		let base = format!("http://{}", listener.local_addr().unwrap());
+		let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+		let http = reqwest::Client::new();
+		let get = |path: &str| http.get(format!("{base}{path}")).send();
+		let health: serde_json::Value = get("/health").await.unwrap().json().await.unwrap();
+		assert_eq!(health["network"], "eip155:31337");
+		let supported: serde_json::Value = get("/supported").await.unwrap().json().await.unwrap();
+		assert_eq!(supported["kinds"][0]["network"], "eip155:31337");
+		assert_eq!(supported["kinds"][0]["scheme"], "exact");
+		assert_eq!(
+			supported["signers"]["eip155:*"][0],
+			dev::signer("charleth").address().to_checksum(None)
+		);
+
+		let body = serde_json::json!({
+			"x402Version": 2,
+			"paymentPayload": pay("alith", &requirements, 11),
+			"paymentRequirements": requirements,
+		});
+		let post = |path: &str, body: Vec<u8>| {
+			http.post(format!("{base}{path}"))
+				.header("content-type", "application/json")
+				.body(body)
+				.send()
+		};
+		let verified = post("/verify", serde_json::to_vec(&body).unwrap()).await.unwrap();
+		assert_eq!(verified.status(), 200);
+		let verified: serde_json::Value = verified.json().await.unwrap();
+		assert_eq!(verified["isValid"], true, "{verified}");
+
+		let settled: serde_json::Value = post("/settle", serde_json::to_vec(&body).unwrap())
+			.await
+			.unwrap()
+			.json()
+			.await
+			.unwrap();
+		assert_eq!(settled["success"], true, "{settled}");
+		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
+
+		// A refusal is a 200 with the reason; a body that is not a request is a 400.
+		let again: serde_json::Value = post("/settle", serde_json::to_vec(&body).unwrap())
+			.await
+			.unwrap()
+			.json()
+			.await
+			.unwrap();
+		assert_eq!(again["success"], false);
+		assert_eq!(again["errorReason"], "invalid_transaction_state");
+		let garbage = post("/verify", b"{\"x402Version\": 2}".to_vec()).await.unwrap();
+		assert_eq!(garbage.status(), 400);
+		let garbage: serde_json::Value = garbage.json().await.unwrap();
+		assert_eq!(garbage["error"], "invalid_payload");
+		server.abort();
+	});
+}

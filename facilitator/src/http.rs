@@ -26,33 +26,29 @@ pub fn router(facilitator: Arc<Facilitator>) -> Router {
 		.with_state(facilitator)
 }
 
-/// Parses a `/verify` or `/settle` body, or answers 400 saying what is wrong with it.
-fn request(body: &[u8]) -> Result<FacilitatorRequest, Response> {
-	serde_json::from_slice(body).map_err(|e| {
-		(
-			StatusCode::BAD_REQUEST,
-			Json(serde_json::json!({
-				"error": "invalid_payload",
-				"message": format!(
-					"expected {{x402Version, paymentPayload, paymentRequirements}}: {e}"
-				),
-			})),
-		)
-			.into_response()
-	})
+/// Parses a `/verify` or `/settle` body, or says what is wrong with it.
+fn request(body: &[u8]) -> Result<FacilitatorRequest, String> {
+	serde_json::from_slice(body)
+		.map_err(|e| format!("expected {{x402Version, paymentPayload, paymentRequirements}}: {e}"))
+}
+
+/// 400 for a body that is not a facilitator request.
+fn bad_request(message: String) -> Response {
+	let body = serde_json::json!({"error": "invalid_payload", "message": message});
+	(StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 async fn verify(State(f): State<Arc<Facilitator>>, body: Bytes) -> Response {
 	match request(&body) {
 		Ok(r) => Json(f.verify(&r.payment_payload, &r.payment_requirements).await).into_response(),
-		Err(response) => response,
+		Err(message) => bad_request(message),
 	}
 }
 
 async fn settle(State(f): State<Arc<Facilitator>>, body: Bytes) -> Response {
 	match request(&body) {
 		Ok(r) => Json(f.settle(&r.payment_payload, &r.payment_requirements).await).into_response(),
-		Err(response) => response,
+		Err(message) => bad_request(message),
 	}
 }
 

@@ -4,16 +4,17 @@
 //! accounting back. DEV keys only: Alice owns the charger, Bob the robot.
 
 use anyhow::{Context, Result};
-use m2m_chain_client::{ChainClient, DeviceKeys, PaymentProof, ReceiptInput};
+use m2m_chain_client::{ChainClient, DeviceKeys, ReceiptInput};
 use m2m_evm::{
-	alloy::primitives::{B256, U256},
+	alloy::primitives::U256,
 	usdt::{self, USDT},
 };
-use m2m_primitives::{eip712::TransferWithAuthorization, H256};
-use subxt::utils::Static;
+use m2m_primitives::H256;
 use subxt_signer::sr25519::{dev as sr_dev, Keypair};
 
-use crate::{device_keys, evm_signer, fund, to_address, Endpoints, NATIVE_UNIT};
+use crate::{
+	device_keys, evm_signer, fund, sign_payment, to_address, Endpoints, SignedPayment, NATIVE_UNIT,
+};
 
 /// 0.15 USDT.
 const PRICE: u64 = 150_000;
@@ -73,35 +74,10 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	// The robot authorizes the payment off-chain; it never sends a transaction itself.
 	let now = now_ms();
 	let nonce = H256(m2m_primitives::blake2_256(&[&now.to_le_bytes()[..], b"demo"].concat()));
-	let authorization = TransferWithAuthorization {
-		from: robot_keys.evm_address(),
-		to: charger_keys.evm_address(),
-		value: PRICE.into(),
-		valid_after: (now / 1000 - 600).into(),
-		valid_before: (now / 1000 + 300).into(),
-		nonce,
-	};
-	let domain = token.asset();
-	let separator = m2m_primitives::eip712::domain_separator(
-		token.domain.name.as_bytes(),
-		token.domain.version.as_bytes(),
-		domain.chain_id,
-		domain.token,
-	);
-	let signature = robot_keys.evm.sign_authorization(&authorization, &separator);
-	let receipt = ReceiptInput {
-		payee: charger,
-		asset: Static(domain),
-		proof: PaymentProof::Exact {
-			authorization: Static(authorization.clone()),
-			signature: Static(signature),
-		},
-		settlement_tx: H256::zero(),
-		resource: H256(m2m_primitives::blake2_256(b"/charge/kwh")),
-		request_count: 1,
-		period_start: now - 60_000,
-		period_end: now,
-	};
+	let SignedPayment { settlement, receipt } =
+		sign_payment(&token, &robot_keys, &charger_keys, charger, PRICE, now, nonce);
+	let receipt =
+		ReceiptInput { resource: H256(m2m_primitives::blake2_256(b"/charge/kwh")), ..receipt };
 
 	// A receipt for money that has not moved is refused: the chain asks the token.
 	let early = chain.record_receipt(&charger_keys.account, receipt.clone()).await;
@@ -114,18 +90,6 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 
 	// The charger settles: it submits the authorization and pays the gas.
 	let charger_evm = m2m_evm::connect(&endpoints.eth_rpc, Some(evm_signer(&charger_keys)))?;
-	let sig = signature.to_ethereum().map_err(|e| anyhow::anyhow!("robot signature: {e:?}"))?;
-	let settlement = usdt::SignedTransfer {
-		from: to_address(authorization.from),
-		to: to_address(authorization.to),
-		value: U256::from(PRICE),
-		valid_after: U256::from(now / 1000 - 600),
-		valid_before: U256::from(now / 1000 + 300),
-		nonce: B256::from(nonce.0),
-		v: sig[64],
-		r: B256::from_slice(&sig[..32]),
-		s: B256::from_slice(&sig[32..64]),
-	};
 	let tx = settlement
 		.submit(token.address, &charger_evm)
 		.await

@@ -11,7 +11,7 @@
 //! ([`DeviceKeys::dev`]).
 
 use anyhow::{bail, Context, Result};
-use m2m_chain_client::{ChainClient, DeviceKeys};
+use m2m_chain_client::{ChainClient, DeviceId, DeviceKeys, PaymentProof, ReceiptInput};
 use m2m_evm::{
 	alloy::{
 		primitives::{Address, U256},
@@ -20,7 +20,12 @@ use m2m_evm::{
 	},
 	dev, usdt,
 };
-use m2m_primitives::{eip712::domain_separator, receipt::AssetKey, H160};
+use m2m_primitives::{
+	eip712::{domain_separator, TransferWithAuthorization},
+	receipt::AssetKey,
+	H160, H256,
+};
+use subxt::utils::Static;
 use subxt_signer::sr25519::dev as sr_dev;
 
 pub mod demo;
@@ -70,6 +75,73 @@ pub struct UsdtInfo {
 impl UsdtInfo {
 	pub fn asset(&self) -> AssetKey {
 		AssetKey { chain_id: self.domain.chain_id, token: to_h160(self.address) }
+	}
+
+	/// The token's EIP-712 domain separator, from the domain it reports.
+	pub fn domain_separator(&self) -> H256 {
+		domain_separator(
+			self.domain.name.as_bytes(),
+			self.domain.version.as_bytes(),
+			self.domain.chain_id,
+			to_h160(self.address),
+		)
+	}
+}
+
+/// One USDT payment, authorized off-chain by the payer: the settlement the payee submits and
+/// the receipt it records once the settlement is in (set `settlement_tx` then).
+pub struct SignedPayment {
+	pub settlement: usdt::SignedTransfer,
+	pub receipt: ReceiptInput,
+}
+
+/// `payer` authorizes `value` base units to `payee` (device `payee_id`) at `now_ms`: valid from
+/// ten minutes before to five minutes after, covering the minute up to `now_ms`.
+pub fn sign_payment(
+	token: &UsdtInfo,
+	payer: &DeviceKeys,
+	payee: &DeviceKeys,
+	payee_id: DeviceId,
+	value: u64,
+	now_ms: u64,
+	nonce: H256,
+) -> SignedPayment {
+	let now = now_ms / 1000;
+	let authorization = TransferWithAuthorization {
+		from: payer.evm_address(),
+		to: payee.evm_address(),
+		value: value.into(),
+		valid_after: (now - 600).into(),
+		valid_before: (now + 300).into(),
+		nonce,
+	};
+	let signature = payer.evm.sign_authorization(&authorization, &token.domain_separator());
+	let sig = signature.to_ethereum().expect("our signer emits v in {27, 28}");
+	SignedPayment {
+		settlement: usdt::SignedTransfer {
+			from: to_address(authorization.from),
+			to: to_address(authorization.to),
+			value: U256::from(value),
+			valid_after: U256::from(now - 600),
+			valid_before: U256::from(now + 300),
+			nonce: nonce.0.into(),
+			v: sig[64],
+			r: m2m_evm::alloy::primitives::B256::from_slice(&sig[..32]),
+			s: m2m_evm::alloy::primitives::B256::from_slice(&sig[32..64]),
+		},
+		receipt: ReceiptInput {
+			payee: payee_id,
+			asset: Static(token.asset()),
+			proof: PaymentProof::Exact {
+				authorization: Static(authorization),
+				signature: Static(signature),
+			},
+			settlement_tx: H256::zero(),
+			resource: H256(m2m_primitives::blake2_256(b"m2m-devnet/payment")),
+			request_count: 1,
+			period_start: now_ms - 60_000,
+			period_end: now_ms,
+		},
 	}
 }
 

@@ -70,11 +70,8 @@ impl Facilitator {
 
 	/// `GET /supported`: exact on this chain, settled by this signer.
 	pub fn supported(&self) -> SupportedResponse {
-		let mut signers = m2m_x402::v2::SupportedResponse::default().signers;
-		signers.insert(
-			"eip155:*".into(),
-			vec![m2m_evm::alloy::primitives::Address::to_checksum(&self.signer, None)].into(),
-		);
+		let mut signers = serde_json::Map::new();
+		signers.insert("eip155:*".into(), vec![self.signer.to_checksum(None)].into());
 		SupportedResponse {
 			kinds: vec![SupportedKind {
 				x402_version: X402_VERSION,

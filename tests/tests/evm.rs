@@ -1,15 +1,11 @@
 //! The chain's EVM side through the real node and `m2m-eth-rpc`, and the same contract suite on
 //! anvil; the USDT artifacts; receipts verified against the token.
 
-use m2m_chain_client::{ChainClient, PaymentProof, ReceiptInput};
-use m2m_devnet::{device_keys, evm_signer, to_address, Endpoints, NATIVE_UNIT};
+use m2m_chain_client::{ChainClient, ReceiptInput};
+use m2m_devnet::{device_keys, evm_signer, sign_payment, Endpoints, SignedPayment, NATIVE_UNIT};
 use m2m_e2e_tests::{usdt_suite, Anvil, EthRpc, Node};
-use m2m_evm::{
-	alloy::primitives::{B256, U256},
-	usdt,
-};
-use m2m_primitives::{eip712::TransferWithAuthorization, H256};
-use subxt::utils::Static;
+use m2m_evm::{alloy::primitives::U256, usdt};
+use m2m_primitives::H256;
 use subxt_signer::sr25519::dev;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -82,57 +78,16 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 		chain.register_device(&dev::bob(), &robot).await.unwrap();
 
 		let now = usdt_suite::chain_time(&m2m_evm::connect(&eth.url, None).unwrap()).await.unwrap();
-		let nonce = usdt_suite::nonce("receipt");
-		let authorization = TransferWithAuthorization {
-			from: robot.evm_address(),
-			to: charger.evm_address(),
-			value: 250_000u64.into(),
-			valid_after: (now - 600).into(),
-			valid_before: (now + 600).into(),
-			nonce: H256(nonce.0),
-		};
-		let asset = token.asset();
-		let separator = m2m_primitives::eip712::domain_separator(
-			b"Tether USD",
-			b"1",
-			asset.chain_id,
-			asset.token,
-		);
-		let signature = robot.evm.sign_authorization(&authorization, &separator);
-		let receipt = ReceiptInput {
-			payee: charger_id,
-			asset: Static(asset),
-			proof: PaymentProof::Exact {
-				authorization: Static(authorization.clone()),
-				signature: Static(signature),
-			},
-			settlement_tx: H256::zero(),
-			resource: H256::repeat_byte(7),
-			request_count: 1,
-			period_start: now * 1000 - 1_000,
-			period_end: now * 1000,
-		};
+		let nonce = H256(usdt_suite::nonce("receipt").0);
+		let SignedPayment { settlement, receipt } =
+			sign_payment(&token, &robot, &charger, charger_id, 250_000, now * 1000, nonce);
 
 		let early = chain.record_receipt(&charger.account, receipt.clone()).await.unwrap_err();
 		assert_eq!(early.pallet_error(), Some(("SettlementReceipts", "NotSettled")), "{early}");
 
 		// The charger settles it on the EVM side, paying the gas.
-		let sig = signature.to_ethereum().unwrap();
-		let settle = usdt_suite::SignedAuthorization {
-			auth: usdt_suite::TransferWithAuthorization {
-				from: to_address(authorization.from),
-				to: to_address(authorization.to),
-				value: U256::from(250_000u64),
-				validAfter: U256::from(now - 600),
-				validBefore: U256::from(now + 600),
-				nonce,
-			},
-			v: sig[64],
-			r: B256::from_slice(&sig[..32]),
-			s: B256::from_slice(&sig[32..64]),
-		};
 		let charger_evm = m2m_evm::connect(&eth.url, Some(evm_signer(&charger))).unwrap();
-		let tx = settle.submit(token.address, &charger_evm).await.expect("settlement");
+		let tx = settlement.submit(token.address, &charger_evm).await.expect("settlement");
 
 		let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
 		let id = chain.record_receipt(&charger.account, receipt.clone()).await.expect("recorded");

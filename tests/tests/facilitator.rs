@@ -13,7 +13,7 @@ use m2m_evm::{
 use m2m_facilitator::Facilitator;
 use m2m_x402::{
 	exact, network,
-	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	v2::{PaymentPayload, PaymentRequirements},
 	ErrorReason,
 };
 
@@ -56,14 +56,7 @@ fn now() -> u64 {
 fn pay(payer: &str, requirements: &PaymentRequirements, nonce: u8) -> PaymentPayload {
 	let wire =
 		exact::sign(&dev::signer(payer), requirements, now(), B256::repeat_byte(nonce)).unwrap();
-	PaymentPayload {
-		x402_version: 2,
-		resource: None,
-		accepted: requirements.clone(),
-		payload: SchemePayload::ExactEvm(wire),
-		extensions: None,
-		other: Default::default(),
-	}
+	PaymentPayload::exact(requirements.clone(), wire)
 }
 
 async fn balance(url: &str, token: Address, who: &str) -> U256 {

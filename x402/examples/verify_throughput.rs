@@ -12,7 +12,7 @@ use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use m2m_x402::{
 	exact,
-	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	v2::{PaymentPayload, PaymentRequirements},
 };
 
 fn main() {
@@ -30,14 +30,7 @@ fn main() {
 	let signer = PrivateKeySigner::random();
 	let now = 1_800_000_000;
 	let wire = exact::sign(&signer, &requirements, now, B256::repeat_byte(1)).unwrap();
-	let payment = PaymentPayload {
-		x402_version: 2,
-		resource: None,
-		accepted: requirements.clone(),
-		payload: SchemePayload::ExactEvm(wire.clone()),
-		extensions: None,
-		other: Default::default(),
-	};
+	let payment = PaymentPayload::exact(requirements.clone(), wire.clone());
 	let header = m2m_x402::codec::encode(&payment);
 
 	let (authorization, signature) = exact::parse(&wire).unwrap();

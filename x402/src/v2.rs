@@ -142,6 +142,21 @@ pub struct SupportedResponse {
 	pub signers: Map<String, Value>,
 }
 
+impl PaymentPayload {
+	/// A v2 payment of `accepted` (echoed verbatim, as matching requires) with an exact/EVM
+	/// payload.
+	pub fn exact(accepted: PaymentRequirements, payload: crate::exact::ExactEvmPayload) -> Self {
+		Self {
+			x402_version: crate::X402_VERSION,
+			resource: None,
+			accepted,
+			payload: SchemePayload::ExactEvm(payload),
+			extensions: None,
+			other: Map::new(),
+		}
+	}
+}
+
 impl PaymentRequirements {
 	/// `extra.name` and `extra.version`: the token's EIP-712 domain, if present.
 	pub fn eip712_name_version(&self) -> Option<(&str, &str)> {

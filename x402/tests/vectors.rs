@@ -176,14 +176,7 @@ fn a_buyer_signature_verifies_and_pays_exactly_what_was_asked() {
 	assert_eq!(wire.authorization.to, requirements.pay_to);
 	assert_eq!(wire.authorization.valid_after, (now - 600).to_string());
 	assert_eq!(wire.authorization.valid_before, (now + 60).to_string());
-	let payment = PaymentPayload {
-		x402_version: 2,
-		resource: None,
-		accepted: requirements.clone(),
-		payload: SchemePayload::ExactEvm(wire.clone()),
-		extensions: None,
-		other: Default::default(),
-	};
+	let payment = PaymentPayload::exact(requirements.clone(), wire.clone());
 	let verified = exact::verify(&payment, &requirements, now).unwrap();
 	assert_eq!(verified.payer, signer.address());
 	assert_eq!(verified.authorization.nonce, nonce);

@@ -12,7 +12,7 @@ use base64::{
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Why a header could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeaderError {
 	#[error("header is empty")]
 	Empty,

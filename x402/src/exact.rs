@@ -80,6 +80,28 @@ pub struct Verified {
 	pub signature: Signature,
 }
 
+/// An exact/EVM offer: `amount` base units of the token at `asset` (whose EIP-712 domain is
+/// `name`, `version`) to `pay_to` on chain `chain_id`, payable within `max_timeout_seconds`.
+pub fn requirements(
+	chain_id: u64,
+	asset: Address,
+	(name, version): (&str, &str),
+	pay_to: Address,
+	amount: U256,
+	max_timeout_seconds: u64,
+) -> PaymentRequirements {
+	PaymentRequirements {
+		scheme: SCHEME.into(),
+		network: network::caip2(chain_id),
+		amount: amount.to_string(),
+		asset: asset.to_checksum(None),
+		pay_to: pay_to.to_checksum(None),
+		max_timeout_seconds,
+		extra: Some(serde_json::json!({ "name": name, "version": version })),
+		other: Default::default(),
+	}
+}
+
 /// The token's EIP-712 domain for `requirements` (name and version from `extra`, chain id from
 /// the network, verifying contract = asset).
 pub fn domain(requirements: &PaymentRequirements) -> Result<Eip712Domain, Invalid> {

@@ -12,12 +12,18 @@
 //!   reference implementations do);
 //! - [`exact`]: the `exact` scheme on EVM: EIP-3009 `TransferWithAuthorization` EIP-712 digest,
 //!   signing, and the off-chain verification checks in the spec's order;
-//! - [`reason`]: the spec's error reasons.
+//! - [`reason`]: the spec's error reasons;
+//! - [`paywall`]: a seller's transport-neutral rules (which offer a payment pays,
+//!   idempotency keys), and [`http`]: where HTTP carries each message, for both sides;
+//! - [`policy`]: a buyer's spending policy (allowed networks, assets, payees; caps, budgets).
 
 pub mod codec;
 pub mod exact;
+pub mod http;
 pub mod matching;
 pub mod network;
+pub mod paywall;
+pub mod policy;
 pub mod reason;
 pub mod v1;
 pub mod v2;

@@ -105,3 +105,39 @@ pub fn payload_to_v2(
 		other: Map::new(),
 	})
 }
+
+/// A v1 requirement in v2 terms (CAIP-2 network, `amount`) with the resource it names;
+/// `None` when the network name is unknown.
+pub fn requirements_from_v1(
+	r: &PaymentRequirementsV1,
+) -> Option<(v2::PaymentRequirements, v2::ResourceInfo)> {
+	let chain_id = network::v1_chain_id(&r.network)?;
+	let requirement = v2::PaymentRequirements {
+		scheme: r.scheme.clone(),
+		network: network::caip2(chain_id),
+		amount: r.max_amount_required.clone(),
+		asset: r.asset.clone(),
+		pay_to: r.pay_to.clone(),
+		max_timeout_seconds: r.max_timeout_seconds,
+		extra: r.extra.clone(),
+		other: Map::new(),
+	};
+	let resource = v2::ResourceInfo {
+		url: r.resource.clone(),
+		description: (!r.description.is_empty()).then(|| r.description.clone()),
+		mime_type: r.mime_type.clone(),
+	};
+	Some((requirement, resource))
+}
+
+/// A v2 payment as the v1 `X-PAYMENT` header carries it; `None` when the network has no v1
+/// name.
+pub fn payload_from_v2(p: &v2::PaymentPayload) -> Option<PaymentPayloadV1> {
+	let name = network::v1_name(network::evm_chain_id(&p.accepted.network)?)?;
+	Some(PaymentPayloadV1 {
+		x402_version: 1,
+		scheme: p.accepted.scheme.clone(),
+		network: name.to_string(),
+		payload: p.payload.clone(),
+	})
+}

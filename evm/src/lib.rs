@@ -11,6 +11,7 @@
 //! [`DEPLOY_GAS`]).
 
 pub mod dev;
+pub mod key;
 pub mod usdt;
 
 pub use alloy;

@@ -10,7 +10,10 @@
 //!   a plain failure, so that a conforming client does not sign and pay again.
 //! - An in-flight set refuses a second presentation of an authorization that is being settled.
 
+pub mod client;
 pub mod http;
+
+pub use client::{Facilitate, RemoteFacilitator, Unavailable};
 
 use std::{
 	collections::{HashMap, HashSet},

@@ -4,6 +4,7 @@
 //! README's test command does it) must have run first. Override with `M2M_NODE_BIN`,
 //! `M2M_ETH_RPC_BIN` or `M2M_ANVIL_BIN`.
 
+pub mod market;
 pub mod usdt_suite;
 
 use std::{

@@ -22,9 +22,8 @@ pub fn read_payment(
 	payment_signature: Option<&str>,
 	x_payment: Option<&str>,
 ) -> Result<Option<IncomingPayment>, Rejection> {
-	let Some((name, value)) = payment_signature
-		.map(|v| (PAYMENT_SIGNATURE, v))
-		.or(x_payment.map(|v| (X_PAYMENT, v)))
+	let Some((name, value)) =
+		payment_signature.map(|v| (PAYMENT_SIGNATURE, v)).or(x_payment.map(|v| (X_PAYMENT, v)))
 	else {
 		return Ok(None);
 	};
@@ -213,7 +212,10 @@ mod tests {
 		.unwrap();
 		let (name, value) = payment_header(2, &payment).unwrap();
 		assert_eq!(name, PAYMENT_SIGNATURE);
-		assert_eq!(read_payment(Some(&value), None), Ok(Some(IncomingPayment::V2(payment.clone()))));
+		assert_eq!(
+			read_payment(Some(&value), None),
+			Ok(Some(IncomingPayment::V2(payment.clone())))
+		);
 		let (name, value) = payment_header(1, &payment).unwrap();
 		assert_eq!(name, X_PAYMENT);
 		let Ok(Some(IncomingPayment::V1(v1))) = read_payment(None, Some(&value)) else { panic!() };

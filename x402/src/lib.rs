@@ -28,6 +28,7 @@ pub mod reason;
 pub mod v1;
 pub mod v2;
 
+pub use alloy_primitives::{Address, B256, U256};
 pub use reason::ErrorReason;
 
 /// The x402 protocol version this crate speaks natively.

@@ -123,7 +123,11 @@ pub fn accept(
 						Rejection::new(ErrorReason::InvalidNetwork, "no offer on this network")
 					})
 			})?;
-			Ok(Accepted { version: 1, requirement: payment_v2.accepted.clone(), payment: payment_v2 })
+			Ok(Accepted {
+				version: 1,
+				requirement: payment_v2.accepted.clone(),
+				payment: payment_v2,
+			})
 		},
 	}
 }
@@ -159,8 +163,8 @@ pub fn payment_id(payment: &PaymentPayload) -> Result<Option<String>, Rejection>
 	let id = ext.pointer("/info/id").or_else(|| ext.get("id"));
 	let Some(id) = id else { return Ok(None) };
 	let valid = id.as_str().filter(|s| {
-		PAYMENT_ID_LEN.contains(&s.len()) &&
-			s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+		PAYMENT_ID_LEN.contains(&s.len())
+			&& s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 	});
 	valid.map(|s| Some(s.to_string())).ok_or_else(|| {
 		Rejection::new(
@@ -237,8 +241,8 @@ mod tests {
 		let e = accept(IncomingPayment::V2(paying(cheaper)), &offers).unwrap_err();
 		assert_eq!(e.reason, ErrorReason::InvalidPaymentRequirements);
 
-		let e = accept(IncomingPayment::V2(paying(offer("eip155:1", "1000"))), &offers)
-			.unwrap_err();
+		let e =
+			accept(IncomingPayment::V2(paying(offer("eip155:1", "1000"))), &offers).unwrap_err();
 		assert_eq!(e.reason, ErrorReason::InvalidNetwork);
 		assert_eq!(e.message, "network \"eip155:1\" is not offered (offered: eip155:84532)");
 

@@ -98,8 +98,9 @@ impl SpendingPolicy {
 		let mut refusals = Vec::new();
 		for (index, requirement) in offers.iter().enumerate() {
 			match self.check(requirement, &spent_today) {
-				Ok((allowance, amount)) =>
-					return Ok(Choice { index, requirement, allowance, amount }),
+				Ok((allowance, amount)) => {
+					return Ok(Choice { index, requirement, allowance, amount })
+				},
 				Err(r) => refusals.push(r),
 			}
 		}
@@ -138,7 +139,10 @@ impl SpendingPolicy {
 			.ok_or_else(|| Refusal::Amount(r.amount.clone()))?;
 		let show = |v: U256| format_units(v, allowance.decimals, &allowance.symbol);
 		if amount > allowance.max_per_request {
-			return Err(Refusal::OverCap { price: show(amount), cap: show(allowance.max_per_request) });
+			return Err(Refusal::OverCap {
+				price: show(amount),
+				cap: show(allowance.max_per_request),
+			});
 		}
 		let spent = spent_today(&r.network, allowance.asset);
 		if spent.saturating_add(amount) > allowance.daily_budget {

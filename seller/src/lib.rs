@@ -1,0 +1,180 @@
+//! Selling over x402.
+//!
+//! [`Seller`] is the transport-neutral core: it checks a payment against what was offered
+//! (the rules of [`m2m_x402::paywall`]), deduplicates by the buyer's idempotency key, has a
+//! facilitator verify it, and, once the resource is ready, settle it. HTTP ([`layer`]) and,
+//! later, libp2p wrap the same core, so both transports verify and settle identically.
+//!
+//! A sale goes: [`Seller::verify`] → produce the resource → [`Seller::settle`] →
+//! [`Seller::complete`] (or [`Seller::abandon`] if the resource could not be produced).
+//!
+//! ```no_run
+//! use std::{sync::Arc, time::Duration};
+//! use axum::{routing::get, Router};
+//! use m2m_facilitator::RemoteFacilitator;
+//! use m2m_x402::exact;
+//! use m2m_x402_seller::{layer::PaymentLayer, Seller};
+//!
+//! # fn app(usdt: m2m_x402::Address, me: m2m_x402::Address) -> Router {
+//! let facilitator = RemoteFacilitator::new("http://127.0.0.1:4020", Duration::from_secs(40));
+//! let seller = Arc::new(Seller::new(Arc::new(facilitator)));
+//! // 0.01 USDT (6 decimals) on chain 33380, paid to `me` within 60 s.
+//! let price = exact::requirements(33380, usdt, ("Tether USD", "1"), me, 10_000u64.into(), 60);
+//! Router::new().route(
+//!     "/reading",
+//!     get(|| async { "21.5 °C" }).layer(PaymentLayer::new(seller, price)),
+//! )
+//! # }
+//! ```
+
+pub mod idempotency;
+pub mod layer;
+
+use std::sync::Arc;
+
+use m2m_facilitator::Facilitate;
+use m2m_x402::{
+	paywall::{self, Accepted, IncomingPayment, Rejection},
+	v2::{PaymentRequirements, SettleResponse},
+	ErrorReason,
+};
+
+pub use idempotency::{CachedResponse, Claim, IdempotencyStore, MemoryIdempotency};
+
+/// Why a payment did not lead to a sale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+	/// The payment is not acceptable (HTTP 402): ask again, saying why.
+	Payment(Rejection),
+	/// The idempotency key was used for a different payment, or is in use right now (409).
+	Conflict(String),
+	/// The facilitator (or the chain behind it) could not answer (HTTP 502). The buyer did
+	/// nothing wrong, and nothing was taken.
+	Unavailable(String),
+}
+
+impl std::fmt::Display for Refused {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		match self {
+			Refused::Payment(r) => write!(f, "{r}"),
+			Refused::Conflict(m) => write!(f, "payment id conflict: {m}"),
+			Refused::Unavailable(m) => write!(f, "{m}"),
+		}
+	}
+}
+
+/// A verified payment whose resource may now be produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sale {
+	pub accepted: Accepted,
+	/// The payer's address, as the facilitator recovered it.
+	pub payer: String,
+	idempotency: Option<(String, m2m_x402::B256)>,
+}
+
+/// How a payment begins.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begin {
+	/// A new sale: produce the resource, then settle.
+	Fresh(Sale),
+	/// The same payment was already served under its idempotency key: answer this again,
+	/// without verifying or settling anything.
+	Replay(CachedResponse),
+}
+
+/// The seller's core, shared by every route and transport.
+pub struct Seller {
+	facilitator: Arc<dyn Facilitate>,
+	idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl Seller {
+	/// A seller that verifies and settles through `facilitator`, with an in-memory
+	/// idempotency cache of [`MemoryIdempotency::DEFAULT_CAPACITY`] entries.
+	pub fn new(facilitator: Arc<dyn Facilitate>) -> Self {
+		Self { facilitator, idempotency: Arc::new(MemoryIdempotency::default()) }
+	}
+
+	/// Keeps idempotency records in `store` (a device keeps them on disk).
+	pub fn with_idempotency(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+		self.idempotency = store;
+		self
+	}
+
+	/// Checks `incoming` against `offers`, deduplicates it, and has the facilitator verify it.
+	pub async fn verify(
+		&self,
+		incoming: IncomingPayment,
+		offers: &[PaymentRequirements],
+	) -> Result<Begin, Refused> {
+		let accepted = paywall::accept(incoming, offers).map_err(Refused::Payment)?;
+		let idempotency = match paywall::payment_id(&accepted.payment).map_err(Refused::Payment)? {
+			Some(id) => {
+				let fingerprint = paywall::fingerprint(&accepted.payment);
+				match self.idempotency.claim(&id, fingerprint) {
+					Claim::New => Some((id, fingerprint)),
+					Claim::Replay(cached) => return Ok(Begin::Replay(cached)),
+					Claim::Conflict => {
+						return Err(Refused::Conflict(format!(
+							"payment id {id:?} was already used for a different payment"
+						)))
+					},
+					Claim::InProgress => {
+						return Err(Refused::Conflict(format!(
+							"a payment with id {id:?} is being processed; retry when it is done"
+						)))
+					},
+				}
+			},
+			None => None,
+		};
+		let release = |refused: Refused| {
+			if let Some((id, _)) = &idempotency {
+				self.idempotency.release(id);
+			}
+			refused
+		};
+		let verdict = self
+			.facilitator
+			.verify(&accepted.payment, &accepted.requirement)
+			.await
+			.map_err(|e| release(Refused::Unavailable(e.to_string())))?;
+		if !verdict.is_valid {
+			let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
+			let message = verdict.invalid_message.unwrap_or_default();
+			// The facilitator could not check (its chain is down, …): not the buyer's fault.
+			if reason == ErrorReason::UnexpectedVerifyError {
+				return Err(release(Refused::Unavailable(format!(
+					"the facilitator could not verify the payment: {message}"
+				))));
+			}
+			return Err(release(Refused::Payment(Rejection { reason, message })));
+		}
+		let payer = verdict.payer.unwrap_or_default();
+		Ok(Begin::Fresh(Sale { accepted, payer, idempotency }))
+	}
+
+	/// Settles a sale whose resource is ready. A `success: false` answer is returned as is:
+	/// the buyer must see it (with the transaction hash when it is `settlement_pending`).
+	pub async fn settle(&self, sale: &Sale) -> Result<SettleResponse, Refused> {
+		self.facilitator
+			.settle(&sale.accepted.payment, &sale.accepted.requirement)
+			.await
+			.map_err(|e| Refused::Unavailable(e.to_string()))
+	}
+
+	/// Records what the buyer was answered after a successful settlement, so that the same
+	/// payment presented again gets the same answer.
+	pub fn complete(&self, sale: &Sale, response: CachedResponse) {
+		if let Some((id, fingerprint)) = &sale.idempotency {
+			self.idempotency.complete(id, *fingerprint, response);
+		}
+	}
+
+	/// Forgets a sale that was not settled, so that its idempotency key may be retried.
+	pub fn abandon(&self, sale: &Sale) {
+		if let Some((id, _)) = &sale.idempotency {
+			self.idempotency.release(id);
+		}
+	}
+}

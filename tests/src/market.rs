@@ -1,0 +1,200 @@
+//! A small x402 market on loopback: anvil with the testnet USDT, our facilitator, a seller's
+//! axum app behind [`PaymentLayer`], and buyers with spending policies.
+//!
+//! Anvil runs as chain 84532 so that the offers have a v1 network name (`base-sepolia`) and
+//! legacy v1 clients can pay too; nothing here talks to Base Sepolia itself.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{routing::get, Extension, Json, Router};
+use m2m_evm::{
+	alloy::{
+		primitives::{Address, U256},
+		providers::Provider,
+	},
+	dev, usdt,
+	usdt::USDT,
+};
+use m2m_facilitator::Facilitator;
+use m2m_x402::{
+	exact,
+	policy::{AssetAllowance, SpendingPolicy},
+	v2::PaymentRequirements,
+};
+use m2m_x402_buyer::Buyer;
+use m2m_x402_seller::{
+	layer::{Paid, PaymentLayer, Price},
+	Seller,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::Anvil;
+
+/// The chain id anvil runs as (see the module docs).
+pub const CHAIN_ID: u64 = 84532;
+/// The price of `/reading`: 0.01 USDT.
+pub const READING_PRICE: u64 = 10_000;
+/// USDT minted to each funded buyer: 100 USDT.
+pub const FUNDS: u64 = 100 * usdt::UNIT;
+/// Who is who, among the DEV accounts.
+pub const BUYER: &str = "alith";
+pub const SELLER: &str = "baltathar";
+pub const SETTLER: &str = "charleth";
+/// A DEV account that holds no USDT.
+pub const BROKE: &str = "dorothy";
+
+/// Anvil with USDT deployed and the buyer funded.
+pub struct Market {
+	pub anvil: Anvil,
+	pub token: Address,
+}
+
+impl Market {
+	/// Starts anvil (with `anvil_flags`) and deploys and funds USDT.
+	pub async fn open(anvil_flags: &[&str]) -> Market {
+		let mut flags = vec!["--chain-id", "84532"];
+		flags.extend_from_slice(anvil_flags);
+		let anvil = Anvil::start_with(&flags);
+		let deployer = m2m_evm::connect(&anvil.url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
+		let faith = dev::signer(dev::USDT_DEPLOYER).address();
+		let token = usdt::find_or_deploy(&deployer, faith).await.unwrap().address();
+		usdt::mint(&deployer, token, address(BUYER), U256::from(FUNDS)).await.unwrap();
+		Market { anvil, token }
+	}
+
+	/// Our facilitator on this chain, settling as [`SETTLER`].
+	pub async fn facilitator(&self, receipt_timeout: Duration) -> Arc<Facilitator> {
+		let settler = dev::signer(SETTLER);
+		let provider = m2m_evm::connect(&self.anvil.url, Some(settler.clone())).unwrap();
+		Arc::new(Facilitator::new(provider, settler.address(), receipt_timeout).await.unwrap())
+	}
+
+	/// An exact offer of `amount` USDT base units to [`SELLER`].
+	pub fn offer(&self, amount: u64) -> PaymentRequirements {
+		exact::requirements(
+			CHAIN_ID,
+			self.token,
+			("Tether USD", "1"),
+			address(SELLER),
+			U256::from(amount),
+			60,
+		)
+	}
+
+	/// A policy allowing this chain's USDT, with a cap and a budget in base units.
+	pub fn policy(&self, max_per_request: u64, daily_budget: u64) -> SpendingPolicy {
+		SpendingPolicy {
+			assets: vec![AssetAllowance {
+				network: m2m_x402::network::caip2(CHAIN_ID),
+				asset: self.token,
+				symbol: "USDT".into(),
+				decimals: 6,
+				max_per_request: U256::from(max_per_request),
+				daily_budget: U256::from(daily_budget),
+			}],
+			payees: vec![],
+		}
+	}
+
+	/// [`BUYER`] with a policy that allows 1 USDT per request and 50 per day.
+	pub fn buyer(&self) -> Buyer {
+		Buyer::new(dev::signer(BUYER), self.policy(usdt::UNIT, 50 * usdt::UNIT))
+	}
+
+	/// The USDT balance of a DEV account.
+	pub async fn balance(&self, who: &str) -> U256 {
+		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();
+		USDT::new(self.token, &p).balanceOf(address(who)).call().await.unwrap()
+	}
+
+	/// Stops mining blocks by itself: transactions then wait for [`Market::mine`].
+	pub async fn stop_automine(&self) {
+		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();
+		let () = p.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+	}
+
+	/// Mines a block (after [`Market::stop_automine`]).
+	pub async fn mine(&self) {
+		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();
+		let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+	}
+
+	/// The seller's app: `/reading` (0.01 USDT), `/broken` (paid, but the handler fails),
+	/// `/energy?kwh=N` (0.01 USDT per kWh, priced per request) and `/free`.
+	pub fn seller_app(&self, seller: Arc<Seller>) -> Router {
+		let per_kwh = self.offer(READING_PRICE);
+		let energy_price = Price::per_request(move |parts| {
+			let kwh = kwh(&parts.uri);
+			let mut offer = per_kwh.clone();
+			offer.amount = (READING_PRICE * kwh).to_string();
+			vec![offer]
+		});
+		Router::new()
+			.route(
+				"/reading",
+				get(|Extension(paid): Extension<Paid>| async move {
+					Json(serde_json::json!({"celsius": 21.5, "payer": paid.payer}))
+				})
+				.layer(
+					PaymentLayer::new(seller.clone(), self.offer(READING_PRICE))
+						.description("one temperature reading")
+						.mime_type("application/json"),
+				),
+			)
+			.route(
+				"/broken",
+				get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "sensor offline") })
+					.layer(PaymentLayer::new(seller.clone(), self.offer(READING_PRICE))),
+			)
+			.route(
+				"/energy",
+				get(|uri: axum::http::Uri| async move { format!("{} kWh delivered", kwh(&uri)) })
+					.layer(PaymentLayer::new(seller, energy_price)),
+			)
+			.route("/free", get(|| async { "free" }))
+	}
+}
+
+/// `N` of `?kwh=N`, 1 if absent.
+fn kwh(uri: &axum::http::Uri) -> u64 {
+	uri.query().and_then(|q| q.strip_prefix("kwh=")).and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// The EVM address of a DEV account.
+pub fn address(who: &str) -> Address {
+	dev::signer(who).address()
+}
+
+/// An axum app served on a free loopback port until dropped.
+pub struct Server {
+	pub url: String,
+	pub addr: SocketAddr,
+	stop: Option<oneshot::Sender<()>>,
+	task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+	pub async fn start(app: Router) -> Server {
+		let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+		let addr = listener.local_addr().unwrap();
+		let (stop, stopped) = oneshot::channel::<()>();
+		let task = tokio::spawn(async move {
+			axum::serve(listener, app)
+				.with_graceful_shutdown(async {
+					let _ = stopped.await;
+				})
+				.await
+				.unwrap();
+		});
+		Server { url: format!("http://{addr}"), addr, stop: Some(stop), task: Some(task) }
+	}
+}
+
+impl Drop for Server {
+	fn drop(&mut self) {
+		let _ = self.stop.take().map(|s| s.send(()));
+		if let Some(task) = self.task.take() {
+			task.abort();
+		}
+	}
+}

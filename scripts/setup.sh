@@ -45,6 +45,7 @@ npm_install() {
 }
 npm_install "$ROOT/zombienet"
 npm_install "$ROOT/contracts"
+npm_install "$ROOT/tests/interop"
 
 mkdir -p "$CARGO_TARGET_DIR"
 export PATH="$CARGO_TARGET_DIR/release:$PATH"

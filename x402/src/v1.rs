@@ -29,9 +29,11 @@ pub struct PaymentRequirementsV1 {
 	pub resource: String,
 	#[serde(default)]
 	pub description: String,
-	#[serde(default, skip_serializing_if = "Option::is_none")]
-	pub mime_type: Option<String>,
+	/// Always present on the wire (possibly empty): the reference v1 client requires it.
 	#[serde(default)]
+	pub mime_type: String,
+	/// Absent rather than `null`: the reference v1 client accepts an object or nothing.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub output_schema: Option<Value>,
 	pub max_timeout_seconds: u64,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +80,7 @@ pub fn requirements_to_v1(
 		pay_to: r.pay_to.clone(),
 		resource: resource.url.clone(),
 		description: resource.description.clone().unwrap_or_default(),
-		mime_type: resource.mime_type.clone(),
+		mime_type: resource.mime_type.clone().unwrap_or_default(),
 		output_schema: None,
 		max_timeout_seconds: r.max_timeout_seconds,
 		extra: r.extra.clone(),
@@ -125,7 +127,7 @@ pub fn requirements_from_v1(
 	let resource = v2::ResourceInfo {
 		url: r.resource.clone(),
 		description: (!r.description.is_empty()).then(|| r.description.clone()),
-		mime_type: r.mime_type.clone(),
+		mime_type: (!r.mime_type.is_empty()).then(|| r.mime_type.clone()),
 	};
 	Some((requirement, resource))
 }

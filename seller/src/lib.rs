@@ -19,7 +19,7 @@
 //! let facilitator = RemoteFacilitator::new("http://127.0.0.1:4020", Duration::from_secs(40));
 //! let seller = Arc::new(Seller::new(Arc::new(facilitator)));
 //! // 0.01 USDT (6 decimals) on chain 33380, paid to `me` within 60 s.
-//! let price = exact::requirements(33380, usdt, ("Tether USD", "1"), me, 10_000u64.into(), 60);
+//! let price = exact::requirements(33380, usdt, ("Tether USD", "1"), me, m2m_x402::U256::from(10_000u64), 60);
 //! Router::new().route(
 //!     "/reading",
 //!     get(|| async { "21.5 °C" }).layer(PaymentLayer::new(seller, price)),

@@ -214,3 +214,44 @@ fn the_http_service_answers_the_x402_facilitator_api() {
 		server.abort();
 	});
 }
+
+/// The `m2m-facilitator` binary: a key file must be private; with one, it serves `/supported`
+/// for the chain it is connected to, naming its settling address (and never the key).
+#[test]
+fn the_facilitator_binary_takes_a_private_key_file_and_serves() {
+	use std::{os::unix::fs::PermissionsExt, process::Command};
+	let anvil = Anvil::start();
+	let dir = m2m_e2e_tests::unique_temp_dir("m2m-facilitator-bin");
+	let key = dir.join("settler.key");
+	let settler = dev::signer("charleth");
+	m2m_evm::key::write(&key, &settler).unwrap();
+	let bin = m2m_e2e_tests::workspace_binary("m2m-facilitator", "M2M_FACILITATOR_BIN");
+	let command = |key: &std::path::Path| {
+		let mut c = Command::new(&bin);
+		c.args(["--listen", "127.0.0.1:0", "--rpc-url", &anvil.url, "--key-file"]).arg(key);
+		c.env_remove("M2M_FACILITATOR_KEY");
+		c
+	};
+
+	std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+	let refused = command(&key).output().unwrap();
+	assert!(!refused.status.success());
+	let stderr = String::from_utf8_lossy(&refused.stderr);
+	assert!(stderr.contains("is readable by others (mode 640)"), "{stderr}");
+	assert!(stderr.contains("chmod 600"), "{stderr}");
+
+	std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+	let (process, url) =
+		m2m_e2e_tests::Process::spawn("m2m-facilitator", command(&key), None, |line| {
+			line.strip_prefix("m2m-facilitator listening on ").map(str::to_string)
+		});
+	let supported: serde_json::Value = runtime().block_on(async {
+		reqwest::get(format!("{url}/supported")).await.unwrap().json().await.unwrap()
+	});
+	assert_eq!(supported["kinds"][0]["network"], "eip155:31337", "{supported}");
+	assert_eq!(supported["kinds"][0]["scheme"], "exact");
+	assert_eq!(supported["signers"]["eip155:*"][0], settler.address().to_checksum(None));
+	let secret = hex::encode(settler.to_bytes());
+	assert!(!process.log().contains(&secret), "the key is never logged");
+	std::fs::remove_dir_all(&dir).unwrap();
+}

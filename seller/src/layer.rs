@@ -45,8 +45,11 @@ use crate::{Begin, CachedResponse, Refused, Seller};
 #[derive(Clone)]
 pub enum Price {
 	Fixed(Arc<Vec<PaymentRequirements>>),
-	PerRequest(Arc<dyn Fn(&Parts) -> Vec<PaymentRequirements> + Send + Sync>),
+	PerRequest(Arc<PriceFn>),
 }
+
+/// Computes a request's offers.
+pub type PriceFn = dyn Fn(&Parts) -> Vec<PaymentRequirements> + Send + Sync;
 
 impl Price {
 	/// Offers computed from each request (method, path, query, headers).

@@ -76,7 +76,7 @@ pub struct Sale {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Begin {
 	/// A new sale: produce the resource, then settle.
-	Fresh(Sale),
+	Fresh(Box<Sale>),
 	/// The same payment was already served under its idempotency key: answer this again,
 	/// without verifying or settling anything.
 	Replay(CachedResponse),
@@ -151,7 +151,7 @@ impl Seller {
 			return Err(release(Refused::Payment(Rejection { reason, message })));
 		}
 		let payer = verdict.payer.unwrap_or_default();
-		Ok(Begin::Fresh(Sale { accepted, payer, idempotency }))
+		Ok(Begin::Fresh(Box::new(Sale { accepted, payer, idempotency })))
 	}
 
 	/// Settles a sale whose resource is ready. A `success: false` answer is returned as is:

@@ -21,8 +21,10 @@ pub const PAYMENT_IDENTIFIER: &str = "payment-identifier";
 /// The length bounds of a payment id, as the extension's schema sets them.
 pub const PAYMENT_ID_LEN: std::ops::RangeInclusive<usize> = 16..=128;
 
-/// A payment as a buyer sent it, in either protocol version.
+/// A payment as a buyer sent it, in either protocol version. (Short-lived and moved once, so
+/// the size difference between the variants does not matter.)
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum IncomingPayment {
 	V2(PaymentPayload),
 	V1(PaymentPayloadV1),

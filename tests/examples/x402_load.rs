@@ -1,0 +1,174 @@
+//! Load script: paid requests per second, end to end on loopback. A buyer pays a seller for
+//! `/reading` again and again (`concurrency` requests in flight); every payment is verified and
+//! settled on anvil by our facilitator, reached over HTTP.
+//!
+//! The same load then runs against the Rust stack users would otherwise pick (crates.io
+//! `x402-axum` seller + `x402-reqwest` client, in `benches/x402-rs/`, built outside the
+//! workspace), on the same anvil and the same facilitator, and the ratio is printed. Prints
+//! figures; asserts only that every request was paid exactly once.
+//!
+//! ```text
+//! cargo build --release --workspace --examples
+//! (cd benches/x402-rs && cargo build --release)     # optional: the comparison
+//! $CARGO_TARGET_DIR/release/examples/x402_load [requests] [concurrency]
+//! ```
+
+use std::{
+	sync::{
+		atomic::{AtomicUsize, Ordering},
+		Arc,
+	},
+	time::{Duration, Instant},
+};
+
+use m2m_e2e_tests::market::{self, Market, Server, READING_PRICE, SELLER};
+use m2m_evm::alloy::primitives::U256;
+use m2m_facilitator::{http as facilitator_http, RemoteFacilitator};
+use m2m_x402_buyer::client::X402Client;
+use m2m_x402_seller::Seller;
+
+/// What one run measured.
+struct Figures {
+	requests: usize,
+	elapsed: Duration,
+	latencies: Vec<Duration>,
+}
+
+impl Figures {
+	fn per_second(&self) -> f64 {
+		self.requests as f64 / self.elapsed.as_secs_f64()
+	}
+
+	fn percentile(&self, p: f64) -> Duration {
+		let mut sorted = self.latencies.clone();
+		sorted.sort();
+		sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+	}
+
+	fn print(&self, name: &str) {
+		println!(
+			"{name:<34} {:>5} paid requests in {:>6.2} s = {:>7.1} req/s   p50 {:>6.1} ms   p99 {:>6.1} ms",
+			self.requests,
+			self.elapsed.as_secs_f64(),
+			self.per_second(),
+			self.percentile(0.50).as_secs_f64() * 1e3,
+			self.percentile(0.99).as_secs_f64() * 1e3,
+		);
+	}
+}
+
+/// `requests` purchases with `concurrency` in flight, through our client and seller.
+async fn ours(client: X402Client, url: String, requests: usize, concurrency: usize) -> Figures {
+	let next = Arc::new(AtomicUsize::new(0));
+	let start = Instant::now();
+	let workers: Vec<_> = (0..concurrency)
+		.map(|_| {
+			let (client, url, next) = (client.clone(), url.clone(), next.clone());
+			tokio::spawn(async move {
+				let mut latencies = Vec::new();
+				while next.fetch_add(1, Ordering::Relaxed) < requests {
+					let t = Instant::now();
+					let paid = client.get(&url).await.expect("a paid request");
+					assert!(paid.settlement.expect("PAYMENT-RESPONSE").success);
+					latencies.push(t.elapsed());
+				}
+				latencies
+			})
+		})
+		.collect();
+	let mut latencies = Vec::new();
+	for w in workers {
+		latencies.extend(w.await.unwrap());
+	}
+	Figures { requests, elapsed: start.elapsed(), latencies }
+}
+
+/// The x402-rs comparison binary, if built.
+fn x402_rs_binary() -> Option<std::path::PathBuf> {
+	let path =
+		std::env::var("X402_RS_LOAD_BIN").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+			std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+				.join("../benches/x402-rs/target/release/x402-rs-load")
+		});
+	path.exists().then_some(path)
+}
+
+#[tokio::main]
+async fn main() {
+	let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
+	let requests = args.next().unwrap_or(300);
+	let concurrency = args.next().unwrap_or(16);
+	println!("x402 end to end on loopback: {requests} requests, {concurrency} in flight, settled on anvil");
+
+	let market = Market::open(&[]).await;
+	let facilitator =
+		Server::start(facilitator_http::router(market.facilitator(Duration::from_secs(30)).await))
+			.await;
+	let remote = RemoteFacilitator::new(&facilitator.url, Duration::from_secs(40));
+	let seller = Server::start(market.seller_app(Arc::new(Seller::new(Arc::new(remote))))).await;
+	let mut policy = market.policy(READING_PRICE, u64::MAX);
+	policy.assets[0].daily_budget = U256::MAX;
+	let buyer = m2m_x402_buyer::Buyer::new(m2m_evm::dev::signer(market::BUYER), policy);
+	let client = X402Client::new(buyer);
+
+	// Warm-up: connections, the facilitator's domain cache.
+	ours(client.clone(), format!("{}/reading", seller.url), concurrency, concurrency).await;
+	let before = market.balance(SELLER).await;
+	let figures = ours(client, format!("{}/reading", seller.url), requests, concurrency).await;
+	let paid = market.balance(SELLER).await - before;
+	assert_eq!(paid, U256::from(READING_PRICE * requests as u64), "each request paid exactly once");
+	figures.print("m2m (axum Layer + reqwest client)");
+
+	let Some(bin) = x402_rs_binary() else {
+		println!("x402-rs comparison skipped: build benches/x402-rs (see its README) to run it");
+		return;
+	};
+	let before = market.balance(SELLER).await;
+	let output = tokio::process::Command::new(bin)
+		.args([
+			"--facilitator",
+			&facilitator.url,
+			"--token",
+			&market.token.to_checksum(None),
+			"--pay-to",
+			&market::address(SELLER).to_checksum(None),
+			"--requests",
+			&requests.to_string(),
+			"--concurrency",
+			&concurrency.to_string(),
+		])
+		.env(
+			"BUYER_KEY",
+			format!("0x{}", hex::encode(m2m_evm::dev::signer(market::BUYER).to_bytes())),
+		)
+		.output()
+		.await
+		.expect("the x402-rs load binary runs");
+	assert!(
+		output.status.success(),
+		"x402-rs load failed: {}{}",
+		String::from_utf8_lossy(&output.stdout),
+		String::from_utf8_lossy(&output.stderr)
+	);
+	let theirs: serde_json::Value =
+		serde_json::from_slice(output.stdout.trim_ascii()).expect("one JSON line");
+	let paid = market.balance(SELLER).await - before;
+	let their_figures = Figures {
+		requests: theirs["requests"].as_u64().unwrap() as usize,
+		elapsed: Duration::from_secs_f64(theirs["elapsed_s"].as_f64().unwrap()),
+		latencies: theirs["latencies_ms"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|v| Duration::from_secs_f64(v.as_f64().unwrap() / 1e3))
+			.collect(),
+	};
+	their_figures.print("x402-rs (x402-axum + x402-reqwest)");
+	println!(
+		"x402-rs settled {} of {} payments' worth ({} base units)",
+		paid / U256::from(READING_PRICE),
+		their_figures.requests,
+		paid
+	);
+	println!("ratio m2m / x402-rs: {:.2}×", figures.per_second() / their_figures.per_second());
+}

@@ -175,6 +175,9 @@ impl Facilitator {
 			}
 		};
 		let deadline = tokio::time::Instant::now() + self.receipt_timeout;
+		// Instant-sealing endpoints answer within milliseconds, 6 s blocks take seconds: poll
+		// soon, then back off.
+		let mut pause = Duration::from_millis(2);
 		loop {
 			match self.provider.get_transaction_receipt(tx).await {
 				Ok(Some(receipt)) if receipt.status() => return Ok(tx),
@@ -198,7 +201,8 @@ impl Facilitator {
 					tx.to_string(),
 				));
 			}
-			tokio::time::sleep(Duration::from_millis(50)).await;
+			tokio::time::sleep(pause).await;
+			pause = (pause * 2).min(Duration::from_millis(100));
 		}
 	}
 

@@ -83,13 +83,18 @@ async fn ours(client: X402Client, url: String, requests: usize, concurrency: usi
 	Figures { requests, elapsed: start.elapsed(), latencies }
 }
 
-/// The x402-rs comparison binary, if built.
+/// The x402-rs comparison binary, if built (into the same target directory).
 fn x402_rs_binary() -> Option<std::path::PathBuf> {
-	let path =
-		std::env::var("X402_RS_LOAD_BIN").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-			std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-				.join("../benches/x402-rs/target/release/x402-rs-load")
-		});
+	let path = match std::env::var("X402_RS_LOAD_BIN") {
+		Ok(path) => std::path::PathBuf::from(path),
+		// target/release/examples/x402_load → target/release/x402-rs-load
+		Err(_) => std::env::current_exe()
+			.expect("own path")
+			.parent()
+			.and_then(|examples| examples.parent())
+			.expect("target/release")
+			.join("x402-rs-load"),
+	};
 	path.exists().then_some(path)
 }
 
@@ -164,11 +169,11 @@ async fn main() {
 			.collect(),
 	};
 	their_figures.print("x402-rs (x402-axum + x402-reqwest)");
-	println!(
-		"x402-rs settled {} of {} payments' worth ({} base units)",
-		paid / U256::from(READING_PRICE),
-		their_figures.requests,
-		paid
+	// Its run includes its own warm-up of `concurrency` purchases.
+	assert_eq!(
+		paid,
+		U256::from(READING_PRICE * (requests + concurrency) as u64),
+		"x402-rs: each request paid exactly once"
 	);
 	println!("ratio m2m / x402-rs: {:.2}×", figures.per_second() / their_figures.per_second());
 }

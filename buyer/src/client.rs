@@ -61,6 +61,41 @@ pub enum ClientError {
 pub struct X402Client {
 	http: reqwest::Client,
 	buyer: Arc<Buyer>,
+	journal: Option<Arc<dyn PaymentJournal>>,
+}
+
+/// A signed payment on its way to the seller: everything needed to send it again after a
+/// crash, so that it is re-sent and never re-signed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InFlight {
+	/// Unique per signed payment: the authorization's nonce (0x + 64 hex).
+	pub key: String,
+	pub method: String,
+	pub url: String,
+	pub header_name: String,
+	pub header_value: String,
+	pub payment: Payment,
+}
+
+/// How a payment ended, as far as the buyer can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+	/// Settled on-chain in `transaction`.
+	Settled { transaction: String },
+	/// Sent for settlement, not confirmed yet: it may still land.
+	Pending { transaction: String },
+	/// Refused or failed; the authorization was not used (it stays counted until it expires).
+	Failed { reason: String },
+	/// The seller served an error (status ≥ 400) and did not settle.
+	Unsettled { status: u16 },
+}
+
+/// Where a buyer keeps its payments in flight. `signed` must be durable when it returns:
+/// it runs before the payment leaves the device. A payment whose answer never came (the
+/// connection broke) gets no `finished` and stays in flight, to be resumed.
+pub trait PaymentJournal: Send + Sync {
+	fn signed(&self, flight: &InFlight) -> Result<(), crate::LedgerError>;
+	fn finished(&self, key: &str, outcome: &Outcome);
 }
 
 impl X402Client {
@@ -70,7 +105,13 @@ impl X402Client {
 
 	/// Uses `http` (timeouts, proxies, TLS as configured there) for every request.
 	pub fn with_http(http: reqwest::Client, buyer: Arc<Buyer>) -> Self {
-		Self { http, buyer }
+		Self { http, buyer, journal: None }
+	}
+
+	/// Records every payment in `journal` before it leaves, and its outcome after.
+	pub fn with_journal(mut self, journal: Arc<dyn PaymentJournal>) -> Self {
+		self.journal = Some(journal);
+		self
 	}
 
 	pub fn buyer(&self) -> &Buyer {
@@ -100,10 +141,48 @@ impl X402Client {
 			url = %retry.url(), price = %payment.price, pay_to = %payment.pay_to,
 			payment_id = payment.payment_id.as_deref().unwrap_or(""), "paying"
 		);
+		let flight = InFlight {
+			key: match &payment.payload.payload {
+				m2m_x402::v2::SchemePayload::ExactEvm(p) => p.authorization.nonce.clone(),
+				m2m_x402::v2::SchemePayload::Other(_) => String::new(),
+			},
+			method: retry.method().to_string(),
+			url: retry.url().to_string(),
+			header_name: name.to_string(),
+			header_value: value.clone(),
+			payment,
+		};
+		if let Some(journal) = &self.journal {
+			journal.signed(&flight).map_err(|e| ClientError::NotPaying(e.into()))?;
+		}
 		let mut retry = retry;
 		retry.headers_mut().insert(name, value.parse().expect("base64 is a valid header value"));
-		let response = self.http.execute(retry).await?;
-		self.outcome(response, payment).await
+		self.send(retry, flight).await
+	}
+
+	/// Sends a payment in flight again, exactly as it was signed (after a crash, typically).
+	/// Its `payment-identifier` lets the seller answer again without charging again.
+	pub async fn resume(&self, flight: InFlight) -> Result<Paid, ClientError> {
+		let method = Method::from_bytes(flight.method.as_bytes()).unwrap_or(Method::GET);
+		let request = self
+			.http
+			.request(method, &flight.url)
+			.header(&flight.header_name, &flight.header_value)
+			.build()?;
+		tracing::info!(url = %flight.url, price = %flight.payment.price, "resuming a payment in flight");
+		self.send(request, flight).await
+	}
+
+	async fn send(&self, request: Request, flight: InFlight) -> Result<Paid, ClientError> {
+		// A broken connection leaves the payment in flight (no `finished`): it may have been
+		// settled, so only a resume, never a new signature, may follow.
+		let response = self.http.execute(request).await?;
+		let key = flight.key.clone();
+		let result = self.outcome(response, flight.payment).await;
+		if let Some(journal) = &self.journal {
+			journal.finished(&key, &outcome_of(&result));
+		}
+		result
 	}
 
 	async fn outcome(&self, response: Response, payment: Payment) -> Result<Paid, ClientError> {
@@ -155,6 +234,19 @@ impl X402Client {
 				Ok(Paid { response, payment: Some(payment), settlement })
 			},
 		}
+	}
+}
+
+fn outcome_of(result: &Result<Paid, ClientError>) -> Outcome {
+	match result {
+		Ok(Paid { settlement: Some(s), .. }) if s.success => {
+			Outcome::Settled { transaction: s.transaction.clone() }
+		},
+		Ok(Paid { response, .. }) => Outcome::Unsettled { status: response.status().as_u16() },
+		Err(ClientError::SettlementPending { transaction, .. }) => {
+			Outcome::Pending { transaction: transaction.clone() }
+		},
+		Err(e) => Outcome::Failed { reason: e.to_string() },
 	}
 }
 

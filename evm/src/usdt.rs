@@ -161,6 +161,40 @@ pub async fn mint(
 	confirm(USDT::new(token, provider).mint(to, amount).send().await?).await
 }
 
+/// The transaction that used `authorizer`'s authorization `nonce` to pay `to` exactly
+/// `value`, if there is one: found by its `AuthorizationUsed` log, then checked against the
+/// same transaction's `Transfer` log (a payer could have signed another authorization with the
+/// same nonce).
+pub async fn find_authorization_use(
+	provider: &DynProvider,
+	token: Address,
+	authorizer: Address,
+	nonce: B256,
+	to: Address,
+	value: U256,
+) -> Result<Option<TxHash>, EvmError> {
+	use alloy::{rpc::types::Filter, sol_types::SolEvent};
+	let filter = Filter::new()
+		.address(token)
+		.event_signature(USDT::AuthorizationUsed::SIGNATURE_HASH)
+		.topic1(authorizer.into_word())
+		.topic2(nonce)
+		.from_block(0);
+	for log in provider.get_logs(&filter).await? {
+		let Some(tx) = log.transaction_hash else { continue };
+		let Some(receipt) = provider.get_transaction_receipt(tx).await? else { continue };
+		let paid = receipt.inner.logs().iter().any(|l| {
+			l.address() == token
+				&& USDT::Transfer::decode_log_data(l.data())
+					.is_ok_and(|t| t.from == authorizer && t.to == to && t.value == value)
+		});
+		if paid {
+			return Ok(Some(tx));
+		}
+	}
+	Ok(None)
+}
+
 /// `amount` as "12.345678 USDT".
 pub fn format_amount(amount: U256) -> String {
 	let unit = U256::from(UNIT);

@@ -25,6 +25,9 @@ pub enum Claim {
 	Conflict,
 	/// The same payment is being processed right now.
 	InProgress,
+	/// The same payment was being processed by a previous run of this seller, which stopped
+	/// before answering (a crash): it may have been settled. The key is now held again.
+	Stale,
 }
 
 /// Where idempotency records live. Implementations must make `claim` atomic.

@@ -245,6 +245,19 @@ where
 		response.headers_mut().insert(header_name(name), value);
 		return response;
 	}
+	if let Err(e) = config.seller.record(&sale, &settlement, &resource.url) {
+		tracing::error!(
+			url = %resource.url, tx = %settlement.transaction, error = %e,
+			"settled but not recorded; resource withheld"
+		);
+		let mut response = error(
+			StatusCode::SERVICE_UNAVAILABLE,
+			"sale_not_recorded",
+			&format!("the payment was settled but the sale could not be recorded: {e}"),
+		);
+		response.headers_mut().insert(header_name(name), value);
+		return response;
+	}
 	tracing::info!(
 		url = %resource.url, payer = %sale.payer, amount = %sale.accepted.requirement.amount,
 		asset = %sale.accepted.requirement.asset, tx = %settlement.transaction, "sold"

@@ -69,7 +69,28 @@ pub struct Sale {
 	pub accepted: Accepted,
 	/// The payer's address, as the facilitator recovered it.
 	pub payer: String,
+	/// Set when this sale was already settled by a previous run (a crash between settling and
+	/// answering): the resource is produced again, and nothing is settled twice.
+	pub recovered: Option<SettleResponse>,
 	idempotency: Option<(String, m2m_x402::B256)>,
+}
+
+/// Told about each settled sale **before** its resource is released, so that a sale is on
+/// disk before the buyer has what it paid for. An error withholds the resource (503).
+pub trait SaleRecorder: Send + Sync {
+	fn settled(
+		&self,
+		sale: &Sale,
+		settlement: &SettleResponse,
+		resource: &str,
+	) -> Result<(), String>;
+}
+
+/// Finds, on-chain, the settlement of a payment that a crashed run of this seller may have
+/// submitted: the transaction hash, if the authorization was used to pay exactly this.
+#[async_trait::async_trait]
+pub trait SettlementLookup: Send + Sync {
+	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String>;
 }
 
 /// How a payment begins.
@@ -86,13 +107,46 @@ pub enum Begin {
 pub struct Seller {
 	facilitator: Arc<dyn Facilitate>,
 	idempotency: Arc<dyn IdempotencyStore>,
+	recorder: Option<Arc<dyn SaleRecorder>>,
+	lookup: Option<Arc<dyn SettlementLookup>>,
 }
 
 impl Seller {
 	/// A seller that verifies and settles through `facilitator`, with an in-memory
 	/// idempotency cache of [`MemoryIdempotency::DEFAULT_CAPACITY`] entries.
 	pub fn new(facilitator: Arc<dyn Facilitate>) -> Self {
-		Self { facilitator, idempotency: Arc::new(MemoryIdempotency::default()) }
+		Self {
+			facilitator,
+			idempotency: Arc::new(MemoryIdempotency::default()),
+			recorder: None,
+			lookup: None,
+		}
+	}
+
+	/// Records every settled sale with `recorder` before its resource is released.
+	pub fn with_recorder(mut self, recorder: Arc<dyn SaleRecorder>) -> Self {
+		self.recorder = Some(recorder);
+		self
+	}
+
+	/// Recovers sales that a crashed run settled but did not answer, using `lookup` (needs a
+	/// persistent idempotency store, which reports such payments as [`Claim::Stale`]).
+	pub fn with_settlement_lookup(mut self, lookup: Arc<dyn SettlementLookup>) -> Self {
+		self.lookup = Some(lookup);
+		self
+	}
+
+	/// Hands a settled sale to the recorder, if there is one.
+	pub fn record(
+		&self,
+		sale: &Sale,
+		settlement: &SettleResponse,
+		resource: &str,
+	) -> Result<(), String> {
+		match &self.recorder {
+			Some(r) => r.settled(sale, settlement, resource),
+			None => Ok(()),
+		}
 	}
 
 	/// Keeps idempotency records in `store` (a device keeps them on disk).
@@ -108,11 +162,16 @@ impl Seller {
 		offers: &[PaymentRequirements],
 	) -> Result<Begin, Refused> {
 		let accepted = paywall::accept(incoming, offers).map_err(Refused::Payment)?;
+		let mut stale = false;
 		let idempotency = match paywall::payment_id(&accepted.payment).map_err(Refused::Payment)? {
 			Some(id) => {
 				let fingerprint = paywall::fingerprint(&accepted.payment);
 				match self.idempotency.claim(&id, fingerprint) {
 					Claim::New => Some((id, fingerprint)),
+					Claim::Stale => {
+						stale = true;
+						Some((id, fingerprint))
+					},
 					Claim::Replay(cached) => return Ok(Begin::Replay(cached)),
 					Claim::Conflict => {
 						return Err(Refused::Conflict(format!(
@@ -142,6 +201,11 @@ impl Seller {
 		if !verdict.is_valid {
 			let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
 			let message = verdict.invalid_message.unwrap_or_default();
+			if stale && reason == ErrorReason::InvalidTransactionState {
+				if let Some(sale) = self.recover(&accepted, &idempotency).await {
+					return Ok(Begin::Fresh(Box::new(sale)));
+				}
+			}
 			// The facilitator could not check (its chain is down, …): not the buyer's fault.
 			if reason == ErrorReason::UnexpectedVerifyError {
 				return Err(release(Refused::Unavailable(format!(
@@ -151,12 +215,53 @@ impl Seller {
 			return Err(release(Refused::Payment(Rejection { reason, message })));
 		}
 		let payer = verdict.payer.unwrap_or_default();
-		Ok(Begin::Fresh(Box::new(Sale { accepted, payer, idempotency })))
+		Ok(Begin::Fresh(Box::new(Sale { accepted, payer, recovered: None, idempotency })))
+	}
+
+	/// A sale that a previous run settled, if the chain shows this payment's authorization
+	/// paying exactly what was offered.
+	async fn recover(
+		&self,
+		accepted: &Accepted,
+		idempotency: &Option<(String, m2m_x402::B256)>,
+	) -> Option<Sale> {
+		let tx = match self.lookup.as_ref()?.find(accepted).await {
+			Ok(Some(tx)) => tx,
+			Ok(None) => return None,
+			Err(e) => {
+				tracing::warn!(error = %e, "cannot look up a possibly settled payment");
+				return None;
+			},
+		};
+		let payer = match &accepted.payment.payload {
+			m2m_x402::v2::SchemePayload::ExactEvm(p) => p.authorization.from.clone(),
+			m2m_x402::v2::SchemePayload::Other(_) => String::new(),
+		};
+		tracing::info!(%tx, %payer, "recovered a sale settled before a restart");
+		let settlement = SettleResponse {
+			success: true,
+			error_reason: None,
+			error_message: None,
+			transaction: tx,
+			network: accepted.requirement.network.clone(),
+			payer: Some(payer.clone()),
+			amount: Some(accepted.requirement.amount.clone()),
+			extensions: None,
+		};
+		Some(Sale {
+			accepted: accepted.clone(),
+			payer,
+			recovered: Some(settlement),
+			idempotency: idempotency.clone(),
+		})
 	}
 
 	/// Settles a sale whose resource is ready. A `success: false` answer is returned as is:
 	/// the buyer must see it (with the transaction hash when it is `settlement_pending`).
 	pub async fn settle(&self, sale: &Sale) -> Result<SettleResponse, Refused> {
+		if let Some(settled) = &sale.recovered {
+			return Ok(settled.clone());
+		}
 		self.facilitator
 			.settle(&sale.accepted.payment, &sale.accepted.requirement)
 			.await

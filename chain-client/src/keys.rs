@@ -90,11 +90,17 @@ impl DeviceKeys {
 	/// DEV KEYS ONLY: deterministic keys derived from a public label. Anyone who knows the label
 	/// knows the keys; use them on local testnets and in tests, never with real funds.
 	pub fn dev(label: &str) -> Self {
+		let [account, evm, peer] = Self::dev_secrets(label);
+		Self::from_secrets(account, evm, peer).expect("blake2 outputs are valid secrets")
+	}
+
+	/// DEV KEYS ONLY: the three secrets behind [`DeviceKeys::dev`] (account, EVM, peer), for
+	/// writing a dev device's keystore.
+	pub fn dev_secrets(label: &str) -> [[u8; 32]; 3] {
 		let seed = |kind: &str| {
 			m2m_primitives::blake2_256(format!("m2m-pay dev key/{kind}/{label}").as_bytes())
 		};
-		Self::from_secrets(seed("account"), seed("evm"), seed("peer"))
-			.expect("blake2 outputs are valid secrets")
+		[seed("account"), seed("evm"), seed("peer")]
 	}
 
 	/// The device's chain account.

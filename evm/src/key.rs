@@ -34,6 +34,12 @@ pub fn load(file: Option<&Path>, env: &str) -> Result<PrivateKeySigner, KeyError
 
 /// The key in `path`, which must have mode 0600 (or stricter).
 pub fn from_file(path: &Path) -> Result<PrivateKeySigner, KeyError> {
+	parse(&read_private(path)?, &path.display().to_string())
+}
+
+/// The text of a secret file, refused unless only its owner can read it (mode 0600 or
+/// stricter). For any kind of key.
+pub fn read_private(path: &Path) -> Result<String, KeyError> {
 	use std::os::unix::fs::PermissionsExt;
 	let shown = path.display().to_string();
 	let meta = fs::metadata(path).map_err(|error| KeyError::Read { path: shown.clone(), error })?;
@@ -41,17 +47,21 @@ pub fn from_file(path: &Path) -> Result<PrivateKeySigner, KeyError> {
 	if mode & 0o077 != 0 {
 		return Err(KeyError::Permissions { path: shown, mode });
 	}
-	let text =
-		fs::read_to_string(path).map_err(|error| KeyError::Read { path: shown.clone(), error })?;
-	parse(&text, &shown)
+	fs::read_to_string(path).map_err(|error| KeyError::Read { path: shown, error })
 }
 
 /// Writes `signer`'s key to `path` with mode 0600, creating it so that it is never readable
 /// by others, not even for an instant.
 pub fn write(path: &Path, signer: &PrivateKeySigner) -> std::io::Result<()> {
+	write_private(path, &format!("0x{}", alloy::hex::encode(signer.to_bytes())))
+}
+
+/// Creates `path` with mode 0600 and writes `secret` (plus a newline) to it, synced. Never
+/// overwrites an existing file.
+pub fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
 	use std::{io::Write, os::unix::fs::OpenOptionsExt};
 	let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-	writeln!(file, "0x{}", alloy::hex::encode(signer.to_bytes()))?;
+	writeln!(file, "{secret}")?;
 	file.sync_all()
 }
 

@@ -1,0 +1,241 @@
+//! The agent's configuration: a TOML file (written, commented, by `machine-agent init`), with
+//! environment overrides for containers.
+
+use std::{
+	net::SocketAddr,
+	path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// `machine-agent.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+	pub device: Device,
+	pub chain: Chain,
+	pub evm: Evm,
+	pub http: Http,
+	#[serde(default)]
+	pub facilitator: Facilitator,
+	#[serde(default)]
+	pub services: Vec<Service>,
+	pub spending: Spending,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+	/// A name for logs and tables.
+	pub name: String,
+	/// Key directory (relative paths are relative to the config file).
+	pub keystore: PathBuf,
+	/// RocksDB directory.
+	pub data_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chain {
+	/// The node's WebSocket RPC.
+	pub url: String,
+	/// Who registers the device: an sr25519 secret URI such as `//Alice` (DEV ONLY) or a file
+	/// (mode 0600) holding one. Without it, `run` waits for the owner to register the device.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub owner: Option<String>,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub owner_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evm {
+	/// The chain's Ethereum JSON-RPC.
+	pub rpc_url: String,
+	/// The USDT contract.
+	pub usdt: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+	/// Where sold services, `/health`, `/metrics` and `/status` are served.
+	pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facilitator {
+	/// A remote facilitator's URL; empty means embedded (this device settles its own sales
+	/// and pays their gas).
+	#[serde(default)]
+	pub url: String,
+	/// How long a settlement may wait for its receipt before it is `settlement_pending`.
+	#[serde(default = "default_receipt_timeout")]
+	pub receipt_timeout_secs: u64,
+}
+
+fn default_receipt_timeout() -> u64 {
+	30
+}
+
+/// A service this device sells.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+	/// The URL path, e.g. `/reading`.
+	pub path: String,
+	/// Price per request in USDT, e.g. `"0.01"`.
+	pub price: String,
+	#[serde(default)]
+	pub description: String,
+	/// What answers: `sensor` (a generated reading), `static` (the file at `file`), or
+	/// `proxy` (forwards a GET to `target`).
+	pub handler: String,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub file: Option<PathBuf>,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub target: Option<String>,
+}
+
+/// What this device may spend, in USDT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spending {
+	pub max_per_request: String,
+	pub daily_budget: String,
+	/// Allowed payees (EVM addresses); empty allows every payee.
+	#[serde(default)]
+	pub payees: Vec<String>,
+}
+
+/// Environment variables that override the file, for containers.
+pub const OVERRIDES: &[(&str, &str)] = &[
+	("M2M_CHAIN_URL", "chain.url"),
+	("M2M_CHAIN_OWNER", "chain.owner"),
+	("M2M_EVM_RPC_URL", "evm.rpc_url"),
+	("M2M_EVM_USDT", "evm.usdt"),
+	("M2M_HTTP_LISTEN", "http.listen"),
+	("M2M_FACILITATOR_URL", "facilitator.url"),
+	("M2M_SPENDING_MAX_PER_REQUEST", "spending.max_per_request"),
+	("M2M_SPENDING_DAILY_BUDGET", "spending.daily_budget"),
+	("M2M_DATA_DIR", "device.data_dir"),
+	("M2M_KEYSTORE", "device.keystore"),
+];
+
+impl Config {
+	/// Reads `path`, applies the environment overrides, and resolves relative paths.
+	pub fn load(path: &Path) -> Result<Config> {
+		let text = std::fs::read_to_string(path).with_context(|| {
+			format!("cannot read config {} (create one with `machine-agent init`)", path.display())
+		})?;
+		let mut value: toml::Value = toml::from_str(&text)
+			.with_context(|| format!("{} is not valid TOML", path.display()))?;
+		for (var, key) in OVERRIDES {
+			if let Ok(v) = std::env::var(var) {
+				let (section, field) = key.split_once('.').expect("section.field");
+				let table = value
+					.get_mut(section)
+					.and_then(toml::Value::as_table_mut)
+					.with_context(|| format!("{var} overrides [{section}], which is missing"))?;
+				table.insert(field.into(), toml::Value::String(v));
+			}
+		}
+		let mut config: Config = value
+			.try_into()
+			.with_context(|| format!("{} is not a machine-agent config", path.display()))?;
+		let base = path.parent().unwrap_or(Path::new("."));
+		config.device.keystore = base.join(&config.device.keystore);
+		config.device.data_dir = base.join(&config.device.data_dir);
+		config.chain.owner_file = config.chain.owner_file.map(|f| base.join(f));
+		for s in &mut config.services {
+			s.file = s.file.take().map(|f| base.join(f));
+			if !s.path.starts_with('/') {
+				bail!("service path {:?} must start with /", s.path);
+			}
+			if !["sensor", "static", "proxy"].contains(&s.handler.as_str()) {
+				bail!("service {}: handler {:?} is not sensor, static or proxy", s.path, s.handler);
+			}
+		}
+		Ok(config)
+	}
+}
+
+/// The commented config `init` writes.
+pub fn template(name: &str, owner: Option<&str>, listen: SocketAddr, usdt: &str) -> String {
+	let owner_line = match owner {
+		Some(uri) => format!("owner = {uri:?}   # DEV KEY: a public dev account, testnets only"),
+		None => "# owner_file = \"owner.key\"   # sr25519 secret URI, mode 0600".to_string(),
+	};
+	format!(
+		r#"# machine-agent configuration for device "{name}".
+# Environment variables override it: {overrides}.
+
+[device]
+name = "{name}"
+keystore = "keys"        # the device's three keys (0600 files), relative to this file
+data_dir = "data"        # RocksDB: payments, spend, idempotency, receipts outbox
+
+[chain]
+url = "ws://127.0.0.1:9944"
+# Who registers this device on-chain (`run` does it if needed):
+{owner_line}
+
+[evm]
+rpc_url = "http://127.0.0.1:8545"
+usdt = "{usdt}"
+
+[http]
+listen = "{listen}"
+
+[facilitator]
+url = ""                 # empty: settle sales here (this device pays the gas)
+receipt_timeout_secs = 30
+
+# Services this device sells. handler = "sensor" | "static" (file = …) | "proxy" (target = …)
+[[services]]
+path = "/reading"
+price = "0.01"           # USDT per request
+description = "one sensor reading"
+handler = "sensor"
+
+# What this device may spend, in USDT.
+[spending]
+max_per_request = "0.10"
+daily_budget = "5.00"
+payees = []              # EVM addresses; empty allows every payee
+"#,
+		overrides = OVERRIDES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "),
+	)
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn the_template_loads_and_env_overrides_it() {
+		let dir = std::env::temp_dir().join(format!("m2m-agent-config-{}", std::process::id()));
+		std::fs::create_dir_all(&dir).unwrap();
+		let path = dir.join("machine-agent.toml");
+		let listen: SocketAddr = "127.0.0.1:8402".parse().unwrap();
+		std::fs::write(&path, template("robot", Some("//Bob"), listen, "0xFA0E")).unwrap();
+		let c = Config::load(&path).unwrap();
+		assert_eq!(c.device.name, "robot");
+		assert_eq!(c.device.data_dir, dir.join("data"));
+		assert_eq!(c.chain.owner.as_deref(), Some("//Bob"));
+		assert_eq!(c.services[0].path, "/reading");
+		assert_eq!(c.spending.daily_budget, "5.00");
+
+		std::env::set_var("M2M_SPENDING_DAILY_BUDGET", "0.02");
+		let c = Config::load(&path).unwrap();
+		std::env::remove_var("M2M_SPENDING_DAILY_BUDGET");
+		assert_eq!(c.spending.daily_budget, "0.02");
+
+		std::fs::write(&path, "[device]\nname = 1\n").unwrap();
+		let e = format!("{:#}", Config::load(&path).unwrap_err());
+		assert!(e.contains("is not a machine-agent config"), "{e}");
+		std::fs::remove_dir_all(&dir).unwrap();
+	}
+}

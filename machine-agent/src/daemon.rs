@@ -1,0 +1,238 @@
+//! `machine-agent run`: the device daemon.
+//!
+//! It serves the device's services behind x402 (settling with an embedded or remote
+//! facilitator), writes every sale to RocksDB before releasing it, keeps the device registered
+//! and its receipts flowing to the chain, resumes purchases that a crash interrupted, and
+//! answers `/health`, `/metrics`, `/status` and (from loopback only) `POST /buy`.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use axum::{
+	extract::{ConnectInfo, State},
+	http::StatusCode,
+	response::{IntoResponse, Response},
+	routing::{get, post},
+	Json, Router,
+};
+use m2m_chain_client::DeviceKeys;
+use m2m_evm::alloy::{primitives::Address, providers::Provider};
+use m2m_facilitator::{Facilitate, Facilitator, RemoteFacilitator};
+use m2m_primitives::receipt::AssetKey;
+use m2m_x402::policy::{AssetAllowance, SpendingPolicy};
+use m2m_x402_buyer::{client::X402Client, Buyer};
+use m2m_x402_seller::Seller;
+
+use crate::{
+	chain::{self, Health},
+	config::Config,
+	keystore, metrics, purchase,
+	selling::{ChainLookup, Recorder},
+	services::{self, Pricing},
+	store::Store,
+};
+
+/// Everything the HTTP handlers share.
+pub struct Agent {
+	pub config: Config,
+	pub keys: Arc<DeviceKeys>,
+	pub store: Arc<Store>,
+	pub health: Arc<Health>,
+	pub client: X402Client,
+}
+
+/// The device's EVM signer.
+pub fn evm_signer(keys: &DeviceKeys) -> m2m_evm::alloy::signers::local::PrivateKeySigner {
+	m2m_evm::alloy::signers::local::PrivateKeySigner::from_bytes(&keys.evm.secret().into())
+		.expect("keystore keys are valid")
+}
+
+pub fn evm_address(keys: &DeviceKeys) -> Address {
+	Address::from(keys.evm_address().0)
+}
+
+/// The spending policy of the config, for this chain's USDT.
+pub fn policy(config: &Config, chain_id: u64) -> Result<SpendingPolicy> {
+	let usdt: Address = config.evm.usdt.parse().context("[evm] usdt is not an address")?;
+	let payees = config
+		.spending
+		.payees
+		.iter()
+		.map(|p| p.parse().with_context(|| format!("payee {p:?} is not an address")))
+		.collect::<Result<_>>()?;
+	Ok(SpendingPolicy {
+		assets: vec![AssetAllowance {
+			network: m2m_x402::network::caip2(chain_id),
+			asset: usdt,
+			symbol: "USDT".into(),
+			decimals: services::DECIMALS,
+			max_per_request: services::usdt_units(
+				&config.spending.max_per_request,
+				"max_per_request",
+			)?,
+			daily_budget: services::usdt_units(&config.spending.daily_budget, "daily_budget")?,
+		}],
+		payees,
+	})
+}
+
+/// A buying client whose budget and journal live in `store`.
+pub fn buying_client(
+	config: &Config,
+	keys: &DeviceKeys,
+	store: Arc<Store>,
+	chain_id: u64,
+) -> Result<X402Client> {
+	let buyer = Buyer::with_ledger(evm_signer(keys), policy(config, chain_id)?, store.clone());
+	let http = reqwest::Client::builder().timeout(Duration::from_secs(90)).build()?;
+	Ok(X402Client::with_http(http, Arc::new(buyer)).with_journal(store))
+}
+
+/// The EVM chain id, waiting (with a clear log) while the endpoint is down.
+pub async fn evm_chain_id(
+	provider: &m2m_evm::alloy::providers::DynProvider,
+	url: &str,
+) -> Result<u64> {
+	let mut delay = Duration::from_millis(250);
+	for attempt in 1.. {
+		match provider.get_chain_id().await {
+			Ok(id) => return Ok(id),
+			Err(e) if attempt < 20 => {
+				tracing::warn!(rpc = %url, error = %e, "EVM RPC unavailable; retrying");
+				tokio::time::sleep(delay).await;
+				delay = (delay * 2).min(Duration::from_secs(5));
+			},
+			Err(e) => {
+				return Err(e).with_context(|| format!("the EVM RPC at {url} does not answer"))
+			},
+		}
+	}
+	unreachable!()
+}
+
+pub async fn run(config: Config) -> Result<()> {
+	let keys = Arc::new(keystore::load(&config.device.keystore)?);
+	let me = evm_address(&keys);
+	let store = Arc::new(Store::open(&config.device.data_dir, &me.to_checksum(None))?);
+	let health = Arc::new(Health::new());
+	let owner =
+		chain::owner_key(config.chain.owner.as_deref(), config.chain.owner_file.as_deref())?;
+
+	let provider = m2m_evm::connect(&config.evm.rpc_url, Some(evm_signer(&keys)))?;
+	let chain_id = evm_chain_id(&provider, &config.evm.rpc_url).await?;
+	health.evm_connected.store(true, std::sync::atomic::Ordering::Relaxed);
+	let usdt: Address = config.evm.usdt.parse().context("[evm] usdt is not an address")?;
+	let domain = m2m_evm::usdt::domain(&provider, usdt)
+		.await
+		.with_context(|| format!("reading USDT's EIP-712 domain at {usdt}"))?;
+
+	let facilitator: Arc<dyn Facilitate> = if config.facilitator.url.is_empty() {
+		let timeout = Duration::from_secs(config.facilitator.receipt_timeout_secs);
+		Arc::new(Facilitator::new(provider.clone(), me, timeout).await?)
+	} else {
+		let timeout = Duration::from_secs(config.facilitator.receipt_timeout_secs + 10);
+		Arc::new(RemoteFacilitator::new(&config.facilitator.url, timeout))
+	};
+	let wake = Arc::new(tokio::sync::Notify::new());
+	let recorder = Recorder {
+		store: store.clone(),
+		asset: AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) },
+		wake: wake.clone(),
+	};
+	let seller = Arc::new(
+		Seller::new(facilitator)
+			.with_idempotency(store.clone())
+			.with_recorder(Arc::new(recorder))
+			.with_settlement_lookup(Arc::new(ChainLookup { provider: provider.clone() })),
+	);
+	let pricing = Pricing { chain_id, usdt, domain: (domain.name, domain.version), pay_to: me };
+	let sold = services::router(&config.services, seller, &pricing, &config.device.name)?;
+	let client = buying_client(&config, &keys, store.clone(), chain_id)?;
+
+	tokio::spawn(chain::worker(
+		config.chain.url.clone(),
+		keys.clone(),
+		owner,
+		store.clone(),
+		health.clone(),
+		wake,
+	));
+	let in_flight = store.purchases_in_flight();
+	if !in_flight.is_empty() {
+		tracing::info!(count = in_flight.len(), "resuming purchases a previous run left in flight");
+		let c = client.clone();
+		tokio::spawn(async move {
+			for flight in in_flight {
+				purchase::report(&c.resume(flight).await);
+			}
+		});
+	}
+
+	let listen = config.http.listen;
+	let agent = Arc::new(Agent { config, keys, store, health, client });
+	let own: Router = Router::new()
+		.route("/health", get(|| async { "ok" }))
+		.route("/metrics", get(metrics_handler))
+		.route("/status", get(status_handler))
+		.route("/buy", post(buy_handler))
+		.with_state(agent.clone());
+	let app = sold.merge(own);
+	let listener = tokio::net::TcpListener::bind(listen)
+		.await
+		.with_context(|| format!("cannot listen on {listen}"))?;
+	let address = listener.local_addr()?;
+	tracing::info!(
+		device = %agent.config.device.name, evm = %me, chain_id, services = agent.config.services.len(),
+		"machine-agent up"
+	);
+	println!("machine-agent listening on http://{address}");
+	axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+		.with_graceful_shutdown(shutdown())
+		.await?;
+	tracing::info!("stopped");
+	Ok(())
+}
+
+async fn shutdown() {
+	let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+		.expect("SIGTERM handler");
+	tokio::select! {
+		_ = tokio::signal::ctrl_c() => {},
+		_ = term.recv() => {},
+	}
+}
+
+async fn metrics_handler(State(agent): State<Arc<Agent>>) -> Response {
+	(
+		[(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+		metrics::render(&agent.store, &agent.health),
+	)
+		.into_response()
+}
+
+async fn status_handler(State(agent): State<Arc<Agent>>) -> Response {
+	Json(crate::status::of(&agent.config, &agent.keys, &agent.store, Some(&agent.health)))
+		.into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct BuyRequest {
+	url: String,
+}
+
+/// A purchase on behalf of the local `machine-agent pay`, which cannot open the store while
+/// the daemon holds it. Loopback callers only: anyone else could spend the device's money.
+async fn buy_handler(
+	State(agent): State<Arc<Agent>>,
+	ConnectInfo(peer): ConnectInfo<SocketAddr>,
+	Json(request): Json<BuyRequest>,
+) -> Response {
+	if !peer.ip().is_loopback() {
+		return (StatusCode::FORBIDDEN, "purchases are only taken from this device")
+			.into_response();
+	}
+	let result = purchase::buy(&agent.client, &agent.store, &request.url).await;
+	let status =
+		if result.get("error").is_some() { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
+	(status, Json(result)).into_response()
+}

@@ -1,0 +1,305 @@
+//! `machine-agent`: the m2m-pay device daemon and its command line.
+
+mod chain;
+mod config;
+mod daemon;
+mod keystore;
+mod metrics;
+mod purchase;
+mod report;
+mod selling;
+mod services;
+mod status;
+mod store;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use m2m_chain_client::{ChainClient, DeviceKeys};
+
+/// The m2m-pay device daemon: sells this device's services and buys others' with x402, pays
+/// in USDT on the chain's EVM side, keeps every payment in RocksDB, and records its sales as
+/// receipts on-chain for the owner's accounting.
+///
+/// Start a device:
+///   machine-agent --config robot/machine-agent.toml init --name robot --dev
+///   m2m-devnet fund robot --usdt 100          # testnet: native for fees and gas, USDT
+///   machine-agent --config robot/machine-agent.toml run
+///
+/// Then, from the device:
+///   machine-agent --config robot/machine-agent.toml pay http://127.0.0.1:8402/reading
+///   machine-agent --config robot/machine-agent.toml receipts --since 24h
+#[derive(Parser, Debug)]
+#[command(name = "machine-agent", version, verbatim_doc_comment)]
+struct Cli {
+	/// The configuration file (written by `init`).
+	#[arg(long, global = true, env = "M2M_AGENT_CONFIG", default_value = "machine-agent.toml")]
+	config: PathBuf,
+
+	#[command(subcommand)]
+	command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+	/// Create the device's keys (sr25519, secp256k1, ed25519; 0600 files) and a commented
+	/// config file next to them. Never overwrites existing keys.
+	Init {
+		/// The device's name (logs, tables; with --dev, also its dev keys).
+		#[arg(long)]
+		name: String,
+		/// DEV KEYS: derive the keys from the name, as `m2m-devnet fund NAME` expects, and let
+		/// the public dev account Alice own the device. Testnets only.
+		#[arg(long)]
+		dev: bool,
+		/// Who registers the device: an sr25519 secret URI (`//Alice` on testnets).
+		#[arg(long)]
+		owner: Option<String>,
+		/// Where `run` serves.
+		#[arg(long, default_value = "127.0.0.1:8402")]
+		listen: SocketAddr,
+		/// The USDT contract.
+		#[arg(long, default_value = "0xFA0E696d5B8b287ff29e23C4A2E088063ADaD75e")]
+		usdt: String,
+	},
+	/// Run the daemon: serve the sold services behind x402, register the device if needed,
+	/// submit receipts, resume interrupted purchases. Stops on Ctrl-C or SIGTERM.
+	Run,
+	/// Put the device on-chain under its owner (nothing happens if it already is).
+	Register,
+	/// Buy once from a seller: pays only what the spending policy allows, and finishes an
+	/// interrupted purchase of the same URL instead of paying again.
+	Pay {
+		/// The paid resource, e.g. http://127.0.0.1:8402/reading.
+		url: String,
+	},
+	/// A device's receipts on-chain (this device's unless --device).
+	Receipts {
+		#[arg(long)]
+		device: Option<u64>,
+		#[command(flatten)]
+		range: Range,
+		#[arg(long, value_enum, default_value = "table")]
+		format: report::Format,
+	},
+	/// An owner's accounting per device and in total (this device's owner unless --owner).
+	Fleet {
+		/// The owner's account (SS58).
+		#[arg(long)]
+		owner: Option<String>,
+		#[command(flatten)]
+		range: Range,
+		#[arg(long, value_enum, default_value = "table")]
+		format: report::Format,
+	},
+	/// The device's identity and its payments, from the store (or the running daemon).
+	Status,
+}
+
+/// A time range ending now (or at --until).
+#[derive(clap::Args, Debug)]
+struct Range {
+	/// How far back: 30m, 24h, 7d.
+	#[arg(long, default_value = "24h", value_parser = parse_span)]
+	since: Duration,
+	/// Unix milliseconds; default now.
+	#[arg(long)]
+	until: Option<u64>,
+}
+
+impl Range {
+	fn millis(&self) -> (u64, u64) {
+		let to = self.until.unwrap_or_else(store::now_ms);
+		(to.saturating_sub(self.since.as_millis() as u64), to)
+	}
+}
+
+fn parse_span(s: &str) -> Result<Duration, String> {
+	let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+	let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected e.g. 30m, 24h, 7d"))?;
+	let secs = match unit {
+		"s" => n,
+		"m" => n * 60,
+		"h" | "" => n * 3600,
+		"d" => n * 86_400,
+		_ => return Err(format!("{s:?}: use s, m, h or d")),
+	};
+	Ok(Duration::from_secs(secs))
+}
+
+fn main() -> std::process::ExitCode {
+	tracing_subscriber::fmt()
+		.with_env_filter(
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+		)
+		.with_writer(std::io::stderr)
+		.init();
+	let cli = Cli::parse();
+	let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+	match runtime.block_on(dispatch(cli)) {
+		Ok(()) => std::process::ExitCode::SUCCESS,
+		Err(e) => {
+			eprintln!("error: {e:#}");
+			std::process::ExitCode::FAILURE
+		},
+	}
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+	if let Command::Init { name, dev, owner, listen, usdt } = &cli.command {
+		return init(&cli.config, name, *dev, owner.clone(), *listen, usdt);
+	}
+	let config = config::Config::load(&cli.config)?;
+	match cli.command {
+		Command::Init { .. } => unreachable!(),
+		Command::Run => daemon::run(config).await,
+		Command::Register => {
+			let keys = keystore::load(&config.device.keystore)?;
+			let owner = chain::owner_key(
+				config.chain.owner.as_deref(),
+				config.chain.owner_file.as_deref(),
+			)?;
+			let chain = ChainClient::connect(&config.chain.url).await?;
+			let id = chain::ensure_registered(&chain, &keys, owner.as_ref()).await?;
+			println!("device #{id} ({}) is registered", config.device.name);
+			Ok(())
+		},
+		Command::Pay { url } => pay(&config, &url).await,
+		Command::Receipts { device, range, format } => {
+			let chain = ChainClient::connect(&config.chain.url).await?;
+			let device = match device {
+				Some(d) => d,
+				None => own_device(&chain, &config).await?,
+			};
+			let (from, to) = range.millis();
+			report::receipts(&chain, device, from, to, format).await
+		},
+		Command::Fleet { owner, range, format } => {
+			let chain = ChainClient::connect(&config.chain.url).await?;
+			let owner: m2m_chain_client::AccountId = match owner {
+				Some(o) => o
+					.parse()
+					.map_err(|_| anyhow::anyhow!("--owner {o:?} is not an SS58 account"))?,
+				None => {
+					let o = chain::owner_key(
+						config.chain.owner.as_deref(),
+						config.chain.owner_file.as_deref(),
+					)?
+					.context("no --owner given and no owner key configured")?;
+					o.public_key().into()
+				},
+			};
+			let (from, to) = range.millis();
+			report::fleet(&chain, &owner, from, to, format).await
+		},
+		Command::Status => {
+			let keys = keystore::load(&config.device.keystore)?;
+			let me = daemon::evm_address(&keys).to_checksum(None);
+			let status = match store::Store::open(&config.device.data_dir, &me) {
+				Ok(store) => status::of(&config, &keys, &store, None),
+				Err(e) if is_locked(&e) => {
+					let url = format!("http://{}/status", local(config.http.listen));
+					reqwest::get(&url)
+						.await?
+						.json()
+						.await
+						.with_context(|| format!("asking the daemon at {url}"))?
+				},
+				Err(e) => return Err(e.into()),
+			};
+			println!("{}", serde_json::to_string_pretty(&status)?);
+			Ok(())
+		},
+	}
+}
+
+async fn own_device(chain: &ChainClient, config: &config::Config) -> Result<u64> {
+	let keys = keystore::load(&config.device.keystore)?;
+	chain.device_by_account(&keys.account_id()).await?.context(
+		"this device is not registered yet (`machine-agent register`, or `run` with an owner key)",
+	)
+}
+
+fn init(
+	path: &std::path::Path,
+	name: &str,
+	dev: bool,
+	owner: Option<String>,
+	listen: SocketAddr,
+	usdt: &str,
+) -> Result<()> {
+	if path.exists() {
+		bail!("{} exists; init never overwrites a device", path.display());
+	}
+	let dir =
+		path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+	std::fs::create_dir_all(dir)?;
+	let secrets = dev.then(|| DeviceKeys::dev_secrets(&format!("devnet/{name}")));
+	keystore::create(&dir.join("keys"), secrets)?;
+	let owner = owner.or_else(|| dev.then(|| "//Alice".to_string()));
+	std::fs::write(path, config::template(name, owner.as_deref(), listen, usdt))?;
+	let keys = keystore::load(&dir.join("keys"))?;
+	println!("device {name}: account {}, EVM {}", keys.account_id(), daemon::evm_address(&keys));
+	if dev {
+		println!("DEV KEYS: derived from the public name {name:?}; testnets only");
+	}
+	println!("config: {}", path.display());
+	Ok(())
+}
+
+fn is_locked(e: &store::StoreError) -> bool {
+	matches!(e, store::StoreError::Open { reason, .. } if reason.contains("lock"))
+}
+
+/// Where a local client reaches the daemon's listen address.
+fn local(listen: SocketAddr) -> SocketAddr {
+	if listen.ip().is_unspecified() {
+		SocketAddr::from(([127, 0, 0, 1], listen.port()))
+	} else {
+		listen
+	}
+}
+
+/// Buys once: directly, or through the running daemon (which holds the store).
+async fn pay(config: &config::Config, url: &str) -> Result<()> {
+	let keys = keystore::load(&config.device.keystore)?;
+	let me = daemon::evm_address(&keys).to_checksum(None);
+	let result = match store::Store::open(&config.device.data_dir, &me) {
+		Ok(store) => {
+			let store = Arc::new(store);
+			let provider = m2m_evm::connect(&config.evm.rpc_url, None)?;
+			let chain_id = daemon::evm_chain_id(&provider, &config.evm.rpc_url).await?;
+			let client = daemon::buying_client(config, &keys, store.clone(), chain_id)?;
+			purchase::buy(&client, &store, url).await
+		},
+		Err(e) if is_locked(&e) => {
+			let daemon = format!("http://{}/buy", local(config.http.listen));
+			let response = reqwest::Client::new()
+				.post(&daemon)
+				.json(&serde_json::json!({"url": url}))
+				.send()
+				.await
+				.with_context(|| {
+					format!("the store is locked by the daemon, which does not answer at {daemon}")
+				})?;
+			response.json().await?
+		},
+		Err(e) => return Err(e.into()),
+	};
+	if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
+		bail!("{error}");
+	}
+	println!("{}", result["body"].as_str().unwrap_or_default());
+	eprintln!(
+		"paid {} (tx {}){}",
+		result["price"].as_str().unwrap_or("nothing"),
+		result["transaction"].as_str().unwrap_or("-"),
+		if result["resumed"].as_bool() == Some(true) {
+			", resuming an interrupted purchase"
+		} else {
+			""
+		}
+	);
+	Ok(())
+}

@@ -1,0 +1,73 @@
+//! `/metrics` in the Prometheus text format: payments by role and state, revenue and spend,
+//! outbox depth, chain and EVM connectivity.
+
+use std::{collections::BTreeMap, fmt::Write, sync::atomic::Ordering};
+
+use m2m_x402::U256;
+
+use crate::{
+	chain::Health,
+	store::{Role, State, Store},
+};
+
+pub fn render(store: &Store, health: &Health) -> String {
+	let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+	for role in ["buy", "sell"] {
+		for state in State::ALL {
+			counts.insert((role, state.name()), 0);
+		}
+	}
+	let mut revenue: BTreeMap<String, U256> = BTreeMap::new();
+	let mut spend: BTreeMap<String, U256> = BTreeMap::new();
+	for (_, p) in store.payments() {
+		let role = if p.role == Role::Buy { "buy" } else { "sell" };
+		*counts.entry((role, p.state.name())).or_default() += 1;
+		if p.state == State::Settled {
+			let amount = U256::from_str_radix(&p.amount, 10).unwrap_or_default();
+			let sums = if p.role == Role::Buy { &mut spend } else { &mut revenue };
+			let total = sums.entry(p.asset.clone()).or_default();
+			*total = total.saturating_add(amount);
+		}
+	}
+	let mut out = String::new();
+	let _ = writeln!(out, "# HELP m2m_payments Payments by role (buy, sell) and lifecycle state.");
+	let _ = writeln!(out, "# TYPE m2m_payments gauge");
+	for ((role, state), n) in &counts {
+		let _ = writeln!(out, "m2m_payments{{role=\"{role}\",state=\"{state}\"}} {n}");
+	}
+	for (name, help, sums) in [
+		("m2m_revenue_base_units", "Settled sales, in token base units.", &revenue),
+		("m2m_spend_base_units", "Settled purchases, in token base units.", &spend),
+	] {
+		let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+		for (asset, total) in sums {
+			let _ = writeln!(out, "{name}{{asset=\"{asset}\"}} {total}");
+		}
+	}
+	let gauges = [
+		(
+			"m2m_outbox_depth",
+			"Receipts waiting to be recorded on-chain.",
+			store.outbox_len() as u64,
+		),
+		(
+			"m2m_receipts_recorded_total",
+			"Receipts this run recorded on-chain.",
+			health.receipts_recorded.load(Ordering::Relaxed),
+		),
+		(
+			"m2m_chain_connected",
+			"1 while the chain RPC is connected.",
+			health.chain_connected.load(Ordering::Relaxed) as u64,
+		),
+		(
+			"m2m_evm_connected",
+			"1 while the EVM RPC answers.",
+			health.evm_connected.load(Ordering::Relaxed) as u64,
+		),
+	];
+	for (name, help, value) in gauges {
+		let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+	}
+	out
+}

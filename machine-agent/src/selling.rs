@@ -1,0 +1,153 @@
+//! The selling side's hooks into the seller core: every settled sale goes to disk (with its
+//! receipt queued for the chain) before the resource leaves, and a sale that a crashed run
+//! settled is found again on-chain.
+
+use std::sync::Arc;
+
+use codec::{Decode, Encode};
+use m2m_chain_client::{DeviceId, PaymentProof, ReceiptInput};
+use m2m_evm::alloy::providers::DynProvider;
+use m2m_primitives::{
+	eip712::{EcdsaSignature, TransferWithAuthorization},
+	receipt::{exact_receipt_id, AssetKey},
+	H160, H256, U256,
+};
+use m2m_x402::{exact, paywall::Accepted, v2::SchemePayload, v2::SettleResponse};
+use m2m_x402_seller::{Sale, SaleRecorder, SettlementLookup};
+use subxt::utils::Static;
+
+use crate::store::{now_ms, PaymentRecord, Role, State, Store};
+
+/// A receipt as the outbox keeps it (SCALE): everything but the payee's device id, which is
+/// known once the device is registered.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct QueuedReceipt {
+	pub asset: AssetKey,
+	pub authorization: TransferWithAuthorization,
+	pub signature: EcdsaSignature,
+	pub settlement_tx: H256,
+	pub resource: H256,
+	pub period_start: u64,
+	pub period_end: u64,
+}
+
+impl QueuedReceipt {
+	/// The receipt the payee `device` submits.
+	pub fn input(self, device: DeviceId) -> ReceiptInput {
+		ReceiptInput {
+			payee: device,
+			asset: Static(self.asset),
+			proof: PaymentProof::Exact {
+				authorization: Static(self.authorization),
+				signature: Static(self.signature),
+			},
+			settlement_tx: self.settlement_tx,
+			resource: self.resource,
+			request_count: 1,
+			period_start: self.period_start,
+			period_end: self.period_end,
+		}
+	}
+}
+
+/// Writes sales and their receipts.
+pub struct Recorder {
+	pub store: Arc<Store>,
+	pub asset: AssetKey,
+	/// Wakes the chain worker to submit the new receipt.
+	pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl SaleRecorder for Recorder {
+	fn settled(
+		&self,
+		sale: &Sale,
+		settlement: &SettleResponse,
+		resource: &str,
+	) -> Result<(), String> {
+		let SchemePayload::ExactEvm(wire) = &sale.accepted.payment.payload else {
+			return Err("only exact/EVM payments are recorded".into());
+		};
+		let (a, signature) = exact::parse(wire).map_err(|e| e.to_string())?;
+		let authorization = TransferWithAuthorization {
+			from: H160(a.from.0 .0),
+			to: H160(a.to.0 .0),
+			value: u256(a.value),
+			valid_after: u256(a.validAfter),
+			valid_before: u256(a.validBefore),
+			nonce: H256(a.nonce.0),
+		};
+		let mut sig = [0u8; 65];
+		sig.copy_from_slice(&signature.as_bytes());
+		let tx: H256 = settlement.transaction.parse().map_err(|_| {
+			format!("the settlement transaction {:?} is not a hash", settlement.transaction)
+		})?;
+		let now = now_ms();
+		let path = resource
+			.split_once("://")
+			.map_or(resource, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+		let receipt = QueuedReceipt {
+			asset: self.asset,
+			authorization: authorization.clone(),
+			signature: EcdsaSignature(sig),
+			settlement_tx: tx,
+			resource: H256(m2m_primitives::blake2_256(path.as_bytes())),
+			period_start: now,
+			period_end: now,
+		};
+		let id = exact_receipt_id(&self.asset, &authorization.from, &authorization.nonce);
+		let r = &sale.accepted.requirement;
+		let record = PaymentRecord {
+			role: Role::Sell,
+			state: State::Settled,
+			url: resource.to_string(),
+			price: format!("{} base units", r.amount),
+			amount: r.amount.clone(),
+			network: r.network.clone(),
+			asset: r.asset.clone(),
+			counterparty: sale.payer.clone(),
+			payment_id: m2m_x402::paywall::payment_id(&sale.accepted.payment).ok().flatten(),
+			method: String::new(),
+			header_name: String::new(),
+			header_value: String::new(),
+			transaction: settlement.transaction.clone(),
+			reason: String::new(),
+			created_ms: now,
+			updated_ms: now,
+		};
+		self.store
+			.record_sale(&wire.authorization.nonce, &record, &id.0, &receipt.encode())
+			.map_err(|e| e.to_string())?;
+		self.wake.notify_one();
+		Ok(())
+	}
+}
+
+fn u256(v: m2m_x402::U256) -> U256 {
+	U256::from_big_endian(&v.to_be_bytes::<32>())
+}
+
+/// Finds a settlement by the token's `AuthorizationUsed` and `Transfer` logs.
+pub struct ChainLookup {
+	pub provider: DynProvider,
+}
+
+#[async_trait::async_trait]
+impl SettlementLookup for ChainLookup {
+	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String> {
+		let SchemePayload::ExactEvm(wire) = &accepted.payment.payload else { return Ok(None) };
+		let (a, _) = exact::parse(wire).map_err(|e| e.to_string())?;
+		let token = accepted.requirement.asset.parse().map_err(|_| "asset is not an address")?;
+		let tx = m2m_evm::usdt::find_authorization_use(
+			&self.provider,
+			token,
+			a.from,
+			a.nonce,
+			a.to,
+			a.value,
+		)
+		.await
+		.map_err(|e| e.to_string())?;
+		Ok(tx.map(|t| t.to_string()))
+	}
+}

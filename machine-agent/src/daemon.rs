@@ -181,6 +181,9 @@ pub async fn run(config: Config) -> Result<()> {
 		.await
 		.with_context(|| format!("cannot listen on {listen}"))?;
 	let address = listener.local_addr()?;
+	// Where local commands (`pay`, `status`) find the daemon that holds the store.
+	std::fs::write(address_file(&agent.config), address.to_string())
+		.context("cannot write the daemon's address file")?;
 	tracing::info!(
 		device = %agent.config.device.name, evm = %me, chain_id, services = agent.config.services.len(),
 		"machine-agent up"
@@ -191,6 +194,20 @@ pub async fn run(config: Config) -> Result<()> {
 		.await?;
 	tracing::info!("stopped");
 	Ok(())
+}
+
+/// The file in which a running daemon leaves its HTTP address.
+pub fn address_file(config: &Config) -> std::path::PathBuf {
+	config.device.data_dir.with_extension("addr")
+}
+
+/// The running daemon's address, for local commands.
+pub fn daemon_address(config: &Config) -> Result<SocketAddr> {
+	let file = address_file(config);
+	let text = std::fs::read_to_string(&file).with_context(|| {
+		format!("the store is locked, but no daemon address in {}", file.display())
+	})?;
+	text.trim().parse().context("the daemon address file is damaged")
 }
 
 async fn shutdown() {

@@ -199,7 +199,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			let status = match store::Store::open(&config.device.data_dir, &me) {
 				Ok(store) => status::of(&config, &keys, &store, None),
 				Err(e) if is_locked(&e) => {
-					let url = format!("http://{}/status", local(config.http.listen));
+					let url = format!("http://{}/status", local(daemon::daemon_address(&config)?));
 					reqwest::get(&url)
 						.await?
 						.json()
@@ -274,7 +274,7 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 			purchase::buy(&client, &store, url).await
 		},
 		Err(e) if is_locked(&e) => {
-			let daemon = format!("http://{}/buy", local(config.http.listen));
+			let daemon = format!("http://{}/buy", local(daemon::daemon_address(config)?));
 			let response = reqwest::Client::new()
 				.post(&daemon)
 				.json(&serde_json::json!({"url": url}))

@@ -4,6 +4,7 @@
 //! README's test command does it) must have run first. Override with `M2M_NODE_BIN`,
 //! `M2M_ETH_RPC_BIN` or `M2M_ANVIL_BIN`.
 
+pub mod agent;
 pub mod market;
 pub mod usdt_suite;
 
@@ -112,9 +113,11 @@ impl Node {
 	pub fn start(args: &[&str]) -> Node {
 		let base_path = unique_temp_dir("m2m-node");
 		let mut command = Command::new(workspace_binary("m2m-node", "M2M_NODE_BIN"));
-		command.args(args).arg("--base-path").arg(&base_path).args([
-			"--rpc-port",
-			"0",
+		command.args(args).arg("--base-path").arg(&base_path);
+		if !args.contains(&"--rpc-port") {
+			command.args(["--rpc-port", "0"]);
+		}
+		command.args([
 			"--listen-addr",
 			"/ip4/127.0.0.1/tcp/0",
 			"--no-prometheus",

@@ -1,0 +1,245 @@
+//! `machine-agent` end to end, with real components on loopback: a dev node with its EVM
+//! endpoint (or anvil), USDT, and two agent processes, each with its own keys and RocksDB.
+
+use std::time::{Duration, Instant};
+
+use m2m_devnet::{Endpoints, NATIVE_UNIT};
+use m2m_e2e_tests::{
+	agent::{text, Device},
+	market::{Market, READING_PRICE},
+	EthRpc, Node,
+};
+use m2m_evm::{
+	alloy::primitives::U256,
+	dev,
+	usdt::{self, USDT},
+};
+
+fn runtime() -> tokio::runtime::Runtime {
+	tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// Polls `check` until it holds, at most `limit` (a condition, not a sleep).
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+	let start = Instant::now();
+	while !check() {
+		assert!(start.elapsed() < limit, "{what} did not happen within {limit:?}");
+		std::thread::sleep(Duration::from_millis(200));
+	}
+}
+
+fn receipts_json(device: &Device, extra: &[&str]) -> serde_json::Value {
+	let mut args = vec!["receipts", "--format", "json"];
+	args.extend_from_slice(extra);
+	let out = device.cli(&args);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "receipts failed: {stderr}");
+	serde_json::from_str(&stdout).unwrap()
+}
+
+/// The README's story: the robot (Bob's) buys a reading from the sensor (Alice's) over HTTP;
+/// the sensor's receipt lands on-chain; both devices and both owners see it; the robot's
+/// budget runs out with a clear message; and a store that is not the agent's is refused.
+#[test]
+fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
+	let node = Node::dev();
+	let eth = EthRpc::start(&node);
+	let endpoints = Endpoints { node: node.ws_url.clone(), eth_rpc: eth.url.clone() };
+	let token = runtime().block_on(m2m_devnet::deploy_usdt(&endpoints)).unwrap();
+
+	let sensor = Device::init("sensor", "//Alice", token.address, &node.ws_url, &eth.url);
+	let mut robot = Device::init("robot", "//Bob", token.address, &node.ws_url, &eth.url);
+	// Native tokens for fees and gas; USDT for the robot to spend. (`fund` derives the same
+	// DEV keys from the names as `init --dev`.)
+	runtime()
+		.block_on(m2m_devnet::fund(
+			&endpoints,
+			&["sensor".into(), "robot".into()],
+			10 * NATIVE_UNIT,
+			U256::from(usdt::UNIT),
+		))
+		.unwrap();
+
+	let out = robot.cli(&["register"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	assert!(text(&out).0.contains("is registered"));
+	let (_daemon, url) = sensor.run();
+
+	// The robot buys one reading.
+	let out = robot.cli(&["pay", &format!("{url}/reading")]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "pay failed: {stderr}");
+	assert!(stdout.contains("celsius"), "{stdout}");
+	assert!(stderr.contains("paid 0.01 USDT (tx 0x"), "{stderr}");
+
+	// The sale reaches the chain through the sensor's outbox.
+	// (`receipts` fails until the sensor's daemon has registered it.)
+	eventually("the sensor's receipt on-chain", Duration::from_secs(60), || {
+		let out = sensor.cli(&["receipts", "--format", "json"]);
+		out.status.success()
+			&& serde_json::from_slice::<serde_json::Value>(&out.stdout)
+				.is_ok_and(|v| v["receipts"].as_array().is_some_and(|r| r.len() == 1))
+	});
+	let sold = receipts_json(&sensor, &[]);
+	assert_eq!(sold["receipts"][0]["role"], "payee");
+	assert_eq!(sold["receipts"][0]["amount"], READING_PRICE.to_string());
+	assert_eq!(sold["receipts"][0]["settled_on_chain"], true);
+	let bought = receipts_json(&robot, &[]);
+	assert_eq!(bought["receipts"][0]["role"], "payer");
+	assert_eq!(bought["receipts"][0]["receipt"], sold["receipts"][0]["receipt"]);
+
+	// Both owners' accounting, in every format.
+	let alice = sensor.cli(&["fleet", "--format", "json"]);
+	let alice: serde_json::Value = serde_json::from_str(&text(&alice).0).unwrap();
+	assert_eq!(alice["totals"][0]["totals"]["earned_usdt"], "0.010000");
+	let bob = robot.cli(&["fleet", "--format", "csv"]);
+	let csv = text(&bob).0;
+	assert!(csv.starts_with("device,token,spent_usdt,earned_usdt"), "{csv}");
+	assert!(csv.contains(",0.010000,0.000000,1,0"), "{csv}");
+	let table = text(&sensor.cli(&["receipts"])).0;
+	assert!(table.contains("payee") && table.contains("0.010000"), "{table}");
+
+	// A budget of 0.01 USDT is spent: the next purchase is refused, clearly, and costs nothing.
+	robot.env.push(("M2M_SPENDING_DAILY_BUDGET".into(), "0.01".into()));
+	let out = robot.cli(&["pay", &format!("{url}/reading")]);
+	assert!(!out.status.success());
+	let stderr = text(&out).1;
+	assert!(
+		stderr.contains(
+			"not paying: price 0.01 USDT exceeds the rest of today's budget: 0.01 USDT of 0.01 \
+			 USDT spent"
+		),
+		"{stderr}"
+	);
+	let balance = runtime().block_on(async {
+		let p = m2m_evm::connect(&eth.url, None).unwrap();
+		USDT::new(token.address, &p).balanceOf(robot.evm_address()).call().await.unwrap()
+	});
+	assert_eq!(balance, U256::from(usdt::UNIT - READING_PRICE), "paid exactly once");
+
+	// Status from the running daemon, and metrics.
+	let status: serde_json::Value =
+		serde_json::from_str(&text(&sensor.cli(&["status"])).0).unwrap();
+	assert_eq!(status["sales_settled"], 1, "{status}");
+	assert_eq!(status["outbox_depth"], 0, "{status}");
+	let metrics = runtime().block_on(async {
+		reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
+	});
+	assert!(metrics.contains("m2m_payments{role=\"sell\",state=\"settled\"} 1"), "{metrics}");
+	assert!(metrics.contains("m2m_outbox_depth 0"), "{metrics}");
+	assert!(metrics.contains("m2m_chain_connected 1"), "{metrics}");
+}
+
+/// A data directory that is not the agent's is refused with a clear error, not a panic.
+#[test]
+fn a_foreign_or_corrupted_store_is_a_clear_error() {
+	let device = Device::init(
+		"foreign",
+		"//Alice",
+		dev::signer("alith").address(),
+		"ws://127.0.0.1:1",
+		"http://127.0.0.1:1",
+	);
+	let data = device.dir.join("data");
+	std::fs::create_dir_all(&data).unwrap();
+	std::fs::write(data.join("photo.jpg"), b"not a database").unwrap();
+	let out = device.cli(&["status"]);
+	assert!(!out.status.success());
+	let stderr = text(&out).1;
+	assert!(stderr.contains("is not a machine-agent store"), "{stderr}");
+	assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Sales go on while the chain is down (settled on the EVM side); their receipts wait in the
+/// outbox, on disk, and are all recorded once the chain is up.
+#[test]
+fn receipts_wait_for_a_chain_that_is_down_and_none_is_lost() {
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	// Where the chain will be: nothing listens there yet.
+	let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+	let chain_url = format!("ws://127.0.0.1:{port}");
+	let seller =
+		Device::init("outage-seller", "//Alice", market.token, &chain_url, &market.anvil.url);
+	let buyer = Device::init("outage-buyer", "//Bob", market.token, &chain_url, &market.anvil.url);
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let (_daemon, url) = seller.run();
+
+	for _ in 0..3 {
+		let out = buyer.cli(&["pay", &format!("{url}/reading")]);
+		assert!(out.status.success(), "{}", text(&out).1);
+	}
+	let metrics = || {
+		rt.block_on(async {
+			reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
+		})
+	};
+	let m = metrics();
+	assert!(m.contains("m2m_outbox_depth 3"), "{m}");
+	assert!(m.contains("m2m_chain_connected 0"), "{m}");
+
+	// The chain comes up; it must know the anvil USDT (another chain's asset) and the buyer.
+	let node = Node::start(&["--dev", "--rpc-port", &port.to_string()]);
+	rt.block_on(async {
+		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
+		let domain =
+			usdt::domain(&m2m_evm::connect(&market.anvil.url, None).unwrap(), market.token)
+				.await
+				.unwrap();
+		let asset = m2m_primitives::receipt::AssetKey {
+			chain_id: domain.chain_id,
+			token: m2m_primitives::H160(market.token.0 .0),
+		};
+		chain
+			.register_asset_sudo(
+				&subxt_signer::sr25519::dev::alice(),
+				asset,
+				&domain.name,
+				&domain.version,
+				6,
+				"USDT",
+			)
+			.await
+			.unwrap();
+		for d in [&seller, &buyer] {
+			chain
+				.transfer(
+					&subxt_signer::sr25519::dev::alice(),
+					d.keys().account_id(),
+					10 * NATIVE_UNIT,
+				)
+				.await
+				.unwrap();
+		}
+	});
+	let out = buyer.cli(&["register"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	eventually("the outbox to drain", Duration::from_secs(90), || {
+		metrics().contains("m2m_outbox_depth 0")
+	});
+	let sold = receipts_json(&seller, &[]);
+	assert_eq!(sold["receipts"].as_array().unwrap().len(), 3, "{sold}");
+	assert_eq!(
+		sold["receipts"][0]["settled_on_chain"], false,
+		"another chain's asset: payer-signed only"
+	);
+}
+
+/// USDT and gas on anvil for devices (anvil's DEV accounts fund them).
+async fn fund_on_anvil(market: &Market, devices: &[&Device]) {
+	let alith = m2m_evm::connect(&market.anvil.url, Some(dev::signer("alith"))).unwrap();
+	for d in devices {
+		m2m_evm::send_native(&alith, d.evm_address(), U256::from(10u128 * NATIVE_UNIT))
+			.await
+			.unwrap();
+		m2m_evm::confirm(
+			USDT::new(market.token, &alith)
+				.transfer(d.evm_address(), U256::from(usdt::UNIT))
+				.send()
+				.await
+				.unwrap(),
+		)
+		.await
+		.unwrap();
+	}
+}

@@ -179,7 +179,9 @@ impl X402Client {
 		let response = self.http.execute(request).await?;
 		let key = flight.key.clone();
 		let result = self.outcome(response, flight.payment).await;
-		if let Some(journal) = &self.journal {
+		// A 409 means the seller is still working on this very payment: it stays in flight.
+		let still_in_flight = matches!(result, Err(ClientError::Conflict(..)));
+		if let (Some(journal), false) = (&self.journal, still_in_flight) {
 			journal.finished(&key, &outcome_of(&result));
 		}
 		result

@@ -162,8 +162,14 @@ where
 		let fresh = self.inner.clone();
 		let inner = std::mem::replace(&mut self.inner, fresh);
 		let config = self.config.clone();
+		// The sale runs on its own task: a buyer that disconnects (or crashes) must not cancel
+		// it halfway, between settling and recording, or leave its payment id held forever.
+		let sale = tokio::spawn(handle(config, inner, request));
 		Box::pin(async move {
-			let mut response = handle(config, inner, request).await;
+			let mut response = sale.await.unwrap_or_else(|e| {
+				tracing::error!(error = %e, "a sale's task failed");
+				error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the sale failed")
+			});
 			response.headers_mut().append(
 				header::ACCESS_CONTROL_EXPOSE_HEADERS,
 				HeaderValue::from_static(x402_http::EXPOSED_HEADERS),

@@ -243,3 +243,139 @@ async fn fund_on_anvil(market: &Market, devices: &[&Device]) {
 		.unwrap();
 	}
 }
+
+/// A free loopback port for a daemon that must come back on the same address.
+fn free_port() -> u16 {
+	std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn metrics(url: &str) -> String {
+	runtime().block_on(async {
+		reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
+	})
+}
+
+fn usdt_balance(market: &Market, who: m2m_evm::alloy::primitives::Address) -> U256 {
+	runtime().block_on(async {
+		let p = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		USDT::new(market.token, &p).balanceOf(who).call().await.unwrap()
+	})
+}
+
+/// `kill -9` of the buyer while the seller is producing what it paid for: the restarted buyer
+/// sends the same signed payment again (never a new one) and gets the answer it paid for.
+#[test]
+fn a_buyer_killed_mid_purchase_resumes_and_pays_once() {
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	// The seller's upstream: it answers only when the test says so.
+	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+	let release = std::sync::Arc::new(tokio::sync::Notify::new());
+	let upstream = {
+		let release = release.clone();
+		let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
+		let app = axum::Router::new().route(
+			"/slow",
+			axum::routing::get(move || {
+				let release = release.clone();
+				let _ = arrived_tx.lock().unwrap().send(());
+				async move {
+					release.notified().await;
+					"slow reading"
+				}
+			}),
+		);
+		rt.block_on(m2m_e2e_tests::market::Server::start(app))
+	};
+	let nowhere = "ws://127.0.0.1:1";
+	let seller = Device::init("crash-seller", "//Alice", market.token, nowhere, &market.anvil.url);
+	let buyer = Device::init("crash-buyer", "//Bob", market.token, nowhere, &market.anvil.url);
+	let config = seller.dir.join("machine-agent.toml");
+	let mut text_config = std::fs::read_to_string(&config).unwrap();
+	text_config = text_config.replace(
+		"# What this device may spend",
+		&format!(
+			"[[services]]\npath = \"/slow\"\nprice = \"0.01\"\nhandler = \"proxy\"\ntarget = \"{}/slow\"\n\n# What this device may spend",
+			upstream.url
+		),
+	);
+	std::fs::write(&config, text_config).unwrap();
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let (_daemon, url) = seller.run();
+	let before = usdt_balance(&market, buyer.evm_address());
+
+	let mut purchase = buyer.spawn(&["pay", &format!("{url}/slow")]);
+	arrived.recv_timeout(Duration::from_secs(60)).expect("the paid request reached the handler");
+	purchase.kill().unwrap(); // SIGKILL
+	purchase.wait().unwrap();
+	release.notify_one();
+	eventually("the seller to settle", Duration::from_secs(60), || {
+		metrics(&url).contains("m2m_payments{role=\"sell\",state=\"settled\"} 1")
+	});
+
+	let out = buyer.cli(&["pay", &format!("{url}/slow")]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "{stderr}");
+	assert_eq!(stdout.trim(), "slow reading");
+	assert!(stderr.contains("resuming an interrupted purchase"), "{stderr}");
+	assert_eq!(
+		before - usdt_balance(&market, buyer.evm_address()),
+		U256::from(READING_PRICE),
+		"paid once"
+	);
+	let status: serde_json::Value = serde_json::from_str(&text(&buyer.cli(&["status"])).0).unwrap();
+	assert_eq!(
+		(status["purchases_settled"].as_u64(), status["purchases_in_flight"].as_u64()),
+		(Some(1), Some(0)),
+		"{status}"
+	);
+}
+
+/// `kill -9` of the seller after it sent the settlement but before it answered: the buyer's
+/// retry of the same payment finds the restarted seller, which finds the settlement on-chain
+/// and serves, without charging again.
+#[test]
+fn a_seller_killed_between_settling_and_answering_serves_the_paid_retry() {
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	let nowhere = "ws://127.0.0.1:1";
+	let mut seller =
+		Device::init("settle-seller", "//Alice", market.token, nowhere, &market.anvil.url);
+	seller.env.push(("M2M_HTTP_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
+	let buyer = Device::init("settle-buyer", "//Bob", market.token, nowhere, &market.anvil.url);
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let (daemon, url) = seller.run();
+	let before = usdt_balance(&market, buyer.evm_address());
+
+	rt.block_on(market.stop_automine());
+	let purchase = buyer.spawn(&["pay", &format!("{url}/reading")]);
+	eventually("the settlement to be sent", Duration::from_secs(60), || {
+		rt.block_on(async {
+			let p = m2m_evm::connect(&market.anvil.url, None).unwrap();
+			let pool: serde_json::Value =
+				m2m_evm::alloy::providers::Provider::raw_request(&p, "txpool_status".into(), ())
+					.await
+					.unwrap();
+			pool["pending"].as_str().is_some_and(|n| n != "0x0")
+				|| pool["pending"].as_u64().is_some_and(|n| n > 0)
+		})
+	});
+	drop(daemon); // SIGKILL, with the settlement in the mempool and no answer sent
+	let out = purchase.wait_with_output().unwrap();
+	assert!(!out.status.success(), "the buyer saw the connection drop");
+	rt.block_on(market.mine());
+	assert_eq!(before - usdt_balance(&market, buyer.evm_address()), U256::from(READING_PRICE));
+
+	let (_daemon, _) = seller.run();
+	let out = buyer.cli(&["pay", &format!("{url}/reading")]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "{stderr}");
+	assert!(stdout.contains("celsius"), "{stdout}");
+	assert!(stderr.contains("resuming an interrupted purchase"), "{stderr}");
+	assert_eq!(
+		before - usdt_balance(&market, buyer.evm_address()),
+		U256::from(READING_PRICE),
+		"paid once"
+	);
+	assert!(metrics(&url).contains("m2m_outbox_depth 1"), "the recovered sale's receipt is queued");
+}

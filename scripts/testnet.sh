@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build, launch the local testnet with zombienet (3 validators + the chain's
-# Ethereum JSON-RPC), deploy USDT and fund two devices, let one pay the other in USDT, record
-# the receipt on-chain (verified against the token), and query the fleet accounting back.
+# Ethereum JSON-RPC), deploy USDT and fund two devices, start a machine-agent per device, let
+# the robot buy charging from the charger over x402 (USDT on the EVM side), watch the receipts
+# land on-chain (verified against the token), and query both owners' accounting back.
 #   ./scripts/testnet.sh          run the demo, then stop the network
 #   ./scripts/testnet.sh --keep   leave the network running (Ctrl-C stops it)
 set -euo pipefail
@@ -21,7 +22,9 @@ echo "==> launching the local testnet (files and logs: $NETDIR)"
 # Own process group, so that stopping it stops every process zombienet started.
 (cd zombienet && exec setsid npx zombienet -p native -d "$NETDIR/network" spawn local-testnet.toml) >"$LOG" 2>&1 &
 ZOMBIE=$!
+AGENT_PID=""
 cleanup() {
+	[ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
 	kill -INT -- "-$ZOMBIE" 2>/dev/null || true
 	for _ in $(seq 1 20); do kill -0 -- "-$ZOMBIE" 2>/dev/null || break; sleep 0.5; done
 	kill -KILL -- "-$ZOMBIE" 2>/dev/null || true
@@ -54,11 +57,49 @@ echo "==> USDT on the EVM side, accepted by the receipts pallet"
 m2m-devnet deploy-usdt
 echo "==> fund two devices (native for fees and gas, USDT to spend)"
 m2m-devnet fund robot charger --usdt 100
-echo "==> the robot pays the charger in USDT; the chain verifies the receipt; owners account for it"
-m2m-devnet demo
+
+echo "==> one machine-agent per device (DEV keys; Alice owns the charger, Bob the robot)"
+AGENTS="$NETDIR/agents"
+export M2M_CHAIN_URL="$M2M_NODE_URL" M2M_EVM_RPC_URL="$M2M_ETH_RPC_URL"
+charger() { machine-agent --config "$AGENTS/charger/machine-agent.toml" "$@"; }
+robot() { machine-agent --config "$AGENTS/robot/machine-agent.toml" "$@"; }
+charger init --name charger --dev --owner //Alice --listen 127.0.0.1:0
+robot init --name robot --dev --owner //Bob --listen 127.0.0.1:0
+# The charger sells charging by the kWh instead of the template's sensor reading.
+sed -i 's|^path = "/reading"|path = "/charge"|; s|^price = "0.01" .*|price = "0.15"|; s|one sensor reading|one kWh of charging|' \
+	"$AGENTS/charger/machine-agent.toml"
+# The robot may spend up to 0.50 USDT per request (the template says 0.10).
+sed -i 's|^max_per_request = "0.10"|max_per_request = "0.50"|' "$AGENTS/robot/machine-agent.toml"
+robot register
+charger run >"$AGENTS/charger.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 1 120); do
+	grep -q "machine-agent listening on" "$AGENTS/charger.log" && break
+	kill -0 "$AGENT_PID" 2>/dev/null || { cat "$AGENTS/charger.log"; echo "the charger's agent exited" >&2; exit 1; }
+	sleep 0.5
+done
+CHARGER_URL="$(sed -n 's/^machine-agent listening on //p' "$AGENTS/charger.log")"
+echo "    charger sells at $CHARGER_URL/charge (log: $AGENTS/charger.log)"
+
+echo "==> the robot buys three kWh over x402, paying USDT"
+for _ in 1 2 3; do robot pay "$CHARGER_URL/charge"; done
+
+echo "==> the charger's agent records its sales on-chain (receipts verified against the token)"
+count() { charger receipts --format json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).receipts.length)}catch{console.log(0)}})'; }
+for _ in $(seq 1 120); do [ "$(count)" -ge 3 ] && break; sleep 1; done
+[ "$(count)" -ge 3 ] || { tail -30 "$AGENTS/charger.log"; echo "receipts did not reach the chain" >&2; exit 1; }
+echo "--- charger's receipts"
+charger receipts
+echo "--- robot's receipts"
+robot receipts
+echo "--- Alice's fleet (owns the charger)"
+charger fleet
+echo "--- Bob's fleet (owns the robot)"
+robot fleet
 
 if [ "$KEEP" = 1 ]; then
 	echo "==> the testnet keeps running; Ctrl-C to stop. Endpoints:"
 	m2m-devnet addresses robot charger
+	echo "    agents: $AGENTS (charger daemon at $CHARGER_URL)"
 	wait "$ZOMBIE"
 fi

@@ -129,13 +129,15 @@ fn parse_span(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> std::process::ExitCode {
+	let cli = Cli::parse();
+	// The daemon narrates; one-shot commands only speak up about trouble. RUST_LOG overrides.
+	let default = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
 	tracing_subscriber::fmt()
 		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()),
 		)
 		.with_writer(std::io::stderr)
 		.init();
-	let cli = Cli::parse();
 	let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
 	match runtime.block_on(dispatch(cli)) {
 		Ok(()) => std::process::ExitCode::SUCCESS,

@@ -134,7 +134,8 @@ fn main() -> std::process::ExitCode {
 	let default = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
 	tracing_subscriber::fmt()
 		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()),
+			tracing_subscriber::EnvFilter::try_from_default_env()
+				.unwrap_or_else(|_| default.into()),
 		)
 		.with_writer(std::io::stderr)
 		.init();

@@ -79,6 +79,11 @@ impl Process {
 		}
 	}
 
+	/// The process id (to read its memory in `/proc`).
+	pub fn pid(&self) -> u32 {
+		self.child.id()
+	}
+
 	/// The process's output so far.
 	pub fn log(&self) -> String {
 		self.log.lock().unwrap().join("\n")

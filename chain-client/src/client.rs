@@ -152,6 +152,38 @@ impl ChainClient {
 		})
 	}
 
+	/// Sets (or replaces) an attribute of `device`, signed by its owner; `valid_for` blocks,
+	/// or forever.
+	pub async fn set_attribute(
+		&self,
+		owner: &Keypair,
+		device: DeviceId,
+		name: &str,
+		value: &[u8],
+		valid_for: Option<u32>,
+	) -> Result<(), ChainError> {
+		let call = runtime::tx().device_identity().set_attribute(
+			device,
+			BoundedVec(name.as_bytes().to_vec()),
+			value.to_vec(),
+			valid_for,
+		);
+		self.submit(&call, owner).await.map(|_| ())
+	}
+
+	/// Removes an attribute of `device`, signed by its owner (its deposit is released).
+	pub async fn remove_attribute(
+		&self,
+		owner: &Keypair,
+		device: DeviceId,
+		name: &str,
+	) -> Result<(), ChainError> {
+		let call = runtime::tx()
+			.device_identity()
+			.remove_attribute(device, BoundedVec(name.as_bytes().to_vec()));
+		self.submit(&call, owner).await.map(|_| ())
+	}
+
 	/// Records one receipt. `signer` is the payee device's key or its owner's.
 	pub async fn record_receipt(
 		&self,

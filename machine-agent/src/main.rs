@@ -95,6 +95,23 @@ enum Command {
 	},
 	/// The device's identity and its payments, from the store (or the running daemon).
 	Status,
+	/// Change the device's on-chain identity (signed by its owner).
+	#[command(subcommand)]
+	Identity(Identity),
+}
+
+#[derive(Subcommand, Debug)]
+enum Identity {
+	/// Set an attribute, e.g. `identity set-attribute model CHG-22kW --valid-for 100800`.
+	SetAttribute {
+		name: String,
+		value: String,
+		/// Blocks until it expires (6 s blocks); forever if absent.
+		#[arg(long)]
+		valid_for: Option<u32>,
+	},
+	/// Remove an attribute (its deposit is returned to the owner).
+	RemoveAttribute { name: String },
 }
 
 /// A time range ending now (or at --until).
@@ -195,6 +212,28 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			};
 			let (from, to) = range.millis();
 			report::fleet(&chain, &owner, from, to, format).await
+		},
+		Command::Identity(change) => {
+			let chain = ChainClient::connect(&config.chain.url).await?;
+			let device = own_device(&chain, &config).await?;
+			let owner = chain::owner_key(
+				config.chain.owner.as_deref(),
+				config.chain.owner_file.as_deref(),
+			)?
+			.context(
+				"identity changes are signed by the owner: configure [chain] owner or owner_file",
+			)?;
+			match change {
+				Identity::SetAttribute { name, value, valid_for } => {
+					chain.set_attribute(&owner, device, &name, value.as_bytes(), valid_for).await?;
+					println!("device #{device}: {name} = {value:?}");
+				},
+				Identity::RemoveAttribute { name } => {
+					chain.remove_attribute(&owner, device, &name).await?;
+					println!("device #{device}: {name} removed");
+				},
+			}
+			Ok(())
 		},
 		Command::Status => {
 			let keys = keystore::load(&config.device.keystore)?;

@@ -17,6 +17,11 @@ pub struct Pricing {
 	pub pay_to: Address,
 }
 
+/// How long a buyer's authorization stays valid. Generous on purpose: a `--dev` node's chain
+/// time runs ahead of the wall clock while blocks come faster than one per 6 s slot, and the
+/// token checks `validBefore` against chain time.
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+
 /// USDT has 6 decimals.
 pub const DECIMALS: u8 = 6;
 
@@ -42,7 +47,7 @@ pub fn router(
 			(&pricing.domain.0, &pricing.domain.1),
 			pricing.pay_to,
 			amount,
-			60,
+			MAX_TIMEOUT_SECS,
 		);
 		let layer = PaymentLayer::new(seller.clone(), offer).description(s.description.clone());
 		let handler =

@@ -63,6 +63,16 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	let out = robot.cli(&["register"]);
 	assert!(out.status.success(), "{}", text(&out).1);
 	assert!(text(&out).0.contains("is registered"));
+
+	// Identity changes from the CLI, signed by the owner: set, remove, and a second remove
+	// that the chain refuses because the first one took effect.
+	let out = robot.cli(&["identity", "set-attribute", "model", "R2-arm", "--valid-for", "100"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	assert!(text(&out).0.contains("model = \"R2-arm\""), "{}", text(&out).0);
+	assert!(robot.cli(&["identity", "remove-attribute", "model"]).status.success());
+	let again = robot.cli(&["identity", "remove-attribute", "model"]);
+	assert!(!again.status.success());
+	assert!(text(&again).1.contains("DeviceIdentity::UnknownAttribute"), "{}", text(&again).1);
 	let (_daemon, url) = sensor.run();
 
 	// The robot buys one reading.

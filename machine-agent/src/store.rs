@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 const COLUMN_FAMILIES: [&str; 6] =
 	["meta", "payments", "spend", "idempotency", "outbox", "channels"];
-/// Upgrades from version `i + 1` to `i + 2`; none yet.
-const MIGRATIONS: &[fn(&DB) -> Result<(), rocksdb::Error>] = &[];
+/// One schema upgrade.
+type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
+/// `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`; none yet.
+const MIGRATIONS: &[Migration] = &[];
 
 /// Why the store cannot be used. Each says what to do.
 #[derive(Debug, thiserror::Error)]

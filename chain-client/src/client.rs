@@ -171,6 +171,23 @@ impl ChainClient {
 		self.submit(&call, owner).await.map(|_| ())
 	}
 
+	/// Replaces one key of `device` with the matching key of `new_keys`, signed by its owner;
+	/// `new_keys` proves possession of the new key.
+	pub async fn rotate_key(
+		&self,
+		owner: &Keypair,
+		device: DeviceId,
+		new_keys: &DeviceKeys,
+		kind: m2m_primitives::device::KeyKind,
+	) -> Result<(), ChainError> {
+		let owner_account: AccountId32 = owner.public_key().into();
+		let nonce = self.proof_nonce(&owner_account).await?;
+		let proof =
+			new_keys.rotation_proof(kind, &self.genesis_hash(), &owner_account, device, nonce);
+		let call = runtime::tx().device_identity().rotate_key(device, proof);
+		self.submit(&call, owner).await.map(|_| ())
+	}
+
 	/// Removes an attribute of `device`, signed by its owner (its deposit is released).
 	pub async fn remove_attribute(
 		&self,

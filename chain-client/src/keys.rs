@@ -2,7 +2,7 @@
 
 use k256::ecdsa::SigningKey;
 use m2m_primitives::{
-	device::{peer_id_bytes, registration_challenge},
+	device::{peer_id_bytes, registration_challenge, rotation_challenge, KeyKind},
 	eip712::{
 		address_from_public_key, personal_message_digest, EcdsaSignature, TransferWithAuthorization,
 	},
@@ -11,7 +11,8 @@ use m2m_primitives::{
 use subxt_signer::sr25519;
 
 use crate::runtime::runtime_types::{
-	bounded_collections::bounded_vec::BoundedVec, pallet_device_identity::RegistrationProof,
+	bounded_collections::bounded_vec::BoundedVec,
+	pallet_device_identity::{NewKey, RegistrationProof},
 	sp_runtime::MultiSignature,
 };
 
@@ -138,6 +139,44 @@ impl DeviceKeys {
 			account_signature: MultiSignature::Sr25519(self.account.sign(&challenge).0),
 			evm_signature: subxt::utils::Static(self.evm.sign_message(&challenge)),
 			peer_signature: self.peer.sign(&challenge).to_bytes(),
+		}
+	}
+
+	/// The proof that these keys hold the `kind` key that replaces a key of `device`, for
+	/// `owner`, whose current proof nonce is `nonce`, on the chain with `genesis_hash`.
+	pub fn rotation_proof(
+		&self,
+		kind: KeyKind,
+		genesis_hash: &H256,
+		owner: &subxt::utils::AccountId32,
+		device: u64,
+		nonce: u64,
+	) -> NewKey<subxt::utils::AccountId32, MultiSignature> {
+		use codec::Encode;
+		use ed25519_dalek::Signer;
+		let challenge =
+			|key: &[u8]| rotation_challenge(genesis_hash, &owner.0, device, &kind, key, nonce);
+		match kind {
+			KeyKind::Account => {
+				let account = self.account_id();
+				let c = challenge(&account.0.encode());
+				NewKey::Account {
+					account,
+					signature: MultiSignature::Sr25519(self.account.sign(&c).0),
+				}
+			},
+			KeyKind::Evm => {
+				let address = self.evm_address();
+				let c = challenge(&address.encode());
+				NewKey::Evm { address, signature: subxt::utils::Static(self.evm.sign_message(&c)) }
+			},
+			KeyKind::Peer => {
+				let c = challenge(&self.peer_id().encode());
+				NewKey::Peer {
+					peer_id: self.peer_id_bounded(),
+					signature: self.peer.sign(&c).to_bytes(),
+				}
+			},
 		}
 	}
 

@@ -42,6 +42,64 @@ pub fn create(dir: &Path, secrets: Option<[[u8; 32]; 3]>) -> Result<()> {
 
 /// The device's keys, from the environment where set, else from the keystore.
 pub fn load(dir: &Path) -> Result<DeviceKeys> {
+	let [account, evm, peer] = secrets(dir)?;
+	DeviceKeys::from_secrets(account, evm, peer)
+		.map_err(|e| anyhow::anyhow!("the keystore's keys are not valid: {e}"))
+}
+
+/// Replaces key `index` (in [`KEYS`] order) with a fresh one, in two steps around the
+/// on-chain rotation: [`Rotation::begin`] writes the new key next to the old one
+/// (`<file>.next`, 0600) and returns the keys to prove with; [`Rotation::commit`] swaps the
+/// files once the chain took the new key, keeping the old one as `<file>.old-<ms>`.
+pub struct Rotation {
+	current: std::path::PathBuf,
+	next: std::path::PathBuf,
+	pub new_keys: DeviceKeys,
+}
+
+impl Rotation {
+	pub fn begin(dir: &Path, index: usize) -> Result<Rotation> {
+		let (file, env) = KEYS[index];
+		if std::env::var(env).is_ok() {
+			bail!("{env} provides this key; rotate it where the environment is set");
+		}
+		let current = dir.join(file);
+		let next = dir.join(format!("{file}.next"));
+		if next.exists() {
+			bail!(
+				"{} exists: a previous rotation did not finish. If the chain shows the new key, \
+				 move it over {}; otherwise delete it",
+				next.display(),
+				current.display()
+			);
+		}
+		let mut all = secrets(dir)?;
+		all[index] = random();
+		m2m_evm::key::write_private(&next, &format!("0x{}", hex::encode(all[index])))
+			.with_context(|| format!("cannot write {}", next.display()))?;
+		let [account, evm, peer] = all;
+		let new_keys =
+			DeviceKeys::from_secrets(account, evm, peer).map_err(|e| anyhow::anyhow!(e))?;
+		Ok(Rotation { current, next, new_keys })
+	}
+
+	pub fn commit(self) -> Result<()> {
+		let old = self.current.with_extension(format!(
+			"{}.old-{}",
+			self.current.extension().and_then(|e| e.to_str()).unwrap_or(""),
+			crate::store::now_ms()
+		));
+		std::fs::rename(&self.current, &old)?;
+		std::fs::rename(&self.next, &self.current)?;
+		Ok(())
+	}
+
+	pub fn abort(self) {
+		let _ = std::fs::remove_file(&self.next);
+	}
+}
+
+fn secrets(dir: &Path) -> Result<[[u8; 32]; 3]> {
 	let mut secrets = [[0u8; 32]; 3];
 	for (i, (file, env)) in KEYS.iter().enumerate() {
 		let (text, source) = match std::env::var(env) {
@@ -59,9 +117,7 @@ pub fn load(dir: &Path) -> Result<DeviceKeys> {
 			})?;
 		secrets[i].copy_from_slice(&bytes);
 	}
-	let [account, evm, peer] = secrets;
-	DeviceKeys::from_secrets(account, evm, peer)
-		.map_err(|e| anyhow::anyhow!("the keystore's keys are not valid: {e}"))
+	Ok(secrets)
 }
 
 fn random() -> [u8; 32] {

@@ -112,6 +112,23 @@ enum Identity {
 	},
 	/// Remove an attribute (its deposit is returned to the owner).
 	RemoveAttribute { name: String },
+	/// Replace one of the device's keys with a fresh one, on-chain and in the keystore (the
+	/// old key file is kept as `<file>.old-<ms>`). Restart the daemon afterwards. Rotating
+	/// the EVM key does not move USDT or gas held at the old address.
+	RotateKey {
+		#[arg(value_enum)]
+		key: KeyChoice,
+	},
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum KeyChoice {
+	/// The chain account (sr25519).
+	Account,
+	/// The EVM key (secp256k1).
+	Evm,
+	/// The libp2p key (ed25519).
+	Peer,
 }
 
 /// A time range ending now (or at --until).
@@ -231,6 +248,30 @@ async fn dispatch(cli: Cli) -> Result<()> {
 				Identity::RemoveAttribute { name } => {
 					chain.remove_attribute(&owner, device, &name).await?;
 					println!("device #{device}: {name} removed");
+				},
+				Identity::RotateKey { key } => {
+					use m2m_primitives::device::KeyKind;
+					let (index, kind) = match key {
+						KeyChoice::Account => (0, KeyKind::Account),
+						KeyChoice::Evm => (1, KeyKind::Evm),
+						KeyChoice::Peer => (2, KeyKind::Peer),
+					};
+					let rotation = keystore::Rotation::begin(&config.device.keystore, index)?;
+					match chain.rotate_key(&owner, device, &rotation.new_keys, kind).await {
+						Ok(()) => {
+							let keys = &rotation.new_keys;
+							println!(
+								"device #{device}: {key:?} key rotated (account {}, EVM {}); restart the daemon",
+								keys.account_id(),
+								daemon::evm_address(keys)
+							);
+							rotation.commit()?;
+						},
+						Err(e) => {
+							rotation.abort();
+							return Err(e.into());
+						},
+					}
 				},
 			}
 			Ok(())

@@ -212,6 +212,8 @@ where
 		Err(refusal) => return refused(&resource, offers, refusal),
 	};
 
+	// The buyer's payment id follows one purchase through both sides' logs.
+	let payment_id = paywall::payment_id(&sale.accepted.payment).ok().flatten().unwrap_or_default();
 	let mut request = Request::from_parts(parts, body);
 	request
 		.extensions_mut()
@@ -242,7 +244,7 @@ where
 	if !settlement.success {
 		config.seller.abandon(&sale);
 		tracing::warn!(
-			url = %resource.url, payer = %sale.payer,
+			url = %resource.url, payer = %sale.payer, %payment_id,
 			reason = ?settlement.error_reason, tx = %settlement.transaction,
 			message = settlement.error_message.as_deref().unwrap_or(""),
 			"settlement failed; resource withheld"
@@ -265,7 +267,7 @@ where
 		return response;
 	}
 	tracing::info!(
-		url = %resource.url, payer = %sale.payer, amount = %sale.accepted.requirement.amount,
+		url = %resource.url, payer = %sale.payer, %payment_id, amount = %sale.accepted.requirement.amount,
 		asset = %sale.accepted.requirement.asset, tx = %settlement.transaction, "sold"
 	);
 	head.headers.insert(header_name(name), value);

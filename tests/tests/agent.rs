@@ -73,6 +73,24 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	let again = robot.cli(&["identity", "remove-attribute", "model"]);
 	assert!(!again.status.success());
 	assert!(text(&again).1.contains("DeviceIdentity::UnknownAttribute"), "{}", text(&again).1);
+	// The libp2p key rotates on-chain and in the keystore; the device keeps its id.
+	let out = robot.cli(&["identity", "rotate-key", "peer"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	assert!(text(&out).0.contains("Peer key rotated"), "{}", text(&out).0);
+	let rotated = runtime().block_on(async {
+		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
+		(
+			chain.device_by_peer(robot.keys().peer_id()).await.unwrap(),
+			chain.device_by_account(&robot.keys().account_id()).await.unwrap(),
+		)
+	});
+	assert_eq!(rotated.0, None, "the old PeerId no longer names the device");
+	assert!(rotated.1.is_some(), "the account key is unchanged");
+	let files: Vec<String> = std::fs::read_dir(robot.dir.join("keys"))
+		.unwrap()
+		.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+		.collect();
+	assert!(files.iter().any(|f| f.starts_with("libp2p.ed25519.old-")), "{files:?}");
 	let (_daemon, url) = sensor.run();
 
 	// The robot buys one reading.

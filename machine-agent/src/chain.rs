@@ -110,6 +110,18 @@ async fn session(
 		drain(&chain, keys, device, store, health).await?;
 		// New sales wake the worker; a timeout catches anything else.
 		let _ = tokio::time::timeout(Duration::from_secs(5), wake.notified()).await;
+		// A quiet outbox sends nothing, so ask the chain something to notice it going away.
+		match tokio::time::timeout(
+			Duration::from_secs(5),
+			chain.device_by_account(&keys.account_id()),
+		)
+		.await
+		{
+			Ok(Ok(Some(_))) => {},
+			Ok(Ok(None)) => anyhow::bail!("the device is no longer registered on this chain"),
+			Ok(Err(e)) => return Err(e.into()),
+			Err(_) => anyhow::bail!("the chain did not answer within 5 s"),
+		}
 	}
 }
 

@@ -117,6 +117,16 @@ impl Node {
 	/// OS (port 0), so parallel tests never collide; the RPC address is read from the log.
 	pub fn start(args: &[&str]) -> Node {
 		let base_path = unique_temp_dir("m2m-node");
+		Self::spawn(args, base_path.clone(), Some(base_path))
+	}
+
+	/// Starts the node on a database that outlives it (`base_path`, which the caller removes),
+	/// so that it can be stopped and started again with its chain intact.
+	pub fn start_at(base_path: &std::path::Path, args: &[&str]) -> Node {
+		Self::spawn(args, base_path.to_path_buf(), None)
+	}
+
+	fn spawn(args: &[&str], base_path: PathBuf, scratch: Option<PathBuf>) -> Node {
 		let mut command = Command::new(workspace_binary("m2m-node", "M2M_NODE_BIN"));
 		command.args(args).arg("--base-path").arg(&base_path);
 		if !args.contains(&"--rpc-port") {
@@ -129,7 +139,7 @@ impl Node {
 			"--no-telemetry",
 			"--no-mdns",
 		]);
-		let (process, addr) = Process::spawn("m2m-node", command, Some(base_path), rpc_address);
+		let (process, addr) = Process::spawn("m2m-node", command, scratch, rpc_address);
 		Node { process, ws_url: format!("ws://{addr}") }
 	}
 

@@ -178,36 +178,23 @@ fn a_foreign_or_corrupted_store_is_a_clear_error() {
 	assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// Sales go on while the chain is down (settled on the EVM side); their receipts wait in the
-/// outbox, on disk, and are all recorded once the chain is up.
+/// The chain is stopped while sales go on (they settle on the EVM side, anvil here): their
+/// receipts wait in the outbox, on disk; the chain is restarted on its own database, and every
+/// receipt is recorded, once.
 #[test]
-fn receipts_wait_for_a_chain_that_is_down_and_none_is_lost() {
+fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 	let rt = runtime();
 	let market = rt.block_on(Market::open(&[]));
-	// Where the chain will be: nothing listens there yet.
-	let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+	let port = free_port();
 	let chain_url = format!("ws://127.0.0.1:{port}");
+	let base = m2m_e2e_tests::unique_temp_dir("m2m-outage-chain");
+	let node_args = ["--dev", "--rpc-port", &port.to_string()];
+	let node = Node::start_at(&base, &node_args);
 	let seller =
 		Device::init("outage-seller", "//Alice", market.token, &chain_url, &market.anvil.url);
 	let buyer = Device::init("outage-buyer", "//Bob", market.token, &chain_url, &market.anvil.url);
 	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
-	let (_daemon, url) = seller.run();
-
-	for _ in 0..3 {
-		let out = buyer.cli(&["pay", &format!("{url}/reading")]);
-		assert!(out.status.success(), "{}", text(&out).1);
-	}
-	let metrics = || {
-		rt.block_on(async {
-			reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
-		})
-	};
-	let m = metrics();
-	assert!(m.contains("m2m_outbox_depth 3"), "{m}");
-	assert!(m.contains("m2m_chain_connected 0"), "{m}");
-
-	// The chain comes up; it must know the anvil USDT (another chain's asset) and the buyer.
-	let node = Node::start(&["--dev", "--rpc-port", &port.to_string()]);
+	// The chain must know the anvil USDT (another chain's asset); the devices need fees.
 	rt.block_on(async {
 		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
 		let domain =
@@ -218,32 +205,40 @@ fn receipts_wait_for_a_chain_that_is_down_and_none_is_lost() {
 			chain_id: domain.chain_id,
 			token: m2m_primitives::H160(market.token.0 .0),
 		};
+		let alice = subxt_signer::sr25519::dev::alice();
 		chain
-			.register_asset_sudo(
-				&subxt_signer::sr25519::dev::alice(),
-				asset,
-				&domain.name,
-				&domain.version,
-				6,
-				"USDT",
-			)
+			.register_asset_sudo(&alice, asset, &domain.name, &domain.version, 6, "USDT")
 			.await
 			.unwrap();
 		for d in [&seller, &buyer] {
-			chain
-				.transfer(
-					&subxt_signer::sr25519::dev::alice(),
-					d.keys().account_id(),
-					10 * NATIVE_UNIT,
-				)
-				.await
-				.unwrap();
+			chain.transfer(&alice, d.keys().account_id(), 10 * NATIVE_UNIT).await.unwrap();
 		}
 	});
 	let out = buyer.cli(&["register"]);
 	assert!(out.status.success(), "{}", text(&out).1);
+	let (_daemon, url) = seller.run();
+	let buy = || {
+		let out = buyer.cli(&["pay", &format!("{url}/reading")]);
+		assert!(out.status.success(), "{}", text(&out).1);
+	};
+
+	buy();
+	eventually("the first receipt on-chain", Duration::from_secs(60), || {
+		metrics(&url).contains("m2m_receipts_recorded_total 1")
+	});
+
+	drop(node); // the chain stops; its database stays
+	eventually("the agent to notice", Duration::from_secs(60), || {
+		metrics(&url).contains("m2m_chain_connected 0")
+	});
+	buy();
+	buy();
+	let m = metrics(&url);
+	assert!(m.contains("m2m_outbox_depth 2"), "{m}");
+
+	let _node = Node::start_at(&base, &node_args);
 	eventually("the outbox to drain", Duration::from_secs(90), || {
-		metrics().contains("m2m_outbox_depth 0")
+		metrics(&url).contains("m2m_outbox_depth 0")
 	});
 	let sold = receipts_json(&seller, &[]);
 	assert_eq!(sold["receipts"].as_array().unwrap().len(), 3, "{sold}");
@@ -251,6 +246,8 @@ fn receipts_wait_for_a_chain_that_is_down_and_none_is_lost() {
 		sold["receipts"][0]["settled_on_chain"], false,
 		"another chain's asset: payer-signed only"
 	);
+	drop(_node);
+	let _ = std::fs::remove_dir_all(&base);
 }
 
 /// USDT and gas on anvil for devices (anvil's DEV accounts fund them).

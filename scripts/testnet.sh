@@ -71,7 +71,8 @@ sed -i 's|^path = "/reading"|path = "/charge"|; s|^price = "0.01" .*|price = "0.
 # The robot may spend up to 0.50 USDT per request (the template says 0.10).
 sed -i 's|^max_per_request = "0.10"|max_per_request = "0.50"|' "$AGENTS/robot/machine-agent.toml"
 robot register
-charger run >"$AGENTS/charger.log" 2>&1 &
+# Not through the shell function: $! must be the agent itself, so that cleanup stops it.
+machine-agent --config "$AGENTS/charger/machine-agent.toml" run >"$AGENTS/charger.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 1 120); do
 	grep -q "machine-agent listening on" "$AGENTS/charger.log" && break

@@ -95,6 +95,8 @@ pub enum Outcome {
 /// connection broke) gets no `finished` and stays in flight, to be resumed.
 pub trait PaymentJournal: Send + Sync {
 	fn signed(&self, flight: &InFlight) -> Result<(), crate::LedgerError>;
+	/// The payment is about to be sent (again): from now on the seller may have it.
+	fn submitted(&self, _key: &str) {}
 	fn finished(&self, key: &str, outcome: &Outcome);
 }
 
@@ -174,6 +176,9 @@ impl X402Client {
 	}
 
 	async fn send(&self, request: Request, flight: InFlight) -> Result<Paid, ClientError> {
+		if let Some(journal) = &self.journal {
+			journal.submitted(&flight.key);
+		}
 		// A broken connection leaves the payment in flight (no `finished`): it may have been
 		// settled, so only a resume, never a new signature, may follow.
 		let response = self.http.execute(request).await?;

@@ -400,6 +400,17 @@ impl PaymentJournal for Store {
 			.map_err(|e| LedgerError(e.to_string()))
 	}
 
+	fn submitted(&self, key: &str) {
+		let key = format!("buy/{key}");
+		let Some(mut record) = self.payment(&key) else { return };
+		if record.state == State::Signed {
+			record.state = State::Submitted;
+			record.updated_ms = now_ms();
+			// Best effort: signed and submitted are both resumed the same way.
+			let _ = self.put_payment(&key, &record);
+		}
+	}
+
 	fn finished(&self, key: &str, outcome: &Outcome) {
 		let key = format!("buy/{key}");
 		let Some(mut record) = self.payment(&key) else { return };

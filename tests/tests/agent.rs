@@ -333,6 +333,8 @@ fn a_buyer_killed_mid_purchase_resumes_and_pays_once() {
 	arrived.recv_timeout(Duration::from_secs(60)).expect("the paid request reached the handler");
 	purchase.kill().unwrap(); // SIGKILL
 	purchase.wait().unwrap();
+	let status: serde_json::Value = serde_json::from_str(&text(&buyer.cli(&["status"])).0).unwrap();
+	assert_eq!(status["purchases_in_flight"], 1, "the signed payment survived the kill: {status}");
 	release.notify_one();
 	eventually("the seller to settle", Duration::from_secs(60), || {
 		metrics(&url).contains("m2m_payments{role=\"sell\",state=\"settled\"} 1")

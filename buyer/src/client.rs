@@ -144,10 +144,11 @@ impl X402Client {
 			payment_id = payment.payment_id.as_deref().unwrap_or(""), "paying"
 		);
 		let flight = InFlight {
-			key: match &payment.payload.payload {
-				m2m_x402::v2::SchemePayload::ExactEvm(p) => p.authorization.nonce.clone(),
-				m2m_x402::v2::SchemePayload::Other(_) => String::new(),
-			},
+			key: payment
+				.payload
+				.exact_evm()
+				.map(|p| p.authorization.nonce.clone())
+				.unwrap_or_default(),
 			method: retry.method().to_string(),
 			url: retry.url().to_string(),
 			header_name: name.to_string(),

@@ -104,7 +104,7 @@ impl Facilitator {
 				is_valid: false,
 				invalid_reason: Some(reason),
 				invalid_message: Some(message),
-				payer: payer_of(payment),
+				payer: payment.payer().map(str::to_owned),
 			},
 		}
 	}
@@ -121,7 +121,7 @@ impl Facilitator {
 			error_message: Some(message),
 			transaction,
 			network: requirements.network.clone(),
-			payer: payer_of(payment),
+			payer: payment.payer().map(str::to_owned),
 			amount: None,
 			extensions: None,
 		};
@@ -287,12 +287,5 @@ fn settlement(v: &Verified) -> usdt::SignedTransfer {
 		v: 27 + v.signature.v() as u8,
 		r: v.signature.r().into(),
 		s: v.signature.s().into(),
-	}
-}
-
-fn payer_of(payment: &PaymentPayload) -> Option<String> {
-	match &payment.payload {
-		m2m_x402::v2::SchemePayload::ExactEvm(p) => Some(p.authorization.from.clone()),
-		_ => None,
 	}
 }

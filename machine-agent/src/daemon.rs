@@ -93,21 +93,23 @@ pub async fn evm_chain_id(
 	provider: &m2m_evm::alloy::providers::DynProvider,
 	url: &str,
 ) -> Result<u64> {
+	const ATTEMPTS: u32 = 20;
 	let mut delay = Duration::from_millis(250);
-	for attempt in 1.. {
+	let mut attempt = 1;
+	loop {
 		match provider.get_chain_id().await {
 			Ok(id) => return Ok(id),
-			Err(e) if attempt < 20 => {
+			Err(e) if attempt == ATTEMPTS => {
+				return Err(e).with_context(|| format!("the EVM RPC at {url} does not answer"))
+			},
+			Err(e) => {
 				tracing::warn!(rpc = %url, error = %e, "EVM RPC unavailable; retrying");
 				tokio::time::sleep(delay).await;
 				delay = (delay * 2).min(Duration::from_secs(5));
-			},
-			Err(e) => {
-				return Err(e).with_context(|| format!("the EVM RPC at {url} does not answer"))
+				attempt += 1;
 			},
 		}
 	}
-	unreachable!()
 }
 
 pub async fn run(config: Config) -> Result<()> {

@@ -12,7 +12,7 @@ use m2m_primitives::{
 	receipt::{exact_receipt_id, AssetKey},
 	H160, H256, U256,
 };
-use m2m_x402::{exact, paywall::Accepted, v2::SchemePayload, v2::SettleResponse};
+use m2m_x402::{exact, paywall::Accepted, v2::SettleResponse};
 use m2m_x402_seller::{Sale, SaleRecorder, SettlementLookup};
 use subxt::utils::Static;
 
@@ -65,9 +65,8 @@ impl SaleRecorder for Recorder {
 		settlement: &SettleResponse,
 		resource: &str,
 	) -> Result<(), String> {
-		let SchemePayload::ExactEvm(wire) = &sale.accepted.payment.payload else {
-			return Err("only exact/EVM payments are recorded".into());
-		};
+		let wire =
+			sale.accepted.payment.exact_evm().ok_or("only exact/EVM payments are recorded")?;
 		let (a, signature) = exact::parse(wire).map_err(|e| e.to_string())?;
 		let authorization = TransferWithAuthorization {
 			from: H160(a.from.0 .0),
@@ -135,7 +134,7 @@ pub struct ChainLookup {
 #[async_trait::async_trait]
 impl SettlementLookup for ChainLookup {
 	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String> {
-		let SchemePayload::ExactEvm(wire) = &accepted.payment.payload else { return Ok(None) };
+		let Some(wire) = accepted.payment.exact_evm() else { return Ok(None) };
 		let (a, _) = exact::parse(wire).map_err(|e| e.to_string())?;
 		let token = accepted.requirement.asset.parse().map_err(|_| "asset is not an address")?;
 		let tx = m2m_evm::usdt::find_authorization_use(

@@ -259,7 +259,16 @@ impl Store {
 
 	/// Every payment record, by key.
 	pub fn payments(&self) -> Vec<(String, PaymentRecord)> {
-		self.scan("payments")
+		self.payments_under("")
+	}
+
+	/// The payment records whose key starts with `prefix` (`buy/`, `sell/`).
+	fn payments_under(&self, prefix: &str) -> Vec<(String, PaymentRecord)> {
+		let from = rocksdb::IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward);
+		self.db
+			.iterator_cf(self.cf("payments"), from)
+			.map_while(Result::ok)
+			.take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
 			.filter_map(|(k, v)| {
 				Some((String::from_utf8(k.to_vec()).ok()?, serde_json::from_slice(&v).ok()?))
 			})
@@ -268,9 +277,9 @@ impl Store {
 
 	/// Purchases whose answer never came, to be sent again as they were signed.
 	pub fn purchases_in_flight(&self) -> Vec<InFlight> {
-		self.payments()
+		self.payments_under("buy/")
 			.into_iter()
-			.filter(|(_, r)| r.role == Role::Buy && r.state.in_flight())
+			.filter(|(_, r)| r.state.in_flight())
 			.filter_map(|(key, r)| {
 				Some(InFlight {
 					key: key.strip_prefix("buy/")?.to_string(),

@@ -188,9 +188,7 @@ impl Seller {
 			None => None,
 		};
 		let release = |refused: Refused| {
-			if let Some((id, _)) = &idempotency {
-				self.idempotency.release(id);
-			}
+			self.release(&idempotency);
 			refused
 		};
 		let verdict = self
@@ -233,10 +231,7 @@ impl Seller {
 				return None;
 			},
 		};
-		let payer = match &accepted.payment.payload {
-			m2m_x402::v2::SchemePayload::ExactEvm(p) => p.authorization.from.clone(),
-			m2m_x402::v2::SchemePayload::Other(_) => String::new(),
-		};
+		let payer = accepted.payment.payer().unwrap_or_default().to_string();
 		tracing::info!(%tx, %payer, "recovered a sale settled before a restart");
 		let settlement = SettleResponse {
 			success: true,
@@ -278,7 +273,11 @@ impl Seller {
 
 	/// Forgets a sale that was not settled, so that its idempotency key may be retried.
 	pub fn abandon(&self, sale: &Sale) {
-		if let Some((id, _)) = &sale.idempotency {
+		self.release(&sale.idempotency);
+	}
+
+	fn release(&self, idempotency: &Option<(String, m2m_x402::B256)>) {
+		if let Some((id, _)) = idempotency {
 			self.idempotency.release(id);
 		}
 	}

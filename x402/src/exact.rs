@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
 	matching, network,
-	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	v2::{PaymentPayload, PaymentRequirements},
 	ErrorReason, X402_VERSION,
 };
 
@@ -237,7 +237,7 @@ pub fn verify(
 		));
 	}
 	let domain = domain(requirements)?;
-	let SchemePayload::ExactEvm(wire) = &payment.payload else {
+	let Some(wire) = payment.exact_evm() else {
 		return Err(invalid(
 			ErrorReason::InvalidPayload,
 			"the payload is not an exact/EVM payload ({signature, authorization})",

@@ -53,14 +53,7 @@ pub fn payment_required(required: &PaymentRequired) -> (String, Vec<u8>) {
 /// Seller: the settlement header for a buyer that spoke `version`.
 pub fn settlement_header(version: u32, response: &SettleResponse) -> (&'static str, String) {
 	if version == 1 {
-		let v1 = SettleResponseV1 {
-			success: response.success,
-			error_reason: response.error_reason.clone(),
-			transaction: response.transaction.clone(),
-			network: response.network.clone(),
-			payer: response.payer.clone(),
-		};
-		(X_PAYMENT_RESPONSE, codec::encode(&v1))
+		(X_PAYMENT_RESPONSE, codec::encode(&v1::settle_response_to_v1(response)))
 	} else {
 		(PAYMENT_RESPONSE, codec::encode(response))
 	}
@@ -139,16 +132,7 @@ pub fn read_settlement(
 		return Some(codec::decode(v, "SettleResponse"));
 	}
 	let v1: Result<SettleResponseV1, _> = codec::decode(x_payment_response?, "SettleResponse");
-	Some(v1.map(|v| SettleResponse {
-		success: v.success,
-		error_reason: v.error_reason,
-		error_message: None,
-		transaction: v.transaction,
-		network: v.network,
-		payer: v.payer,
-		amount: None,
-		extensions: None,
-	}))
+	Some(v1.map(v1::settle_response_from_v1))
 }
 
 #[cfg(test)]

@@ -66,6 +66,31 @@ pub struct SettleResponseV1 {
 	pub payer: Option<String>,
 }
 
+/// A settlement result as the v1 `X-PAYMENT-RESPONSE` carries it.
+pub fn settle_response_to_v1(r: &v2::SettleResponse) -> SettleResponseV1 {
+	SettleResponseV1 {
+		success: r.success,
+		error_reason: r.error_reason.clone(),
+		transaction: r.transaction.clone(),
+		network: r.network.clone(),
+		payer: r.payer.clone(),
+	}
+}
+
+/// A v1 settlement result in v2 terms (v1 has no message or amount).
+pub fn settle_response_from_v1(r: SettleResponseV1) -> v2::SettleResponse {
+	v2::SettleResponse {
+		success: r.success,
+		error_reason: r.error_reason,
+		error_message: None,
+		transaction: r.transaction,
+		network: r.network,
+		payer: r.payer,
+		amount: None,
+		extensions: None,
+	}
+}
+
 /// v2 requirements as v1 offers them; `None` when the network has no v1 name.
 pub fn requirements_to_v1(
 	r: &v2::PaymentRequirements,

@@ -157,6 +157,21 @@ impl PaymentPayload {
 	}
 }
 
+impl PaymentPayload {
+	/// The exact/EVM payload, if that is what this payment carries.
+	pub fn exact_evm(&self) -> Option<&crate::exact::ExactEvmPayload> {
+		match &self.payload {
+			SchemePayload::ExactEvm(p) => Some(p),
+			SchemePayload::Other(_) => None,
+		}
+	}
+
+	/// The payer the authorization names (exact/EVM); unverified until checked.
+	pub fn payer(&self) -> Option<&str> {
+		self.exact_evm().map(|p| p.authorization.from.as_str())
+	}
+}
+
 impl PaymentRequirements {
 	/// `extra.name` and `extra.version`: the token's EIP-712 domain, if present.
 	pub fn eip712_name_version(&self) -> Option<(&str, &str)> {

@@ -1,20 +1,24 @@
 //! x402 over HTTP for buyers: a reqwest client that answers 402 by itself.
 //!
 //! A request goes out as is. On a 402 the client reads `PAYMENT-REQUIRED` (or a v1 body),
-//! lets the [`Buyer`] choose, count and sign, retries **once** with the payment, and returns
-//! the response with its settlement. It never signs twice for one request: whatever the
-//! retry answers (a refusal, a pending settlement, a failure), that is the result.
+//! has the [`Buyer`] begin a purchase (choose, count, sign, journal), retries **once** with the
+//! payment, and hands the answer back to the buyer, which decides the outcome. This module
+//! only maps between HTTP and the buyer core ([`crate::purchase`]): headers and statuses in,
+//! a [`SellerAnswer`] out; an [`Outcome`] in, a [`Paid`] or a [`ClientError`] out.
 
 use std::sync::Arc;
 
 use m2m_x402::{
 	http::{self as x402_http, ReadError},
 	v2::SettleResponse,
-	ErrorReason,
 };
 use reqwest::{header::HeaderMap, Method, Request, Response, StatusCode};
 
-use crate::{unix_now, BuyError, Buyer, Payment};
+pub use crate::{
+	purchase::{InFlight, Locator, Outcome},
+	PaymentJournal,
+};
+use crate::{unix_now, AnswerKind, BuyError, Buyer, Payment, SellerAnswer};
 
 /// A response, and what was paid for it (nothing, if the resource was free).
 #[derive(Debug)]
@@ -50,6 +54,16 @@ pub enum ClientError {
 		 not confirmed yet; not paying again"
 	)]
 	SettlementPending { price: String, transaction: String },
+	#[error(
+		"the payment of {price} was settled in transaction {transaction}, but the resource was \
+		 not delivered ({message}); it stays in flight and will be resumed, not paid again"
+	)]
+	Unserved { price: String, transaction: String, message: String },
+	#[error(
+		"the seller's answer does not say what happened to the payment of {price} ({reason}); \
+		 it stays in flight and will be resumed, not paid again"
+	)]
+	InFlight { price: String, reason: String },
 	#[error("the seller's payment id {0} conflicts (409): {1}")]
 	Conflict(String, String),
 	#[error("the seller cannot reach its facilitator ({status}): {message}; nothing was taken")]
@@ -61,43 +75,6 @@ pub enum ClientError {
 pub struct X402Client {
 	http: reqwest::Client,
 	buyer: Arc<Buyer>,
-	journal: Option<Arc<dyn PaymentJournal>>,
-}
-
-/// A signed payment on its way to the seller: everything needed to send it again after a
-/// crash, so that it is re-sent and never re-signed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InFlight {
-	/// Unique per signed payment: the authorization's nonce (0x + 64 hex).
-	pub key: String,
-	pub method: String,
-	pub url: String,
-	pub header_name: String,
-	pub header_value: String,
-	pub payment: Payment,
-}
-
-/// How a payment ended, as far as the buyer can tell.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-	/// Settled on-chain in `transaction`.
-	Settled { transaction: String },
-	/// Sent for settlement, not confirmed yet: it may still land.
-	Pending { transaction: String },
-	/// Refused or failed; the authorization was not used (it stays counted until it expires).
-	Failed { reason: String },
-	/// The seller served an error (status ≥ 400) and did not settle.
-	Unsettled { status: u16 },
-}
-
-/// Where a buyer keeps its payments in flight. `signed` must be durable when it returns:
-/// it runs before the payment leaves the device. A payment whose answer never came (the
-/// connection broke) gets no `finished` and stays in flight, to be resumed.
-pub trait PaymentJournal: Send + Sync {
-	fn signed(&self, flight: &InFlight) -> Result<(), crate::LedgerError>;
-	/// The payment is about to be sent (again): from now on the seller may have it.
-	fn submitted(&self, _key: &str) {}
-	fn finished(&self, key: &str, outcome: &Outcome);
 }
 
 impl X402Client {
@@ -107,13 +84,7 @@ impl X402Client {
 
 	/// Uses `http` (timeouts, proxies, TLS as configured there) for every request.
 	pub fn with_http(http: reqwest::Client, buyer: Arc<Buyer>) -> Self {
-		Self { http, buyer, journal: None }
-	}
-
-	/// Records every payment in `journal` before it leaves, and its outcome after.
-	pub fn with_journal(mut self, journal: Arc<dyn PaymentJournal>) -> Self {
-		self.journal = Some(journal);
-		self
+		Self { http, buyer }
 	}
 
 	pub fn buyer(&self) -> &Buyer {
@@ -127,7 +98,7 @@ impl X402Client {
 
 	/// Sends `request`, paying if asked to. A body, if any, must be in memory.
 	pub async fn execute(&self, request: Request) -> Result<Paid, ClientError> {
-		let retry = request.try_clone().ok_or(ClientError::NotReplayable)?;
+		let mut retry = request.try_clone().ok_or(ClientError::NotReplayable)?;
 		let first = self.http.execute(request).await?;
 		if first.status() != StatusCode::PAYMENT_REQUIRED {
 			return Ok(Paid { response: first, payment: None, settlement: None });
@@ -135,30 +106,17 @@ impl X402Client {
 		let header = text(first.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
 		let body = first.bytes().await?;
 		let required = x402_http::read_payment_required(header.as_deref(), &body)?;
-
-		let payment = self.buyer.pay(&required.required, unix_now())?;
-		let (name, value) = x402_http::payment_header(required.version, &payment.payload)
-			.ok_or_else(|| ClientError::NoV1Network(payment.network.clone()))?;
-		tracing::info!(
-			url = %retry.url(), price = %payment.price, pay_to = %payment.pay_to,
-			payment_id = payment.payment_id.as_deref().unwrap_or(""), "paying"
-		);
-		let flight = InFlight {
-			key: payment
-				.payload
-				.exact_evm()
-				.map(|p| p.authorization.nonce.clone())
-				.unwrap_or_default(),
-			method: retry.method().to_string(),
-			url: retry.url().to_string(),
-			header_name: name.to_string(),
-			header_value: value.clone(),
-			payment,
+		let locator =
+			Locator::Http { method: retry.method().to_string(), url: retry.url().to_string() };
+		let flight = self.buyer.begin(&required.required, required.version, locator, unix_now())?;
+		let Some((name, value)) = x402_http::payment_header(flight.version, &flight.payment.payload)
+		else {
+			// It never left the device: nothing can be taken.
+			let network = flight.payment.network.clone();
+			let reason = format!("no x402 v1 name for {network}; not sent");
+			self.buyer.conclude(&flight, &Outcome::Failed { reason });
+			return Err(ClientError::NoV1Network(network));
 		};
-		if let Some(journal) = &self.journal {
-			journal.signed(&flight).map_err(|e| ClientError::NotPaying(e.into()))?;
-		}
-		let mut retry = retry;
 		retry.headers_mut().insert(name, value.parse().expect("base64 is a valid header value"));
 		self.send(retry, flight).await
 	}
@@ -166,95 +124,98 @@ impl X402Client {
 	/// Sends a payment in flight again, exactly as it was signed (after a crash, typically).
 	/// Its `payment-identifier` lets the seller answer again without charging again.
 	pub async fn resume(&self, flight: InFlight) -> Result<Paid, ClientError> {
-		let method = Method::from_bytes(flight.method.as_bytes()).unwrap_or(Method::GET);
-		let request = self
-			.http
-			.request(method, &flight.url)
-			.header(&flight.header_name, &flight.header_value)
-			.build()?;
-		tracing::info!(url = %flight.url, price = %flight.payment.price, "resuming a payment in flight");
+		let Locator::Http { method, url } = &flight.locator;
+		let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+		let (name, value) = x402_http::payment_header(flight.version, &flight.payment.payload)
+			.ok_or_else(|| ClientError::NoV1Network(flight.payment.network.clone()))?;
+		let request = self.http.request(method, url).header(name, value).build()?;
+		tracing::info!(url = %url, price = %flight.payment.price, "resuming a payment in flight");
 		self.send(request, flight).await
 	}
 
 	async fn send(&self, request: Request, flight: InFlight) -> Result<Paid, ClientError> {
-		if let Some(journal) = &self.journal {
-			journal.submitted(&flight.key);
-		}
-		// A broken connection leaves the payment in flight (no `finished`): it may have been
+		self.buyer.sending(&flight);
+		// A broken connection leaves the payment in flight (no outcome): it may have been
 		// settled, so only a resume, never a new signature, may follow.
 		let response = self.http.execute(request).await?;
-		let key = flight.key.clone();
-		let result = self.outcome(response, flight.payment).await;
-		// A 409 means the seller is still working on this very payment: it stays in flight.
-		let still_in_flight = matches!(result, Err(ClientError::Conflict(..)));
-		if let (Some(journal), false) = (&self.journal, still_in_flight) {
-			journal.finished(&key, &outcome_of(&result));
-		}
-		result
-	}
-
-	async fn outcome(&self, response: Response, payment: Payment) -> Result<Paid, ClientError> {
-		let settlement = x402_http::read_settlement(
-			text(response.headers(), x402_http::PAYMENT_RESPONSE),
-			text(response.headers(), x402_http::X_PAYMENT_RESPONSE),
-		)
-		.and_then(Result::ok);
-		let status = response.status();
-		let price = payment.price.clone();
-		if let Some(s) = settlement.as_ref().filter(|s| !s.success) {
-			if s.error_reason == Some(ErrorReason::SettlementPending) {
-				return Err(ClientError::SettlementPending {
-					price,
-					transaction: s.transaction.clone(),
-				});
-			}
-			let reason = match (&s.error_reason, &s.error_message) {
-				(Some(r), Some(m)) => format!("{r}: {m}"),
-				(Some(r), None) => r.to_string(),
-				(None, m) => m.clone().unwrap_or_else(|| "settlement failed".into()),
-			};
-			return Err(ClientError::Refused { price, reason, settlement });
-		}
-		match status {
-			StatusCode::PAYMENT_REQUIRED => {
-				let header =
-					text(response.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
-				let body = response.bytes().await?;
-				let reason = x402_http::read_payment_required(header.as_deref(), &body)
-					.ok()
-					.and_then(|r| r.required.error)
-					.unwrap_or_else(|| "the seller asked for payment again".into());
-				Err(ClientError::Refused { price, reason, settlement: None })
+		let (answer, response) = read_answer(response).await;
+		let outcome = self.buyer.answered(&flight, &answer);
+		let price = flight.payment.price.clone();
+		let settlement = answer.settlement.clone().and_then(Result::ok);
+		match (outcome, answer.kind) {
+			(Outcome::Settled { .. }, _) | (Outcome::Failed { .. }, AnswerKind::NotServed { .. }) => {
+				let response = response.expect("delivered and unserved answers keep their body");
+				Ok(Paid { response, payment: Some(flight.payment), settlement })
 			},
-			StatusCode::CONFLICT => Err(ClientError::Conflict(
-				payment.payment_id.unwrap_or_default(),
-				message(response).await,
+			(Outcome::Pending { transaction }, _) => {
+				Err(ClientError::SettlementPending { price, transaction })
+			},
+			(Outcome::Unserved { transaction }, kind) => {
+				Err(ClientError::Unserved { price, transaction, message: describe(&kind) })
+			},
+			(Outcome::Failed { reason }, AnswerKind::FacilitatorUnavailable { message }) => {
+				tracing::warn!(%reason, "seller unavailable");
+				Err(ClientError::SellerUnavailable { status: StatusCode::BAD_GATEWAY, message })
+			},
+			(Outcome::Failed { reason }, _) => Err(ClientError::Refused { price, reason, settlement }),
+			(Outcome::Unknown { .. }, AnswerKind::Conflict { message }) => Err(ClientError::Conflict(
+				flight.payment.payment_id.clone().unwrap_or_default(),
+				message,
 			)),
-			StatusCode::BAD_GATEWAY
-			| StatusCode::SERVICE_UNAVAILABLE
-			| StatusCode::GATEWAY_TIMEOUT => {
-				Err(ClientError::SellerUnavailable { status, message: message(response).await })
-			},
-			_ => {
-				if let Some(s) = &settlement {
-					tracing::info!(price = %payment.price, tx = %s.transaction, "paid");
-				}
-				Ok(Paid { response, payment: Some(payment), settlement })
-			},
+			(Outcome::Unknown { reason }, _) => Err(ClientError::InFlight { price, reason }),
 		}
 	}
 }
 
-fn outcome_of(result: &Result<Paid, ClientError>) -> Outcome {
-	match result {
-		Ok(Paid { settlement: Some(s), .. }) if s.success => {
-			Outcome::Settled { transaction: s.transaction.clone() }
+/// The seller's answer in the core's terms, and the response itself when its body is the
+/// resource (or the handler's own failure), left unread for the caller.
+async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
+	let settlement = x402_http::read_settlement(
+		text(response.headers(), x402_http::PAYMENT_RESPONSE),
+		text(response.headers(), x402_http::X_PAYMENT_RESPONSE),
+	)
+	.map(|r| r.map_err(|e| e.to_string()));
+	let status = response.status();
+	let kind = match status {
+		StatusCode::PAYMENT_REQUIRED => {
+			let header = text(response.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
+			let body = response.bytes().await.unwrap_or_default();
+			let error = x402_http::read_payment_required(header.as_deref(), &body)
+				.ok()
+				.and_then(|r| r.required.error);
+			// A failed settlement's reason is in the JSON body, not in the requirements.
+			let reason = error.or_else(|| json_message(&body));
+			return (SellerAnswer { kind: AnswerKind::PaymentRequired { reason }, settlement }, None);
 		},
-		Ok(Paid { response, .. }) => Outcome::Unsettled { status: response.status().as_u16() },
-		Err(ClientError::SettlementPending { transaction, .. }) => {
-			Outcome::Pending { transaction: transaction.clone() }
+		StatusCode::CONFLICT => AnswerKind::Conflict { message: message(response).await },
+		StatusCode::BAD_GATEWAY => {
+			AnswerKind::FacilitatorUnavailable { message: message(response).await }
 		},
-		Err(e) => Outcome::Failed { reason: e.to_string() },
+		StatusCode::GATEWAY_TIMEOUT => AnswerKind::NoVerdict { message: message(response).await },
+		s if s.as_u16() >= 400 => {
+			if settlement.is_some() {
+				// Withheld after settling (503 sale_not_recorded): the message says why.
+				let message = message(response).await;
+				return (SellerAnswer { kind: AnswerKind::NoVerdict { message }, settlement }, None);
+			}
+			return (
+				SellerAnswer { kind: AnswerKind::NotServed { status: s.as_u16() }, settlement },
+				Some(response),
+			);
+		},
+		_ => return (SellerAnswer { kind: AnswerKind::Delivered, settlement }, Some(response)),
+	};
+	(SellerAnswer { kind, settlement }, None)
+}
+
+fn describe(kind: &AnswerKind) -> String {
+	match kind {
+		AnswerKind::Delivered => "delivered".into(),
+		AnswerKind::PaymentRequired { reason } => reason.clone().unwrap_or_else(|| "402".into()),
+		AnswerKind::Conflict { message }
+		| AnswerKind::FacilitatorUnavailable { message }
+		| AnswerKind::NoVerdict { message } => message.clone(),
+		AnswerKind::NotServed { status } => format!("the seller answered {status}"),
 	}
 }
 
@@ -264,9 +225,15 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The `message` of a JSON error body, or the body itself.
 async fn message(response: Response) -> String {
-	let body = response.text().await.unwrap_or_default();
-	serde_json::from_str::<serde_json::Value>(&body)
-		.ok()
-		.and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-		.unwrap_or(body)
+	let body = response.bytes().await.unwrap_or_default();
+	json_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+fn json_message(body: &[u8]) -> Option<String> {
+	let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+	let message = v.get("message")?.as_str()?;
+	Some(match v.get("error").and_then(|e| e.as_str()) {
+		Some(error) => format!("{error}: {message}"),
+		None => message.to_string(),
+	})
 }

@@ -1,9 +1,10 @@
 //! Buying over x402.
 //!
-//! [`Buyer`] is the transport-neutral core: given what a seller asks for, it picks the first
-//! offer its [`SpendingPolicy`] allows, counts it against today's budget, and signs an
-//! EIP-3009 authorization for exactly that offer. [`client::X402Client`] wraps it for HTTP;
-//! libp2p will wrap the same core.
+//! [`Buyer`] is the transport-neutral core, and it owns the purchase: given what a seller asks
+//! for, it picks the first offer its [`SpendingPolicy`] allows, counts it against today's
+//! budget, signs an EIP-3009 authorization for exactly that offer, journals it before it can
+//! leave, and turns the seller's answer into an [`Outcome`] ([`purchase`]).
+//! [`client::X402Client`] is the HTTP adapter; libp2p will be another over the same core.
 //!
 //! The budget counts every authorization signed, settled or not: an authorization can be
 //! submitted by whoever holds it until it expires, so that is what the device is exposed to.
@@ -33,6 +34,7 @@
 
 pub mod client;
 pub mod ledger;
+pub mod purchase;
 
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +47,17 @@ use m2m_x402::{
 };
 
 pub use ledger::{LedgerError, MemoryLedger, SpendLedger};
+pub use purchase::{classify, AnswerKind, InFlight, Locator, Outcome, SellerAnswer};
+
+/// Where a buyer keeps its payments in flight. `signed` must be durable when it returns: it
+/// runs before the payment can leave the device. Every answer is told to `finished`; a
+/// payment whose outcome is not final stays in flight, to be resumed (sent again as signed).
+pub trait PaymentJournal: Send + Sync {
+	fn signed(&self, flight: &InFlight) -> Result<(), LedgerError>;
+	/// The payment is about to be sent (again): from now on the seller may have it.
+	fn submitted(&self, _key: &str) {}
+	fn finished(&self, key: &str, outcome: &Outcome);
+}
 
 /// Why the buyer did not pay.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +68,8 @@ pub enum BuyError {
 	Signing(String),
 	#[error(transparent)]
 	Ledger(#[from] LedgerError),
+	#[error("cannot journal the signed payment, so it is not sent: {0}")]
+	Journal(LedgerError),
 }
 
 /// A signed payment, ready to send, and what it commits.
@@ -75,6 +90,7 @@ pub struct Buyer {
 	signer: PrivateKeySigner,
 	policy: SpendingPolicy,
 	ledger: Arc<dyn SpendLedger>,
+	journal: Option<Arc<dyn PaymentJournal>>,
 	// Choosing and counting happen together, so concurrent purchases cannot overrun a budget.
 	committing: Mutex<()>,
 }
@@ -90,7 +106,13 @@ impl Buyer {
 		policy: SpendingPolicy,
 		ledger: Arc<dyn SpendLedger>,
 	) -> Self {
-		Self { signer, policy, ledger, committing: Mutex::new(()) }
+		Self { signer, policy, ledger, journal: None, committing: Mutex::new(()) }
+	}
+
+	/// Journals every payment before it leaves, and its outcome after.
+	pub fn with_journal(mut self, journal: Arc<dyn PaymentJournal>) -> Self {
+		self.journal = Some(journal);
+		self
 	}
 
 	pub fn address(&self) -> Address {
@@ -99,6 +121,67 @@ impl Buyer {
 
 	pub fn policy(&self) -> &SpendingPolicy {
 		&self.policy
+	}
+
+	/// Starts a purchase at `locator`: chooses an offer of `required` (which the seller sent
+	/// in protocol `version`), counts it, signs it at Unix time `now`, and journals it. The
+	/// payment may leave the device only after this returns.
+	pub fn begin(
+		&self,
+		required: &PaymentRequired,
+		version: u32,
+		locator: Locator,
+		now: u64,
+	) -> Result<InFlight, BuyError> {
+		let payment = self.pay(required, now)?;
+		let key = payment
+			.payload
+			.exact_evm()
+			.map(|p| p.authorization.nonce.clone())
+			.ok_or_else(|| BuyError::Signing("only exact payments are journaled".into()))?;
+		let flight = InFlight { key, locator, version, payment };
+		if let Some(journal) = &self.journal {
+			journal.signed(&flight).map_err(BuyError::Journal)?;
+		}
+		tracing::info!(
+			to = %flight.locator.describe(), price = %flight.payment.price,
+			pay_to = %flight.payment.pay_to,
+			payment_id = flight.payment.payment_id.as_deref().unwrap_or(""), "paying"
+		);
+		Ok(flight)
+	}
+
+	/// The payment is about to be sent (or sent again).
+	pub fn sending(&self, flight: &InFlight) {
+		if let Some(journal) = &self.journal {
+			journal.submitted(&flight.key);
+		}
+	}
+
+	/// The seller answered: the outcome, journaled.
+	pub fn answered(&self, flight: &InFlight, answer: &SellerAnswer) -> Outcome {
+		let outcome = classify(answer);
+		self.conclude(flight, &outcome);
+		outcome
+	}
+
+	/// Journals `outcome` for `flight` (also for a payment that never left: `Failed`).
+	pub fn conclude(&self, flight: &InFlight, outcome: &Outcome) {
+		match outcome {
+			Outcome::Settled { transaction } => {
+				tracing::info!(price = %flight.payment.price, tx = %transaction, "paid")
+			},
+			Outcome::Failed { reason } => {
+				tracing::warn!(price = %flight.payment.price, %reason, "payment not taken")
+			},
+			other => tracing::warn!(
+				price = %flight.payment.price, outcome = ?other,
+				"payment in flight; it will be resumed, never signed again"
+			),
+		}
+		if let Some(journal) = &self.journal {
+			journal.finished(&flight.key, outcome);
+		}
 	}
 
 	/// Chooses an offer of `required`, counts it, and signs it, at Unix time `now`.

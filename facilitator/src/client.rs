@@ -10,11 +10,41 @@ use m2m_x402::v2::{
 
 use crate::Facilitator;
 
-/// The facilitator could not be asked, or gave no usable answer. A seller answers its buyer
-/// with 502: the buyer did nothing wrong and its payment was not taken.
+/// The facilitator could not be asked, or gave no usable answer.
+///
+/// The difference matters for `settle`: a request that never reached the facilitator took
+/// nothing (a seller answers 502), but one that reached it and got no answer (a timeout, a
+/// connection reset mid-answer) may have started a settlement. The seller must then treat the
+/// payment as pending, never as refused, or the buyer would sign and pay again.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("facilitator unavailable: {0}")]
-pub struct Unavailable(pub String);
+#[error("facilitator unavailable: {message}")]
+pub struct Unavailable {
+	pub message: String,
+	/// The request may have reached the facilitator.
+	pub maybe_sent: bool,
+}
+
+impl Unavailable {
+	/// Nothing reached the facilitator.
+	pub fn not_sent(message: impl Into<String>) -> Self {
+		Self { message: message.into(), maybe_sent: false }
+	}
+
+	/// The request may have been acted on.
+	pub fn maybe_sent(message: impl Into<String>) -> Self {
+		Self { message: message.into(), maybe_sent: true }
+	}
+}
+
+/// Whether a failed request may have reached the server: only a failure to connect proves it
+/// did not.
+fn sent_or_not(e: &reqwest::Error, message: String) -> Unavailable {
+	if e.is_connect() || e.is_builder() {
+		Unavailable::not_sent(message)
+	} else {
+		Unavailable::maybe_sent(message)
+	}
+}
 
 /// The facilitator's three operations, wherever it runs.
 #[async_trait::async_trait]
@@ -94,7 +124,7 @@ impl RemoteFacilitator {
 			.json(&body)
 			.send()
 			.await
-			.map_err(|e| Unavailable(format!("POST {url}: {e}")))?;
+			.map_err(|e| sent_or_not(&e, format!("POST {url}: {e}")))?;
 		read(&url, response).await
 	}
 }
@@ -104,13 +134,16 @@ async fn read<T: serde::de::DeserializeOwned>(
 	response: reqwest::Response,
 ) -> Result<T, Unavailable> {
 	let status = response.status();
-	let bytes = response.bytes().await.map_err(|e| Unavailable(format!("{url}: {e}")))?;
+	// From here on the request was received: whatever went wrong, it may have been acted on.
+	let bytes =
+		response.bytes().await.map_err(|e| Unavailable::maybe_sent(format!("{url}: {e}")))?;
 	if !status.is_success() {
 		let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
-		return Err(Unavailable(format!("{url} answered {status}: {text}")));
+		return Err(Unavailable::maybe_sent(format!("{url} answered {status}: {text}")));
 	}
-	serde_json::from_slice(&bytes)
-		.map_err(|e| Unavailable(format!("{url} answered something that is not x402: {e}")))
+	serde_json::from_slice(&bytes).map_err(|e| {
+		Unavailable::maybe_sent(format!("{url} answered something that is not x402: {e}"))
+	})
 }
 
 #[async_trait::async_trait]
@@ -134,7 +167,7 @@ impl Facilitate for RemoteFacilitator {
 	async fn supported(&self) -> Result<SupportedResponse, Unavailable> {
 		let url = format!("{}/supported", self.base_url);
 		let response =
-			self.http.get(&url).send().await.map_err(|e| Unavailable(format!("GET {url}: {e}")))?;
+			self.http.get(&url).send().await.map_err(|e| sent_or_not(&e, format!("GET {url}: {e}")))?;
 		read(&url, response).await
 	}
 }

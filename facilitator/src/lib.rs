@@ -4,19 +4,26 @@
 //! - [`Facilitator::verify`] runs the pure checks of [`m2m_x402::exact::verify`] first, then
 //!   the on-chain ones, cheapest first: the token's EIP-712 domain (read once, cached), the
 //!   authorization's state, the payer's balance, and an `eth_call` simulation of the settlement.
-//! - [`Facilitator::settle`] verifies again, sends `transferWithAuthorization` (one sender at a
-//!   time, so nonces never collide) and waits a bounded time for the receipt. A transaction
-//!   that was sent but not confirmed in time answers `settlement_pending` with its hash, never
-//!   a plain failure, so that a conforming client does not sign and pay again.
-//! - An in-flight set refuses a second presentation of an authorization that is being settled.
+//! - [`Facilitator::settle`] verifies again, signs `transferWithAuthorization` itself (so its
+//!   hash is known before it is broadcast, see [`sender`]) and waits a bounded time for the
+//!   receipt. A transaction that may have been broadcast but is not confirmed in time, for
+//!   whatever reason (a slow chain, a lost reply, a reset connection), answers
+//!   `settlement_pending` with its hash, never a plain failure, so that a conforming client
+//!   does not sign and pay again.
+//! - A second presentation of an authorization that is being settled answers
+//!   `settlement_pending` with the first one's transaction: it is not settled twice, and the
+//!   buyer is not told to pay again.
 
 pub mod client;
 pub mod http;
+pub mod lookup;
+pub mod sender;
 
 pub use client::{Facilitate, RemoteFacilitator, Unavailable};
+pub use lookup::ChainLookup;
 
 use std::{
-	collections::{HashMap, HashSet},
+	collections::HashMap,
 	sync::Mutex,
 	time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -25,6 +32,7 @@ use m2m_evm::{
 	alloy::{
 		primitives::{Address, B256},
 		providers::{DynProvider, Provider},
+		signers::local::PrivateKeySigner,
 	},
 	usdt::{self, USDT},
 };
@@ -35,46 +43,49 @@ use m2m_x402::{
 		PaymentPayload, PaymentRequirements, SettleResponse, SupportedKind, SupportedResponse,
 		VerifyResponse,
 	},
-	ErrorReason, X402_VERSION,
+	ErrorReason, Problem, X402_VERSION,
 };
 
 /// A facilitator for one EVM chain, submitting settlements from one key.
 pub struct Facilitator {
 	provider: DynProvider,
-	signer: Address,
+	sender: sender::Sender,
 	chain_id: u64,
 	receipt_timeout: Duration,
 	domains: Mutex<HashMap<Address, (String, String)>>,
-	in_flight: Mutex<HashSet<(Address, B256)>>,
-	sending: tokio::sync::Mutex<()>,
+	/// Authorizations being settled (payer, nonce), with their transaction once known.
+	in_flight: Mutex<HashMap<(Address, B256), String>>,
 }
 
-/// A refusal: the spec's reason and a sentence.
-type Refusal = (ErrorReason, String);
 
 impl Facilitator {
-	/// A facilitator on the endpoint behind `provider`, which signs as `signer`.
+	/// A facilitator on the endpoint behind `provider`, which signs its settlements with
+	/// `signer` (the provider's own wallet, if any, is not used).
 	pub async fn new(
 		provider: DynProvider,
-		signer: Address,
+		signer: PrivateKeySigner,
 		receipt_timeout: Duration,
 	) -> Result<Self, m2m_evm::EvmError> {
 		let chain_id = provider.get_chain_id().await?;
 		Ok(Self {
+			sender: sender::Sender::new(provider.clone(), signer, chain_id),
 			provider,
-			signer,
 			chain_id,
 			receipt_timeout,
 			domains: Mutex::default(),
 			in_flight: Mutex::default(),
-			sending: tokio::sync::Mutex::new(()),
 		})
+	}
+
+	/// The address that submits (and pays gas for) settlements.
+	pub fn signer(&self) -> Address {
+		self.sender.address()
 	}
 
 	/// `GET /supported`: exact on this chain, settled by this signer.
 	pub fn supported(&self) -> SupportedResponse {
 		let mut signers = serde_json::Map::new();
-		signers.insert("eip155:*".into(), vec![self.signer.to_checksum(None)].into());
+		signers.insert("eip155:*".into(), vec![self.signer().to_checksum(None)].into());
 		SupportedResponse {
 			kinds: vec![SupportedKind {
 				x402_version: X402_VERSION,
@@ -100,7 +111,7 @@ impl Facilitator {
 				invalid_message: None,
 				payer: Some(v.payer.to_checksum(None)),
 			},
-			Err((reason, message)) => VerifyResponse {
+			Err(Problem { reason, message }) => VerifyResponse {
 				is_valid: false,
 				invalid_reason: Some(reason),
 				invalid_message: Some(message),
@@ -115,10 +126,10 @@ impl Facilitator {
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> SettleResponse {
-		let failed = |reason: ErrorReason, message: String, transaction: String| SettleResponse {
+		let failed = |problem: Problem, transaction: String| SettleResponse {
 			success: false,
-			error_reason: Some(reason),
-			error_message: Some(message),
+			error_reason: Some(problem.reason),
+			error_message: Some(problem.message),
 			transaction,
 			network: requirements.network.clone(),
 			payer: payment.payer().map(str::to_owned),
@@ -127,22 +138,42 @@ impl Facilitator {
 		};
 		let verified = match self.check(payment, requirements).await {
 			Ok(v) => v,
-			Err((reason, message)) => return failed(reason, message, String::new()),
+			Err(problem) => return failed(problem, String::new()),
 		};
 		let key = (verified.payer, verified.authorization.nonce);
-		if !self.in_flight.lock().expect("in-flight set").insert(key) {
+		let earlier = {
+			let mut in_flight = self.in_flight.lock().expect("in-flight map");
+			let earlier = in_flight.get(&key).cloned();
+			if earlier.is_none() {
+				in_flight.insert(key, String::new());
+			}
+			earlier
+		};
+		if let Some(tx) = earlier {
+			// Pending, not refused: the first settlement may still land, and a buyer told
+			// "failed" would sign and pay again.
 			return failed(
-				ErrorReason::InvalidTransactionState,
-				"this authorization is already being settled".into(),
-				String::new(),
+				Problem::new(
+					ErrorReason::SettlementPending,
+					"this authorization is already being settled; check the transaction before \
+					 paying again",
+				),
+				tx,
 			);
 		}
 		let outcome = self.submit(&verified).await;
-		let pending = matches!(&outcome, Err((ErrorReason::SettlementPending, _, _)));
-		if !pending {
-			// A pending settlement keeps its authorization blocked: it may still land.
-			self.in_flight.lock().expect("in-flight set").remove(&key);
+		let mut in_flight = self.in_flight.lock().expect("in-flight map");
+		match &outcome {
+			// A pending settlement keeps its authorization blocked, with its hash: it may still
+			// land.
+			Err((Problem { reason: ErrorReason::SettlementPending, .. }, tx)) => {
+				in_flight.insert(key, tx.clone());
+			},
+			_ => {
+				in_flight.remove(&key);
+			},
 		}
+		drop(in_flight);
 		match outcome {
 			Ok(tx) => SettleResponse {
 				success: true,
@@ -154,25 +185,28 @@ impl Facilitator {
 				amount: Some(verified.authorization.value.to_string()),
 				extensions: None,
 			},
-			Err((reason, message, tx)) => failed(reason, message, tx),
+			Err((problem, tx)) => failed(problem, tx),
 		}
 	}
 
-	async fn submit(&self, v: &Verified) -> Result<B256, (ErrorReason, String, String)> {
+	/// The settlement's transaction, or why it failed (with the transaction, once known).
+	async fn submit(&self, v: &Verified) -> Result<B256, (Problem, String)> {
 		let request = settlement(v).request(v.token, &self.provider);
-		let tx = {
-			// One send at a time: the nonce is read from the endpoint and used at once.
-			let _guard = self.sending.lock().await;
-			match self.provider.send_transaction(request).await {
-				Ok(pending) => *pending.tx_hash(),
-				Err(e) => {
-					return Err((
-						ErrorReason::UnexpectedSettleError,
-						format!("the settlement could not be sent: {e}"),
-						String::new(),
-					))
-				},
-			}
+		let tx = match self.sender.send(request).await {
+			Ok(broadcast) => broadcast.tx(),
+			// Nothing left the facilitator: a final failure, and the authorization is unused.
+			Err(sender::NotSent::WouldFail(e)) => {
+				return Err((
+					Problem::new(
+						ErrorReason::InvalidTransactionState,
+						format!("the settlement would fail: {e}"),
+					),
+					String::new(),
+				))
+			},
+			Err(e) => {
+				return Err((Problem::new(ErrorReason::UnexpectedSettleError, e.to_string()), String::new()))
+			},
 		};
 		let deadline = tokio::time::Instant::now() + self.receipt_timeout;
 		// Instant-sealing endpoints answer within milliseconds, 6 s blocks take seconds: poll
@@ -183,8 +217,10 @@ impl Facilitator {
 				Ok(Some(receipt)) if receipt.status() => return Ok(tx),
 				Ok(Some(_)) => {
 					return Err((
-						ErrorReason::InvalidTransactionState,
-						"the settlement transaction reverted".into(),
+						Problem::new(
+							ErrorReason::InvalidTransactionState,
+							"the settlement transaction reverted",
+						),
 						tx.to_string(),
 					))
 				},
@@ -193,10 +229,13 @@ impl Facilitator {
 			}
 			if tokio::time::Instant::now() >= deadline {
 				return Err((
-					ErrorReason::SettlementPending,
-					format!(
-						"sent, but not confirmed within {:?}; check the transaction before paying again",
-						self.receipt_timeout
+					Problem::new(
+						ErrorReason::SettlementPending,
+						format!(
+							"sent, but not confirmed within {:?}; check the transaction before \
+							 paying again",
+							self.receipt_timeout
+						),
 					),
 					tx.to_string(),
 				));
@@ -210,11 +249,11 @@ impl Facilitator {
 		&self,
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
-	) -> Result<Verified, Refusal> {
+	) -> Result<Verified, Problem> {
 		let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
-		let v = exact::verify(payment, requirements, now).map_err(|e| (e.reason, e.message))?;
+		let v = exact::verify(payment, requirements, now)?;
 		if v.chain_id != self.chain_id {
-			return Err((
+			return Err(Problem::new(
 				ErrorReason::InvalidNetwork,
 				format!(
 					"this facilitator settles on eip155:{}, not {}",
@@ -222,10 +261,10 @@ impl Facilitator {
 				),
 			));
 		}
-		let unexpected = |e: String| (ErrorReason::UnexpectedVerifyError, e);
+		let unexpected = |e: String| Problem::new(ErrorReason::UnexpectedVerifyError, e);
 		let (name, version) = self.domain_of(v.token).await.map_err(unexpected)?;
 		if requirements.eip712_name_version() != Some((name.as_str(), version.as_str())) {
-			return Err((
+			return Err(Problem::new(
 				ErrorReason::InvalidPaymentRequirements,
 				format!(
 					"the token's EIP-712 domain is ({name:?}, {version:?}), not what extra says"
@@ -240,24 +279,24 @@ impl Facilitator {
 			.await
 			.map_err(|e| unexpected(e.to_string()))?
 		{
-			return Err((
+			return Err(Problem::new(
 				ErrorReason::InvalidTransactionState,
-				"this authorization was already used or canceled".into(),
+				"this authorization was already used or canceled",
 			));
 		}
 		let balance =
 			token.balanceOf(a.from).call().await.map_err(|e| unexpected(e.to_string()))?;
 		if balance < a.value {
-			return Err((
+			return Err(Problem::new(
 				ErrorReason::InsufficientFunds,
 				format!("the payer holds {balance}, the payment needs {}", a.value),
 			));
 		}
 		self.provider
-			.call(settlement(&v).request(v.token, &self.provider).from(self.signer))
+			.call(settlement(&v).request(v.token, &self.provider).from(self.signer()))
 			.await
 			.map_err(|e| {
-				(ErrorReason::InvalidTransactionState, format!("the settlement would fail: {e}"))
+				Problem::new(ErrorReason::InvalidTransactionState, format!("the settlement would fail: {e}"))
 			})?;
 		Ok(v)
 	}

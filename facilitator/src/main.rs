@@ -58,9 +58,8 @@ async fn main() -> anyhow::Result<()> {
 		.init();
 	let cli = Cli::parse();
 	let signer = m2m_evm::key::load(cli.key_file.as_deref(), "M2M_FACILITATOR_KEY")?;
-	let settler = signer.address();
-	let provider = m2m_evm::connect(&cli.rpc_url, Some(signer))?;
-	let facilitator = Facilitator::new(provider, settler, cli.receipt_timeout)
+	let provider = m2m_evm::connect(&cli.rpc_url, None)?;
+	let facilitator = Facilitator::new(provider, signer, cli.receipt_timeout)
 		.await
 		.map_err(|e| anyhow::anyhow!("cannot reach the EVM RPC at {}: {e}", cli.rpc_url))?;
 	let supported = facilitator.supported();
@@ -69,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
 		.await
 		.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.listen))?;
 	let address = listener.local_addr()?;
-	tracing::info!(%network, %settler, rpc = %cli.rpc_url, "settling exact/EIP-3009 payments");
+	tracing::info!(%network, settler = %facilitator.signer(), rpc = %cli.rpc_url, "settling exact/EIP-3009 payments");
 	// The ready line that scripts and tests wait for.
 	println!("m2m-facilitator listening on http://{address}");
 	axum::serve(listener, http::router(Arc::new(facilitator)))

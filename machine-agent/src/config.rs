@@ -90,13 +90,25 @@ pub struct Service {
 	pub price: String,
 	#[serde(default)]
 	pub description: String,
-	/// What answers: `sensor` (a generated reading), `static` (the file at `file`), or
-	/// `proxy` (forwards a GET to `target`).
-	pub handler: String,
+	/// What answers the paid request.
+	pub handler: Handler,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub file: Option<PathBuf>,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub target: Option<String>,
+}
+
+/// What answers a service's paid requests. Anything else in the config is an error that
+/// names these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Handler {
+	/// A generated reading (JSON).
+	Sensor,
+	/// The file at `file`.
+	Static,
+	/// Forwards a GET to `target`.
+	Proxy,
 }
 
 /// What this device may spend, in USDT.
@@ -153,9 +165,6 @@ impl Config {
 			s.file = s.file.take().map(|f| base.join(f));
 			if !s.path.starts_with('/') {
 				bail!("service path {:?} must start with /", s.path);
-			}
-			if !["sensor", "static", "proxy"].contains(&s.handler.as_str()) {
-				bail!("service {}: handler {:?} is not sensor, static or proxy", s.path, s.handler);
 			}
 		}
 		Ok(config)
@@ -232,6 +241,13 @@ mod tests {
 		let c = Config::load(&path).unwrap();
 		std::env::remove_var("M2M_SPENDING_DAILY_BUDGET");
 		assert_eq!(c.spending.daily_budget, "0.02");
+
+		assert_eq!(c.services[0].handler, Handler::Sensor);
+		let typo = template("robot", None, listen, "0xFA0E")
+			.replace("handler = \"sensor\"", "handler = \"sensr\"");
+		std::fs::write(&path, typo).unwrap();
+		let e = format!("{:#}", Config::load(&path).unwrap_err());
+		assert!(e.contains("sensr") && e.contains("`sensor`, `static`, `proxy`"), "{e}");
 
 		std::fs::write(&path, "[device]\nname = 1\n").unwrap();
 		let e = format!("{:#}", Config::load(&path).unwrap_err());

@@ -2,22 +2,28 @@
 //!
 //! It serves the device's services behind x402 (settling with an embedded or remote
 //! facilitator), writes every sale to RocksDB before releasing it, keeps the device registered
-//! and its receipts flowing to the chain, resumes purchases that a crash interrupted, and
-//! answers `/health`, `/metrics`, `/status` and (from loopback only) `POST /buy`.
+//! and its receipts flowing to the chain, and resumes purchases that a crash interrupted.
+//!
+//! It listens twice:
+//! - the service listener (`[http] listen`, TCP) carries what anyone may reach: the sold
+//!   services, `/health` and `/metrics` (for Prometheus). Its address is also written next to
+//!   the data directory (`<data_dir>.addr`) for scripts.
+//! - the control socket (`<data_dir>/control.sock`, a Unix socket with mode 0600 in a 0700
+//!   directory) carries what spends or reveals: `POST /buy` and `GET /status`, for the local
+//!   `pay` and `status` commands while the daemon holds the store. See [`crate::control`].
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use axum::{
-	extract::{ConnectInfo, State},
-	http::StatusCode,
+	extract::State,
 	response::{IntoResponse, Response},
-	routing::{get, post},
-	Json, Router,
+	routing::get,
+	Router,
 };
 use m2m_chain_client::DeviceKeys;
 use m2m_evm::alloy::{primitives::Address, providers::Provider};
-use m2m_facilitator::{Facilitate, Facilitator, RemoteFacilitator};
+use m2m_facilitator::{ChainLookup, Facilitate, Facilitator, RemoteFacilitator};
 use m2m_primitives::receipt::AssetKey;
 use m2m_x402::policy::{AssetAllowance, SpendingPolicy};
 use m2m_x402_buyer::{client::X402Client, Buyer};
@@ -26,13 +32,13 @@ use m2m_x402_seller::Seller;
 use crate::{
 	chain::{self, Health},
 	config::Config,
-	keystore, metrics, purchase,
-	selling::{ChainLookup, Recorder},
+	control, keystore, metrics, purchase,
+	selling::Recorder,
 	services::{self, Pricing},
 	store::Store,
 };
 
-/// Everything the HTTP handlers share.
+/// Everything the HTTP handlers (service and control) share.
 pub struct Agent {
 	pub config: Config,
 	pub keys: Arc<DeviceKeys>,
@@ -83,9 +89,10 @@ pub fn buying_client(
 	store: Arc<Store>,
 	chain_id: u64,
 ) -> Result<X402Client> {
-	let buyer = Buyer::with_ledger(evm_signer(keys), policy(config, chain_id)?, store.clone());
+	let buyer = Buyer::with_ledger(evm_signer(keys), policy(config, chain_id)?, store.clone())
+		.with_journal(store);
 	let http = reqwest::Client::builder().timeout(Duration::from_secs(90)).build()?;
-	Ok(X402Client::with_http(http, Arc::new(buyer)).with_journal(store))
+	Ok(X402Client::with_http(http, Arc::new(buyer)))
 }
 
 /// The EVM chain id, waiting (with a clear log) while the endpoint is down.
@@ -130,7 +137,7 @@ pub async fn run(config: Config) -> Result<()> {
 
 	let facilitator: Arc<dyn Facilitate> = if config.facilitator.url.is_empty() {
 		let timeout = Duration::from_secs(config.facilitator.receipt_timeout_secs);
-		Arc::new(Facilitator::new(provider.clone(), me, timeout).await?)
+		Arc::new(Facilitator::new(provider.clone(), evm_signer(&keys), timeout).await?)
 	} else {
 		let timeout = Duration::from_secs(config.facilitator.receipt_timeout_secs + 10);
 		Arc::new(RemoteFacilitator::new(&config.facilitator.url, timeout))
@@ -145,7 +152,7 @@ pub async fn run(config: Config) -> Result<()> {
 		Seller::new(facilitator)
 			.with_idempotency(store.clone())
 			.with_recorder(Arc::new(recorder))
-			.with_settlement_lookup(Arc::new(ChainLookup { provider: provider.clone() })),
+			.with_settlement_lookup(Arc::new(ChainLookup::new(provider.clone()))),
 	);
 	let pricing = Pricing { chain_id, usdt, domain: (domain.name, domain.version), pay_to: me };
 	let sold = services::router(&config.services, seller, &pricing, &config.device.name)?;
@@ -172,28 +179,44 @@ pub async fn run(config: Config) -> Result<()> {
 
 	let listen = config.http.listen;
 	let agent = Arc::new(Agent { config, keys, store, health, client });
-	let own: Router = Router::new()
+	let monitoring: Router = Router::new()
 		.route("/health", get(|| async { "ok" }))
 		.route("/metrics", get(metrics_handler))
-		.route("/status", get(status_handler))
-		.route("/buy", post(buy_handler))
 		.with_state(agent.clone());
-	let app = sold.merge(own);
+	// Sold services answer GETs; nothing on this port needs a large request body.
+	let service = sold.merge(monitoring).layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
 	let listener = tokio::net::TcpListener::bind(listen)
 		.await
 		.with_context(|| format!("cannot listen on {listen}"))?;
 	let address = listener.local_addr()?;
-	// Where local commands (`pay`, `status`) find the daemon that holds the store.
+	let control_listener = control::bind(&agent.config)?;
+	// For scripts that look for the service port; local commands use the control socket.
 	std::fs::write(address_file(&agent.config), address.to_string())
 		.context("cannot write the daemon's address file")?;
+	// Both servers stop on the same signal; a watch lets each wait for it, whenever it polls.
+	let (stop, stopped) = tokio::sync::watch::channel(());
+	let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+		.context("cannot handle SIGTERM")?;
+	tokio::spawn(async move {
+		tokio::select! {
+			_ = tokio::signal::ctrl_c() => {},
+			_ = term.recv() => {},
+		}
+		let _ = stop.send(());
+	});
 	tracing::info!(
 		device = %agent.config.device.name, evm = %me, chain_id, services = agent.config.services.len(),
+		control = %control::socket_path(&agent.config).display(),
 		"machine-agent up"
 	);
+	// Printed last: whoever waits for this line finds both listeners ready.
 	println!("machine-agent listening on http://{address}");
-	axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-		.with_graceful_shutdown(shutdown())
-		.await?;
+	let public = crate::serve::serve(listener, service, Default::default(), stopped.clone());
+	let private = axum::serve(control_listener, control::router(agent.clone()))
+		.with_graceful_shutdown(stop_signal(stopped));
+	let served = tokio::try_join!(async move { public.await }, async move { private.await });
+	control::remove(&agent.config);
+	served?;
 	tracing::info!("stopped");
 	Ok(())
 }
@@ -203,22 +226,9 @@ pub fn address_file(config: &Config) -> std::path::PathBuf {
 	config.device.data_dir.with_extension("addr")
 }
 
-/// The running daemon's address, for local commands.
-pub fn daemon_address(config: &Config) -> Result<SocketAddr> {
-	let file = address_file(config);
-	let text = std::fs::read_to_string(&file).with_context(|| {
-		format!("the store is locked, but no daemon address in {}", file.display())
-	})?;
-	text.trim().parse().context("the daemon address file is damaged")
-}
-
-async fn shutdown() {
-	let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-		.expect("SIGTERM handler");
-	tokio::select! {
-		_ = tokio::signal::ctrl_c() => {},
-		_ = term.recv() => {},
-	}
+/// Resolves once the daemon is told to stop (or can no longer be told: the sender is gone).
+async fn stop_signal(mut stopped: tokio::sync::watch::Receiver<()>) {
+	let _ = stopped.changed().await;
 }
 
 async fn metrics_handler(State(agent): State<Arc<Agent>>) -> Response {
@@ -227,31 +237,4 @@ async fn metrics_handler(State(agent): State<Arc<Agent>>) -> Response {
 		metrics::render(&agent.store, &agent.health),
 	)
 		.into_response()
-}
-
-async fn status_handler(State(agent): State<Arc<Agent>>) -> Response {
-	Json(crate::status::of(&agent.config, &agent.keys, &agent.store, Some(&agent.health)))
-		.into_response()
-}
-
-#[derive(serde::Deserialize)]
-struct BuyRequest {
-	url: String,
-}
-
-/// A purchase on behalf of the local `machine-agent pay`, which cannot open the store while
-/// the daemon holds it. Loopback callers only: anyone else could spend the device's money.
-async fn buy_handler(
-	State(agent): State<Arc<Agent>>,
-	ConnectInfo(peer): ConnectInfo<SocketAddr>,
-	Json(request): Json<BuyRequest>,
-) -> Response {
-	if !peer.ip().is_loopback() {
-		return (StatusCode::FORBIDDEN, "purchases are only taken from this device")
-			.into_response();
-	}
-	let result = purchase::buy(&agent.client, &agent.store, &request.url).await;
-	let status =
-		if result.get("error").is_some() { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
-	(status, Json(result)).into_response()
 }

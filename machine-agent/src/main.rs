@@ -2,15 +2,18 @@
 
 mod chain;
 mod config;
+mod control;
 mod daemon;
 mod keystore;
 mod metrics;
 mod purchase;
 mod report;
 mod selling;
+mod serve;
 mod services;
 mod status;
 mod store;
+mod tally;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -282,12 +285,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			let status = match store::Store::open(&config.device.data_dir, &me) {
 				Ok(store) => status::of(&config, &keys, &store, None),
 				Err(e) if is_locked(&e) => {
-					let url = format!("http://{}/status", local(daemon::daemon_address(&config)?));
-					reqwest::get(&url)
-						.await?
-						.json()
-						.await
-						.with_context(|| format!("asking the daemon at {url}"))?
+					control::call(&config, reqwest::Method::GET, "/status", None).await?
 				},
 				Err(e) => return Err(e.into()),
 			};
@@ -335,16 +333,7 @@ fn is_locked(e: &store::StoreError) -> bool {
 	matches!(e, store::StoreError::Open { reason, .. } if reason.contains("lock"))
 }
 
-/// Where a local client reaches the daemon's listen address.
-fn local(listen: SocketAddr) -> SocketAddr {
-	if listen.ip().is_unspecified() {
-		SocketAddr::from(([127, 0, 0, 1], listen.port()))
-	} else {
-		listen
-	}
-}
-
-/// Buys once: directly, or through the running daemon (which holds the store).
+/// Buys once: directly, or through the running daemon's control socket (it holds the store).
 async fn pay(config: &config::Config, url: &str) -> Result<()> {
 	let keys = keystore::load(&config.device.keystore)?;
 	let me = daemon::evm_address(&keys).to_checksum(None);
@@ -357,16 +346,8 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 			purchase::buy(&client, &store, url).await
 		},
 		Err(e) if is_locked(&e) => {
-			let daemon = format!("http://{}/buy", local(daemon::daemon_address(config)?));
-			let response = reqwest::Client::new()
-				.post(&daemon)
-				.json(&serde_json::json!({"url": url}))
-				.send()
-				.await
-				.with_context(|| {
-					format!("the store is locked by the daemon, which does not answer at {daemon}")
-				})?;
-			response.json().await?
+			let request = serde_json::json!({"url": url});
+			control::call(config, reqwest::Method::POST, "/buy", Some(request)).await?
 		},
 		Err(e) => return Err(e.into()),
 	};

@@ -3,32 +3,21 @@
 
 use std::{collections::BTreeMap, fmt::Write, sync::atomic::Ordering};
 
-use m2m_x402::U256;
-
 use crate::{
 	chain::Health,
 	store::{Role, State, Store},
 };
 
 pub fn render(store: &Store, health: &Health) -> String {
+	// Running totals: a scrape reads counters, never the payment history.
+	let tally = store.tally();
 	let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-	for role in ["buy", "sell"] {
+	for (role, name) in [(Role::Buy, "buy"), (Role::Sell, "sell")] {
 		for state in State::ALL {
-			counts.insert((role, state.name()), 0);
+			counts.insert((name, state.name()), tally.count(role, state));
 		}
 	}
-	let mut revenue: BTreeMap<String, U256> = BTreeMap::new();
-	let mut spend: BTreeMap<String, U256> = BTreeMap::new();
-	for (_, p) in store.payments() {
-		let role = if p.role == Role::Buy { "buy" } else { "sell" };
-		*counts.entry((role, p.state.name())).or_default() += 1;
-		if p.state == State::Settled {
-			let amount = U256::from_str_radix(&p.amount, 10).unwrap_or_default();
-			let sums = if p.role == Role::Buy { &mut spend } else { &mut revenue };
-			let total = sums.entry(p.asset.clone()).or_default();
-			*total = total.saturating_add(amount);
-		}
-	}
+	let (revenue, spend) = (&tally.revenue, &tally.spend);
 	let mut out = String::new();
 	let _ = writeln!(out, "# HELP m2m_payments Payments by role (buy, sell) and lifecycle state.");
 	let _ = writeln!(out, "# TYPE m2m_payments gauge");
@@ -36,8 +25,8 @@ pub fn render(store: &Store, health: &Health) -> String {
 		let _ = writeln!(out, "m2m_payments{{role=\"{role}\",state=\"{state}\"}} {n}");
 	}
 	for (name, help, sums) in [
-		("m2m_revenue_base_units", "Settled sales, in token base units.", &revenue),
-		("m2m_spend_base_units", "Settled purchases, in token base units.", &spend),
+		("m2m_revenue_base_units", "Settled sales, in token base units.", revenue),
+		("m2m_spend_base_units", "Settled purchases, in token base units.", spend),
 	] {
 		let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
 		for (asset, total) in sums {

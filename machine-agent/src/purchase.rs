@@ -9,7 +9,8 @@ use crate::store::Store;
 /// Buys `url`, or finishes the purchase of it that is in flight; the result as JSON.
 pub async fn buy(client: &X402Client, store: &Store, url: &str) -> Value {
 	let normalized = reqwest::Url::parse(url).map(|u| u.to_string()).unwrap_or_else(|_| url.into());
-	let in_flight = store.purchases_in_flight().into_iter().find(|f| f.url == normalized);
+	let in_flight =
+		store.purchases_in_flight().into_iter().find(|f| f.locator.resource() == normalized);
 	let resumed = in_flight.is_some();
 	let result = match in_flight {
 		Some(flight) => client.resume(flight).await,

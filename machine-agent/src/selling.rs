@@ -1,19 +1,18 @@
-//! The selling side's hooks into the seller core: every settled sale goes to disk (with its
-//! receipt queued for the chain) before the resource leaves, and a sale that a crashed run
-//! settled is found again on-chain.
+//! The selling side's hook into the seller core: every settled sale goes to disk (with its
+//! receipt queued for the chain) before the resource leaves, keyed by the authorization that
+//! paid for it, so that a payment presented again after it was served buys nothing more.
 
 use std::sync::Arc;
 
 use codec::{Decode, Encode};
 use m2m_chain_client::{DeviceId, PaymentProof, ReceiptInput};
-use m2m_evm::alloy::providers::DynProvider;
 use m2m_primitives::{
 	eip712::{EcdsaSignature, TransferWithAuthorization},
 	receipt::{exact_receipt_id, AssetKey},
 	H160, H256, U256,
 };
-use m2m_x402::{exact, paywall::Accepted, v2::SettleResponse};
-use m2m_x402_seller::{Sale, SaleRecorder, SettlementLookup};
+use m2m_x402::{exact, v2::SettleResponse};
+use m2m_x402_seller::{Sale, SaleKey, SaleRecorder};
 use subxt::utils::Static;
 
 use crate::store::{now_ms, PaymentRecord, Role, State, Store};
@@ -106,47 +105,26 @@ impl SaleRecorder for Recorder {
 			asset: r.asset.clone(),
 			counterparty: sale.payer.clone(),
 			payment_id: m2m_x402::paywall::payment_id(&sale.accepted.payment).ok().flatten(),
-			method: String::new(),
-			header_name: String::new(),
-			header_value: String::new(),
+			locator: None,
+			version: None,
+			payload: None,
 			transaction: settlement.transaction.clone(),
 			reason: String::new(),
 			created_ms: now,
 			updated_ms: now,
 		};
 		self.store
-			.record_sale(&wire.authorization.nonce, &record, &id.0, &receipt.encode())
+			.record_sale(&sale.key, &record, &id.0, &receipt.encode())
 			.map_err(|e| e.to_string())?;
 		self.wake.notify_one();
 		Ok(())
+	}
+
+	fn sold(&self, key: &SaleKey) -> Result<bool, String> {
+		self.store.sale_recorded(key).map_err(|e| e.to_string())
 	}
 }
 
 fn u256(v: m2m_x402::U256) -> U256 {
 	U256::from_big_endian(&v.to_be_bytes::<32>())
-}
-
-/// Finds a settlement by the token's `AuthorizationUsed` and `Transfer` logs.
-pub struct ChainLookup {
-	pub provider: DynProvider,
-}
-
-#[async_trait::async_trait]
-impl SettlementLookup for ChainLookup {
-	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String> {
-		let Some(wire) = accepted.payment.exact_evm() else { return Ok(None) };
-		let (a, _) = exact::parse(wire).map_err(|e| e.to_string())?;
-		let token = accepted.requirement.asset.parse().map_err(|_| "asset is not an address")?;
-		let tx = m2m_evm::usdt::find_authorization_use(
-			&self.provider,
-			token,
-			a.from,
-			a.nonce,
-			a.to,
-			a.value,
-		)
-		.await
-		.map_err(|e| e.to_string())?;
-		Ok(tx.map(|t| t.to_string()))
-	}
 }

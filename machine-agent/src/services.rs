@@ -7,7 +7,7 @@ use axum::{http::StatusCode, response::IntoResponse, routing::get, Router};
 use m2m_x402::{exact, policy, Address, U256};
 use m2m_x402_seller::{layer::PaymentLayer, Seller};
 
-use crate::config::Service;
+use crate::config::{Handler, Service};
 
 /// What an offer needs to know about the token and the payee.
 pub struct Pricing {
@@ -51,18 +51,18 @@ pub fn router(
 		);
 		let layer = PaymentLayer::new(seller.clone(), offer).description(s.description.clone());
 		let handler =
-			match s.handler.as_str() {
-				"sensor" => {
+			match s.handler {
+				Handler::Sensor => {
 					let device = device.to_string();
 					get(move || sensor(device.clone())).layer(layer.mime_type("application/json"))
 				},
-				"static" => {
+				Handler::Static => {
 					let file: PathBuf = s.file.clone().with_context(|| {
 						format!("service {}: handler static needs file", s.path)
 					})?;
 					get(move || serve_file(file.clone())).layer(layer)
 				},
-				_ => {
+				Handler::Proxy => {
 					let target = s.target.clone().with_context(|| {
 						format!("service {}: handler proxy needs target", s.path)
 					})?;

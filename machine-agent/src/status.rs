@@ -12,14 +12,14 @@ use crate::{
 };
 
 pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Health>) -> Value {
-	let payments = store.payments();
-	let count = |role: Role, pred: fn(State) -> bool| {
-		payments.iter().filter(|(_, p)| p.role == role && pred(p.state)).count()
+	let tally = store.tally();
+	let count = |role: Role, pred: fn(State) -> bool| -> u64 {
+		State::ALL.into_iter().filter(|s| pred(*s)).map(|s| tally.count(role, s)).sum()
 	};
 	json!({
 		"device": config.device.name,
 		"account": keys.account_id().to_string(),
-		"evm_address": crate::daemon::evm_address(keys).to_checksum(None),
+		"evm_address": m2m_x402::Address::from(keys.evm_address().0).to_checksum(None),
 		"device_id": health.and_then(|h| h.device_id()),
 		"chain_connected": health.map(|h| h.chain_connected.load(Ordering::Relaxed)),
 		"evm_connected": health.map(|h| h.evm_connected.load(Ordering::Relaxed)),
@@ -28,6 +28,6 @@ pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Hea
 		"purchases_settled": count(Role::Buy, |s| s == State::Settled),
 		"purchases_in_flight": count(Role::Buy, State::in_flight),
 		"purchases_failed": count(Role::Buy, |s| s == State::Failed),
-		"outbox_depth": store.outbox_len(),
+		"outbox_depth": tally.outbox,
 	})
 }

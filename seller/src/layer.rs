@@ -13,6 +13,10 @@
 //!
 //! Every response exposes the x402 headers to browsers (`Access-Control-Expose-Headers`).
 //! The handler finds the verified [`Paid`] in the request's extensions.
+//!
+//! This module only maps: HTTP in, a [`SaleRequest`] and a producer that runs the route; a
+//! [`SaleOutcome`] out, as a status, headers and a body. The sale itself, and every rule that
+//! protects money, is [`Seller::sell`]'s.
 
 use std::{
 	convert::Infallible,
@@ -23,21 +27,19 @@ use std::{
 };
 
 use axum::{
-	body::{to_bytes, Body, Bytes},
-	http::{
-		header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode,
-	},
+	body::{to_bytes, Body},
+	http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode},
 	response::{IntoResponse, Response},
 };
 use m2m_x402::{
 	http as x402_http,
-	paywall::{self, Rejection},
-	v2::{PaymentRequirements, ResourceInfo, SettleResponse},
+	v2::{PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Begin, CachedResponse, Refused, Seller};
+pub use crate::Paid;
+use crate::{Delivery, ResourceRequest, SaleOutcome, SaleRequest, Seller};
 
 /// What a route costs: fixed offers, or offers computed from the request. Whatever computes
 /// them must give the same offers for the paid retry as for the first request, since the
@@ -48,21 +50,22 @@ pub enum Price {
 	PerRequest(Arc<PriceFn>),
 }
 
-/// Computes a request's offers.
-pub type PriceFn = dyn Fn(&Parts) -> Vec<PaymentRequirements> + Send + Sync;
+/// Computes a request's offers from what it asks for (path and query), whatever the transport.
+pub type PriceFn = dyn Fn(&ResourceRequest<'_>) -> Vec<PaymentRequirements> + Send + Sync;
 
 impl Price {
-	/// Offers computed from each request (method, path, query, headers).
+	/// Offers computed from each request's path and query.
 	pub fn per_request(
-		f: impl Fn(&Parts) -> Vec<PaymentRequirements> + Send + Sync + 'static,
+		f: impl Fn(&ResourceRequest<'_>) -> Vec<PaymentRequirements> + Send + Sync + 'static,
 	) -> Self {
 		Price::PerRequest(Arc::new(f))
 	}
 
-	fn offers(&self, parts: &Parts) -> Vec<PaymentRequirements> {
+	/// The offers for `request`.
+	pub fn offers(&self, request: &ResourceRequest<'_>) -> Vec<PaymentRequirements> {
 		match self {
 			Price::Fixed(offers) => offers.as_ref().clone(),
-			Price::PerRequest(f) => f(parts),
+			Price::PerRequest(f) => f(request),
 		}
 	}
 }
@@ -77,13 +80,6 @@ impl From<Vec<PaymentRequirements>> for Price {
 	fn from(offers: Vec<PaymentRequirements>) -> Self {
 		Price::Fixed(Arc::new(offers))
 	}
-}
-
-/// The verified payment behind a request, for the handler (`Extension<Paid>`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Paid {
-	pub payer: String,
-	pub requirement: PaymentRequirements,
 }
 
 /// Puts the wrapped routes behind `price`, sold by `seller`.
@@ -162,14 +158,8 @@ where
 		let fresh = self.inner.clone();
 		let inner = std::mem::replace(&mut self.inner, fresh);
 		let config = self.config.clone();
-		// The sale runs on its own task: a buyer that disconnects (or crashes) must not cancel
-		// it halfway, between settling and recording, or leave its payment id held forever.
-		let sale = tokio::spawn(handle(config, inner, request));
 		Box::pin(async move {
-			let mut response = sale.await.unwrap_or_else(|e| {
-				tracing::error!(error = %e, "a sale's task failed");
-				error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the sale failed")
-			});
+			let mut response = handle(config, inner, request).await;
 			response.headers_mut().append(
 				header::ACCESS_CONTROL_EXPOSE_HEADERS,
 				HeaderValue::from_static(x402_http::EXPOSED_HEADERS),
@@ -179,100 +169,85 @@ where
 	}
 }
 
+/// HTTP in, one sale, HTTP out.
 async fn handle<S>(config: Arc<PaymentLayer>, mut inner: S, request: Request<Body>) -> Response
 where
-	S: Service<Request<Body>, Response = Response, Error = Infallible>,
+	S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
+	S::Future: Send + 'static,
 {
 	let (parts, body) = request.into_parts();
 	if parts.method == Method::OPTIONS {
 		// CORS preflights carry no payment and must not be charged.
 		return call(&mut inner, Request::from_parts(parts, body)).await;
 	}
-	let offers = config.price.offers(&parts);
+	let asked = ResourceRequest { path: parts.uri.path(), query: parts.uri.query() };
+	let offers = config.price.offers(&asked);
 	let resource = ResourceInfo {
 		url: resource_url(&parts),
 		description: config.description.clone(),
 		mime_type: config.mime_type.clone(),
 	};
 	let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-	let incoming = match x402_http::read_payment(
-		text(x402_http::PAYMENT_SIGNATURE),
-		text(x402_http::X_PAYMENT),
-	) {
-		Ok(Some(p)) => p,
-		Ok(None) => return payment_required(resource, offers, None),
-		Err(rejection) => return refused(&resource, offers, Refused::Payment(rejection)),
+	let payment =
+		x402_http::read_payment(text(x402_http::PAYMENT_SIGNATURE), text(x402_http::X_PAYMENT))
+			.transpose();
+	let max_body = config.max_body;
+	let produce = move |paid: Paid| async move {
+		let mut request = Request::from_parts(parts, body);
+		request.extensions_mut().insert(paid);
+		let (head, body) = call(&mut inner, request).await.into_parts();
+		let bytes = match to_bytes(body, max_body).await {
+			Ok(bytes) => bytes,
+			Err(e) => {
+				tracing::error!(error = %e, "handler response not buffered; not settled");
+				return Err(error(
+					StatusCode::INTERNAL_SERVER_ERROR,
+					"response_too_large",
+					&e.to_string(),
+				));
+			},
+		};
+		// An error status is the handler saying "not served": returned as is, not settled.
+		if head.status.as_u16() >= 400 {
+			return Err(Response::from_parts(head, Body::from(bytes)));
+		}
+		let delivery = Delivery { body: bytes.to_vec(), metadata: metadata(&head.headers) };
+		Ok((delivery, head))
 	};
-	let sale = match config.seller.verify(incoming, &offers).await {
-		Ok(Begin::Fresh(sale)) => sale,
-		Ok(Begin::Replay(cached)) => {
-			tracing::info!(url = %resource.url, "idempotent replay of a settled payment");
-			return replay(cached);
+	let request = SaleRequest { payment, offers, resource };
+	match config.seller.sell(request, produce).await {
+		SaleOutcome::PaymentRequired(required) => payment_required(&required),
+		SaleOutcome::Refused { required, .. } => payment_required(&required),
+		SaleOutcome::Conflict(message) => error(StatusCode::CONFLICT, "payment_id_conflict", &message),
+		SaleOutcome::Unavailable(message) => {
+			error(StatusCode::BAD_GATEWAY, "facilitator_unavailable", &message)
 		},
-		Err(refusal) => return refused(&resource, offers, refusal),
-	};
-
-	// The buyer's payment id follows one purchase through both sides' logs.
-	let payment_id = paywall::payment_id(&sale.accepted.payment).ok().flatten().unwrap_or_default();
-	let mut request = Request::from_parts(parts, body);
-	request
-		.extensions_mut()
-		.insert(Paid { payer: sale.payer.clone(), requirement: sale.accepted.requirement.clone() });
-	let (mut head, body) = call(&mut inner, request).await.into_parts();
-	let body = match to_bytes(body, config.max_body).await {
-		Ok(bytes) => bytes,
-		Err(e) => {
-			config.seller.abandon(&sale);
-			tracing::error!(url = %resource.url, error = %e, "handler response not buffered; not settled");
-			return error(StatusCode::INTERNAL_SERVER_ERROR, "response_too_large", &e.to_string());
+		SaleOutcome::NotServed(response) => response,
+		SaleOutcome::NotSettled { settlement, version } => {
+			with_settlement(settlement_failed(&settlement), version, &settlement)
 		},
-	};
-	if head.status.as_u16() >= 400 {
-		config.seller.abandon(&sale);
-		return Response::from_parts(head, Body::from(body));
-	}
-
-	let settlement = match config.seller.settle(&sale).await {
-		Ok(s) => s,
-		Err(refusal) => {
-			config.seller.abandon(&sale);
-			return refused(&resource, offers, refusal);
+		SaleOutcome::NotRecorded { settlement, version, error: e } => {
+			let response = error(
+				StatusCode::SERVICE_UNAVAILABLE,
+				"sale_not_recorded",
+				&format!("the payment was settled but the sale could not be recorded: {e}"),
+			);
+			with_settlement(response, version, &settlement)
 		},
-	};
-	let (name, value) = x402_http::settlement_header(sale.accepted.version, &settlement);
-	let value = HeaderValue::from_str(&value).expect("base64 is a valid header value");
-	if !settlement.success {
-		config.seller.abandon(&sale);
-		tracing::warn!(
-			url = %resource.url, payer = %sale.payer, %payment_id,
-			reason = ?settlement.error_reason, tx = %settlement.transaction,
-			message = settlement.error_message.as_deref().unwrap_or(""),
-			"settlement failed; resource withheld"
-		);
-		let mut response = settlement_failed(&settlement);
-		response.headers_mut().insert(header_name(name), value);
-		return response;
+		SaleOutcome::Sold { delivery, kept, settlement, version } => {
+			with_settlement(Response::from_parts(kept, Body::from(delivery.body)), version, &settlement)
+		},
+		SaleOutcome::Replayed(answered) => {
+			let answered = *answered;
+			let mut response = Response::new(Body::from(answered.delivery.body));
+			for (k, v) in answered.delivery.metadata {
+				if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+					response.headers_mut().append(k, v);
+				}
+			}
+			with_settlement(response, answered.version, &answered.settlement)
+		},
 	}
-	if let Err(e) = config.seller.record(&sale, &settlement, &resource.url) {
-		tracing::error!(
-			url = %resource.url, tx = %settlement.transaction, error = %e,
-			"settled but not recorded; resource withheld"
-		);
-		let mut response = error(
-			StatusCode::SERVICE_UNAVAILABLE,
-			"sale_not_recorded",
-			&format!("the payment was settled but the sale could not be recorded: {e}"),
-		);
-		response.headers_mut().insert(header_name(name), value);
-		return response;
-	}
-	tracing::info!(
-		url = %resource.url, payer = %sale.payer, %payment_id, amount = %sale.accepted.requirement.amount,
-		asset = %sale.accepted.requirement.asset, tx = %settlement.transaction, "sold"
-	);
-	head.headers.insert(header_name(name), value);
-	config.seller.complete(&sale, cached(&head.headers, head.status, &body));
-	Response::from_parts(head, Body::from(body))
 }
 
 async fn call<S>(inner: &mut S, request: Request<Body>) -> Response
@@ -283,6 +258,14 @@ where
 		Ok(response) => response,
 		Err(never) => match never {},
 	}
+}
+
+/// The handler's headers, as the delivery's metadata (x402's own are added on the way out).
+fn metadata(headers: &HeaderMap) -> Vec<(String, String)> {
+	headers
+		.iter()
+		.filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+		.collect()
 }
 
 /// x402's header names are upper case on paper; `http` stores every name in lower case.
@@ -297,13 +280,9 @@ fn resource_url(parts: &Parts) -> String {
 	format!("http://{host}{path}")
 }
 
-fn payment_required(
-	resource: ResourceInfo,
-	offers: Vec<PaymentRequirements>,
-	error: Option<String>,
-) -> Response {
-	let required = paywall::payment_required(resource, offers, error);
-	let (header_value, body) = x402_http::payment_required(&required);
+/// 402 with `PAYMENT-REQUIRED` and the v1 form of the offers as the body.
+fn payment_required(required: &PaymentRequired) -> Response {
+	let (header_value, body) = x402_http::payment_required(required);
 	let mut response = (StatusCode::PAYMENT_REQUIRED, body).into_response();
 	let headers = response.headers_mut();
 	headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -314,21 +293,12 @@ fn payment_required(
 	response
 }
 
-fn refused(
-	resource: &ResourceInfo,
-	offers: Vec<PaymentRequirements>,
-	refusal: Refused,
-) -> Response {
-	tracing::warn!(url = %resource.url, %refusal, "payment refused");
-	match refusal {
-		Refused::Payment(Rejection { reason, message }) => {
-			payment_required(resource.clone(), offers, Some(format!("{reason}: {message}")))
-		},
-		Refused::Conflict(message) => error(StatusCode::CONFLICT, "payment_id_conflict", &message),
-		Refused::Unavailable(message) => {
-			error(StatusCode::BAD_GATEWAY, "facilitator_unavailable", &message)
-		},
-	}
+/// `response` with the settlement header of the buyer's protocol version.
+fn with_settlement(mut response: Response, version: u32, settlement: &SettleResponse) -> Response {
+	let (name, value) = x402_http::settlement_header(version, settlement);
+	let value = HeaderValue::from_str(&value).expect("base64 is a valid header value");
+	response.headers_mut().insert(header_name(name), value);
+	response
 }
 
 fn settlement_failed(settlement: &SettleResponse) -> Response {
@@ -343,26 +313,4 @@ fn settlement_failed(settlement: &SettleResponse) -> Response {
 
 fn error(status: StatusCode, error: &str, message: &str) -> Response {
 	(status, axum::Json(serde_json::json!({ "error": error, "message": message }))).into_response()
-}
-
-fn cached(headers: &HeaderMap, status: StatusCode, body: &Bytes) -> CachedResponse {
-	CachedResponse {
-		status: status.as_u16(),
-		headers: headers
-			.iter()
-			.filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-			.collect(),
-		body: body.to_vec(),
-	}
-}
-
-fn replay(cached: CachedResponse) -> Response {
-	let mut response = Response::new(Body::from(cached.body));
-	*response.status_mut() = StatusCode::from_u16(cached.status).unwrap_or(StatusCode::OK);
-	for (k, v) in cached.headers {
-		if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-			response.headers_mut().append(k, v);
-		}
-	}
-	response
 }

@@ -1,12 +1,23 @@
 //! Selling over x402.
 //!
-//! [`Seller`] is the transport-neutral core: it checks a payment against what was offered
-//! (the rules of [`m2m_x402::paywall`]), deduplicates by the buyer's idempotency key, has a
-//! facilitator verify it, and, once the resource is ready, settle it. HTTP ([`layer`]) and,
-//! later, libp2p wrap the same core, so both transports verify and settle identically.
+//! [`Seller`] is the transport-neutral core, and it owns the whole sale. A transport (HTTP in
+//! [`layer`]; libp2p next) reads the buyer's payment, hands it to [`Seller::sell`] with the
+//! offers and a producer of the resource, and maps the [`SaleOutcome`] to its own answers.
+//! The sequence that protects money is written once, here:
 //!
-//! A sale goes: [`Seller::verify`] → produce the resource → [`Seller::settle`] →
-//! [`Seller::complete`] (or [`Seller::abandon`] if the resource could not be produced).
+//! 1. match the payment to an offer (the rules of [`m2m_x402::paywall`]);
+//! 2. deduplicate by the buyer's `payment-identifier` (and by authorization: one sale of an
+//!    authorization at a time);
+//! 3. have the facilitator verify it;
+//! 4. produce the resource (not released yet);
+//! 5. settle;
+//! 6. record the sale (on disk, with its receipt queued) **before** the resource leaves;
+//! 7. remember the answer under the payment id, or forget the claim on every failure path.
+//!
+//! When settlement is uncertain (the facilitator timed out, the receipt came late, a third
+//! party submitted the buyer's authorization first, a previous run crashed mid-sale), the
+//! payment is never treated as "not paid": its claim stays pending, and the next presentation
+//! resolves it from the chain ([`SettlementLookup`]), serving the buyer whose money moved.
 //!
 //! ```no_run
 //! use std::{sync::Arc, time::Duration};
@@ -29,124 +40,132 @@
 
 pub mod idempotency;
 pub mod layer;
+pub mod sales;
 
-use std::sync::Arc;
+use std::{collections::HashSet, future::Future, sync::Arc, sync::Mutex};
 
 use m2m_facilitator::Facilitate;
 use m2m_x402::{
-	paywall::{self, Accepted, IncomingPayment, Rejection},
-	v2::{PaymentRequirements, SettleResponse},
-	ErrorReason,
+	paywall::{self, Accepted, IncomingPayment},
+	v2::{PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
+	ErrorReason, Problem, B256,
 };
 
-pub use idempotency::{CachedResponse, Claim, IdempotencyStore, MemoryIdempotency};
+pub use idempotency::{Answered, Claim, Delivery, IdempotencyStore, MemoryIdempotency};
+pub use sales::{MemorySales, SaleKey, SaleRecorder};
 
-/// Why a payment did not lead to a sale.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refused {
-	/// The payment is not acceptable (HTTP 402): ask again, saying why.
-	Payment(Rejection),
-	/// The idempotency key was used for a different payment, or is in use right now (409).
-	Conflict(String),
-	/// The facilitator (or the chain behind it) could not answer (HTTP 502). The buyer did
-	/// nothing wrong, and nothing was taken.
-	Unavailable(String),
+/// A request as pricing sees it, whatever the transport carried it: what is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceRequest<'a> {
+	/// The resource's path (`/energy`).
+	pub path: &'a str,
+	/// Its query, without `?` (`kwh=3`), if any.
+	pub query: Option<&'a str>,
 }
 
-impl std::fmt::Display for Refused {
-	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-		match self {
-			Refused::Payment(r) => write!(f, "{r}"),
-			Refused::Conflict(m) => write!(f, "payment id conflict: {m}"),
-			Refused::Unavailable(m) => write!(f, "{m}"),
-		}
-	}
+/// What a transport hands the seller for one paid request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaleRequest {
+	/// The buyer's payment: none, unreadable (with why), or read.
+	pub payment: Option<Result<IncomingPayment, Problem>>,
+	/// What the resource costs (one of these must be paid, echoed verbatim).
+	pub offers: Vec<PaymentRequirements>,
+	pub resource: ResourceInfo,
 }
 
-/// A verified payment whose resource may now be produced.
+/// The verified payment behind a request, for the producer of the resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paid {
+	pub payer: String,
+	pub requirement: PaymentRequirements,
+}
+
+/// A verified payment whose resource is being produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sale {
 	pub accepted: Accepted,
 	/// The payer's address, as the facilitator recovered it.
 	pub payer: String,
-	/// Set when this sale was already settled by a previous run (a crash between settling and
-	/// answering): the resource is produced again, and nothing is settled twice.
-	pub recovered: Option<SettleResponse>,
-	idempotency: Option<(String, m2m_x402::B256)>,
+	/// Which authorization pays for it (unique per payment).
+	pub key: SaleKey,
 }
 
-/// Told about each settled sale **before** its resource is released, so that a sale is on
-/// disk before the buyer has what it paid for. An error withholds the resource (503).
-pub trait SaleRecorder: Send + Sync {
-	fn settled(
-		&self,
-		sale: &Sale,
-		settlement: &SettleResponse,
-		resource: &str,
-	) -> Result<(), String>;
+/// How one sale ended, for the transport to answer with. `X` is what the producer keeps for
+/// the live answer (HTTP: the handler's response head); `E` is the producer's own failure,
+/// returned untouched.
+#[derive(Debug)]
+pub enum SaleOutcome<X, E> {
+	/// No payment was attached: what to pay (HTTP 402).
+	PaymentRequired(Box<PaymentRequired>),
+	/// The payment is not acceptable: what to pay, with the problem in `error` (402).
+	Refused { required: Box<PaymentRequired>, problem: Problem },
+	/// The payment id belongs to another payment, or this payment is being processed (409).
+	Conflict(String),
+	/// The facilitator (or the chain behind it) could not be asked. Nothing was taken (502).
+	Unavailable(String),
+	/// The producer failed: nothing was settled, and its failure is answered as it is.
+	NotServed(E),
+	/// Settlement failed (the authorization was not used) or is pending (it may still land,
+	/// with the transaction when known): 402 with the settlement attached.
+	NotSettled { settlement: Box<SettleResponse>, version: u32 },
+	/// Settled, but the sale could not be recorded, so the resource is withheld (503). The
+	/// payment stays claimed: the buyer's retry is served without a second charge.
+	NotRecorded { settlement: Box<SettleResponse>, version: u32, error: String },
+	/// Sold: release the resource with its settlement.
+	Sold { delivery: Delivery, kept: X, settlement: Box<SettleResponse>, version: u32 },
+	/// The same payment was served before: the same answer again, nothing settled.
+	Replayed(Box<Answered>),
 }
 
-/// Finds, on-chain, the settlement of a payment that a crashed run of this seller may have
-/// submitted: the transaction hash, if the authorization was used to pay exactly this.
+/// Finds, on-chain, the settlement of a payment whose outcome this seller does not know (a
+/// crash, a timeout, a late receipt, a front-run): the transaction hash, if the authorization
+/// was used and moved exactly the offered value from the payer to the payee.
 #[async_trait::async_trait]
 pub trait SettlementLookup: Send + Sync {
 	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String>;
 }
 
-/// How a payment begins.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Begin {
-	/// A new sale: produce the resource, then settle.
-	Fresh(Box<Sale>),
-	/// The same payment was already served under its idempotency key: answer this again,
-	/// without verifying or settling anything.
-	Replay(CachedResponse),
+#[async_trait::async_trait]
+impl SettlementLookup for m2m_facilitator::ChainLookup {
+	async fn find(&self, accepted: &Accepted) -> Result<Option<String>, String> {
+		m2m_facilitator::ChainLookup::find(self, &accepted.payment, &accepted.requirement).await
+	}
 }
 
 /// The seller's core, shared by every route and transport.
 pub struct Seller {
 	facilitator: Arc<dyn Facilitate>,
 	idempotency: Arc<dyn IdempotencyStore>,
-	recorder: Option<Arc<dyn SaleRecorder>>,
+	recorder: Arc<dyn SaleRecorder>,
 	lookup: Option<Arc<dyn SettlementLookup>>,
+	/// Authorizations being sold right now: a second presentation waits its turn.
+	selling: Mutex<HashSet<SaleKey>>,
 }
 
 impl Seller {
-	/// A seller that verifies and settles through `facilitator`, with an in-memory
-	/// idempotency cache of [`MemoryIdempotency::DEFAULT_CAPACITY`] entries.
+	/// A seller that verifies and settles through `facilitator`, with in-memory idempotency
+	/// records and sales (bounded: [`MemoryIdempotency::DEFAULT_CAPACITY`],
+	/// [`MemorySales::DEFAULT_CAPACITY`]).
 	pub fn new(facilitator: Arc<dyn Facilitate>) -> Self {
 		Self {
 			facilitator,
 			idempotency: Arc::new(MemoryIdempotency::default()),
-			recorder: None,
+			recorder: Arc::new(MemorySales::default()),
 			lookup: None,
+			selling: Mutex::default(),
 		}
 	}
 
 	/// Records every settled sale with `recorder` before its resource is released.
 	pub fn with_recorder(mut self, recorder: Arc<dyn SaleRecorder>) -> Self {
-		self.recorder = Some(recorder);
+		self.recorder = recorder;
 		self
 	}
 
-	/// Recovers sales that a crashed run settled but did not answer, using `lookup` (needs a
-	/// persistent idempotency store, which reports such payments as [`Claim::Stale`]).
+	/// Resolves uncertain settlements on-chain with `lookup`.
 	pub fn with_settlement_lookup(mut self, lookup: Arc<dyn SettlementLookup>) -> Self {
 		self.lookup = Some(lookup);
 		self
-	}
-
-	/// Hands a settled sale to the recorder, if there is one.
-	pub fn record(
-		&self,
-		sale: &Sale,
-		settlement: &SettleResponse,
-		resource: &str,
-	) -> Result<(), String> {
-		match &self.recorder {
-			Some(r) => r.settled(sale, settlement, resource),
-			None => Ok(()),
-		}
 	}
 
 	/// Keeps idempotency records in `store` (a device keeps them on disk).
@@ -155,75 +174,243 @@ impl Seller {
 		self
 	}
 
-	/// Checks `incoming` against `offers`, deduplicates it, and has the facilitator verify it.
-	pub async fn verify(
-		&self,
-		incoming: IncomingPayment,
-		offers: &[PaymentRequirements],
-	) -> Result<Begin, Refused> {
-		let accepted = paywall::accept(incoming, offers).map_err(Refused::Payment)?;
-		let mut stale = false;
-		let idempotency = match paywall::payment_id(&accepted.payment).map_err(Refused::Payment)? {
-			Some(id) => {
+	/// Runs one sale from the buyer's payment to the answer. `produce` makes the resource
+	/// once the payment is verified; it is settled only if that succeeds.
+	///
+	/// The sale runs on its own task: a transport that drops this future (a buyer that
+	/// disconnects or crashes) cannot stop it between settling and recording, nor leave its
+	/// payment id held forever.
+	pub async fn sell<X, E, F, Fut>(
+		self: &Arc<Self>,
+		request: SaleRequest,
+		produce: F,
+	) -> SaleOutcome<X, E>
+	where
+		F: FnOnce(Paid) -> Fut + Send + 'static,
+		Fut: Future<Output = Result<(Delivery, X), E>> + Send + 'static,
+		X: Send + 'static,
+		E: Send + 'static,
+	{
+		let seller = self.clone();
+		match tokio::spawn(async move { seller.run(request, produce).await }).await {
+			Ok(outcome) => outcome,
+			Err(e) => {
+				tracing::error!(error = %e, "a sale's task failed");
+				SaleOutcome::Unavailable(format!("the sale failed: {e}"))
+			},
+		}
+	}
+
+	async fn run<X, E, F, Fut>(&self, request: SaleRequest, produce: F) -> SaleOutcome<X, E>
+	where
+		F: FnOnce(Paid) -> Fut,
+		Fut: Future<Output = Result<(Delivery, X), E>>,
+	{
+		let SaleRequest { payment, offers, resource } = request;
+		let url = resource.url.clone();
+		let refuse = |problem: Problem| {
+			tracing::warn!(%url, %problem, "payment refused");
+			let error = format!("{}: {}", problem.reason, problem.message);
+			SaleOutcome::Refused {
+				required: Box::new(paywall::payment_required(
+					resource.clone(),
+					offers.clone(),
+					Some(error),
+				)),
+				problem,
+			}
+		};
+		let incoming = match payment {
+			None => {
+				return SaleOutcome::PaymentRequired(Box::new(paywall::payment_required(
+					resource.clone(),
+					offers.clone(),
+					None,
+				)))
+			},
+			Some(Err(problem)) => return refuse(problem),
+			Some(Ok(incoming)) => incoming,
+		};
+		let accepted = match paywall::accept(incoming, &offers) {
+			Ok(a) => a,
+			Err(problem) => return refuse(problem),
+		};
+		let key = match SaleKey::of(&accepted) {
+			Ok(k) => k,
+			Err(problem) => return refuse(problem),
+		};
+		let version = accepted.version;
+
+		// 2. One answer per payment id, one sale per authorization at a time.
+		let claim = match paywall::payment_id(&accepted.payment) {
+			Err(problem) => return refuse(problem),
+			Ok(None) => None,
+			Ok(Some(id)) => {
 				let fingerprint = paywall::fingerprint(&accepted.payment);
-				match self.idempotency.claim(&id, fingerprint) {
-					Claim::New => Some((id, fingerprint)),
-					Claim::Stale => {
-						stale = true;
-						Some((id, fingerprint))
+				match self.idempotency.claim(&id, fingerprint, expiry(&accepted)) {
+					Claim::New => Some(Held { id, fingerprint, unresolved: None }),
+					Claim::Unresolved { transaction } => Some(Held {
+						id,
+						fingerprint,
+						unresolved: Some(transaction.unwrap_or_default()),
+					}),
+					Claim::Replay(answered) => {
+						tracing::info!(%url, payment_id = %id, "idempotent replay of a settled payment");
+						return SaleOutcome::Replayed(Box::new(answered));
 					},
-					Claim::Replay(cached) => return Ok(Begin::Replay(cached)),
 					Claim::Conflict => {
-						return Err(Refused::Conflict(format!(
+						return SaleOutcome::Conflict(format!(
 							"payment id {id:?} was already used for a different payment"
-						)))
+						))
 					},
 					Claim::InProgress => {
-						return Err(Refused::Conflict(format!(
+						return SaleOutcome::Conflict(format!(
 							"a payment with id {id:?} is being processed; retry when it is done"
-						)))
+						))
 					},
 				}
 			},
-			None => None,
 		};
-		let release = |refused: Refused| {
-			self.release(&idempotency);
-			refused
+		let Some(_selling) = Selling::begin(&self.selling, &key) else {
+			self.release(&claim);
+			return refuse(Problem::new(
+				ErrorReason::InvalidTransactionState,
+				"this authorization is being settled right now; retry when it is done",
+			));
 		};
-		let verdict = self
-			.facilitator
-			.verify(&accepted.payment, &accepted.requirement)
-			.await
-			.map_err(|e| release(Refused::Unavailable(e.to_string())))?;
-		if !verdict.is_valid {
+		let payment_id = claim.as_ref().map(|c| c.id.as_str()).unwrap_or_default().to_string();
+
+		// 3. Verify; an authorization already used may be this very sale, settled earlier.
+		let verdict = match self.facilitator.verify(&accepted.payment, &accepted.requirement).await
+		{
+			Ok(v) => v,
+			Err(e) => {
+				self.release(&claim);
+				tracing::warn!(%url, error = %e, "payment not verified: facilitator unavailable");
+				return SaleOutcome::Unavailable(e.to_string());
+			},
+		};
+		let mut recovered = None;
+		let payer;
+		if verdict.is_valid {
+			payer = verdict.payer.unwrap_or_default();
+		} else {
 			let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
 			let message = verdict.invalid_message.unwrap_or_default();
-			if stale && reason == ErrorReason::InvalidTransactionState {
-				if let Some(sale) = self.recover(&accepted, &idempotency).await {
-					return Ok(Begin::Fresh(Box::new(sale)));
+			if reason == ErrorReason::InvalidTransactionState {
+				let retry_of_this_sale = claim.as_ref().is_some_and(|c| c.unresolved.is_some());
+				recovered = self.resolve(&accepted, &key, retry_of_this_sale).await;
+			}
+			if recovered.is_none() {
+				self.release(&claim);
+				// The facilitator could not check (its chain is down, …): not the buyer's fault.
+				if reason == ErrorReason::UnexpectedVerifyError {
+					tracing::warn!(%url, %message, "payment not verified: facilitator could not check");
+					return SaleOutcome::Unavailable(format!(
+						"the facilitator could not verify the payment: {message}"
+					));
 				}
+				return refuse(Problem { reason, message });
 			}
-			// The facilitator could not check (its chain is down, …): not the buyer's fault.
-			if reason == ErrorReason::UnexpectedVerifyError {
-				return Err(release(Refused::Unavailable(format!(
-					"the facilitator could not verify the payment: {message}"
-				))));
-			}
-			return Err(release(Refused::Payment(Rejection { reason, message })));
+			payer = accepted.payment.payer().unwrap_or_default().to_string();
 		}
-		let payer = verdict.payer.unwrap_or_default();
-		Ok(Begin::Fresh(Box::new(Sale { accepted, payer, recovered: None, idempotency })))
+		let sale = Sale { accepted, payer, key };
+
+		// 4. Produce, not released yet.
+		let paid = Paid { payer: sale.payer.clone(), requirement: sale.accepted.requirement.clone() };
+		let (delivery, kept) = match produce(paid).await {
+			Ok(produced) => produced,
+			Err(failure) => {
+				// A recovered sale was paid: its claim stays, so the retry is served.
+				if recovered.is_none() {
+					self.release(&claim);
+				} else {
+					self.keep_pending(&claim, recovered.as_ref().map(|s| s.transaction.as_str()));
+				}
+				tracing::warn!(%url, payer = %sale.payer, "the resource was not produced; not settled");
+				return SaleOutcome::NotServed(failure);
+			},
+		};
+
+		// 5. Settle (unless the chain shows it settled already).
+		let settlement = match recovered {
+			Some(s) => s,
+			None => match self.facilitator.settle(&sale.accepted.payment, &sale.accepted.requirement).await {
+				Ok(s) => s,
+				Err(e) if e.maybe_sent => {
+					// The facilitator may be settling it: pending, resolved on the next try.
+					self.keep_pending(&claim, None);
+					tracing::warn!(%url, payer = %sale.payer, %payment_id, error = %e, "settlement uncertain; the payment stays pending");
+					let pending = pending_settlement(&sale, format!(
+						"the facilitator gave no answer ({}); the payment may still settle: retry it, do not pay again",
+						e.message
+					));
+					return SaleOutcome::NotSettled { settlement: Box::new(pending), version };
+				},
+				Err(e) => {
+					self.release(&claim);
+					tracing::warn!(%url, error = %e, "not settled: facilitator unavailable");
+					return SaleOutcome::Unavailable(e.to_string());
+				},
+			},
+		};
+		if !settlement.success {
+			if settlement.error_reason == Some(ErrorReason::SettlementPending) {
+				self.keep_pending(&claim, Some(&settlement.transaction));
+			} else {
+				self.release(&claim);
+			}
+			tracing::warn!(
+				%url, payer = %sale.payer, %payment_id,
+				reason = ?settlement.error_reason, tx = %settlement.transaction,
+				message = settlement.error_message.as_deref().unwrap_or(""),
+				"settlement failed or pending; resource withheld"
+			);
+			return SaleOutcome::NotSettled { settlement: Box::new(settlement), version };
+		}
+
+		// 6. Record before release.
+		if let Err(error) = self.recorder.settled(&sale, &settlement, &url) {
+			self.keep_pending(&claim, Some(&settlement.transaction));
+			tracing::error!(%url, tx = %settlement.transaction, %error, "settled but not recorded; resource withheld");
+			return SaleOutcome::NotRecorded { settlement: Box::new(settlement), version, error };
+		}
+		tracing::info!(
+			%url, payer = %sale.payer, %payment_id, amount = %sale.accepted.requirement.amount,
+			asset = %sale.accepted.requirement.asset, tx = %settlement.transaction, "sold"
+		);
+
+		// 7. The same payment presented again gets the same answer.
+		if let Some(held) = &claim {
+			let answered =
+				Answered { delivery: delivery.clone(), settlement: settlement.clone(), version };
+			self.idempotency.complete(&held.id, held.fingerprint, answered);
+		}
+		SaleOutcome::Sold { delivery, kept, settlement: Box::new(settlement), version }
 	}
 
-	/// A sale that a previous run settled, if the chain shows this payment's authorization
-	/// paying exactly what was offered.
-	async fn recover(
+	/// The settlement of a payment whose authorization is already used, if the chain shows
+	/// it paying exactly this offer and it was never served (or this is the buyer retrying the
+	/// very sale that was left unanswered).
+	async fn resolve(
 		&self,
 		accepted: &Accepted,
-		idempotency: &Option<(String, m2m_x402::B256)>,
-	) -> Option<Sale> {
-		let tx = match self.lookup.as_ref()?.find(accepted).await {
+		key: &SaleKey,
+		retry_of_this_sale: bool,
+	) -> Option<SettleResponse> {
+		let lookup = self.lookup.as_ref()?;
+		if !retry_of_this_sale {
+			match self.recorder.sold(key) {
+				// Served before: presenting the payment again buys nothing more.
+				Ok(true) => return None,
+				Ok(false) => {},
+				Err(e) => {
+					tracing::warn!(error = %e, "cannot tell whether a payment was served; not serving it");
+					return None;
+				},
+			}
+		}
+		let tx = match lookup.find(accepted).await {
 			Ok(Some(tx)) => tx,
 			Ok(None) => return None,
 			Err(e) => {
@@ -232,53 +419,78 @@ impl Seller {
 			},
 		};
 		let payer = accepted.payment.payer().unwrap_or_default().to_string();
-		tracing::info!(%tx, %payer, "recovered a sale settled before a restart");
-		let settlement = SettleResponse {
+		tracing::info!(%tx, %payer, "the chain shows this payment settled; serving it");
+		Some(SettleResponse {
 			success: true,
 			error_reason: None,
 			error_message: None,
 			transaction: tx,
 			network: accepted.requirement.network.clone(),
-			payer: Some(payer.clone()),
+			payer: Some(payer),
 			amount: Some(accepted.requirement.amount.clone()),
 			extensions: None,
-		};
-		Some(Sale {
-			accepted: accepted.clone(),
-			payer,
-			recovered: Some(settlement),
-			idempotency: idempotency.clone(),
 		})
 	}
 
-	/// Settles a sale whose resource is ready. A `success: false` answer is returned as is:
-	/// the buyer must see it (with the transaction hash when it is `settlement_pending`).
-	pub async fn settle(&self, sale: &Sale) -> Result<SettleResponse, Refused> {
-		if let Some(settled) = &sale.recovered {
-			return Ok(settled.clone());
-		}
-		self.facilitator
-			.settle(&sale.accepted.payment, &sale.accepted.requirement)
-			.await
-			.map_err(|e| Refused::Unavailable(e.to_string()))
-	}
-
-	/// Records what the buyer was answered after a successful settlement, so that the same
-	/// payment presented again gets the same answer.
-	pub fn complete(&self, sale: &Sale, response: CachedResponse) {
-		if let Some((id, fingerprint)) = &sale.idempotency {
-			self.idempotency.complete(id, *fingerprint, response);
+	fn release(&self, claim: &Option<Held>) {
+		if let Some(held) = claim {
+			self.idempotency.release(&held.id);
 		}
 	}
 
-	/// Forgets a sale that was not settled, so that its idempotency key may be retried.
-	pub fn abandon(&self, sale: &Sale) {
-		self.release(&sale.idempotency);
-	}
-
-	fn release(&self, idempotency: &Option<(String, m2m_x402::B256)>) {
-		if let Some((id, _)) = idempotency {
-			self.idempotency.release(id);
+	fn keep_pending(&self, claim: &Option<Held>, transaction: Option<&str>) {
+		if let Some(held) = claim {
+			self.idempotency.pending(&held.id, held.fingerprint, transaction.unwrap_or_default());
 		}
 	}
+}
+
+/// A payment id this sale holds.
+struct Held {
+	id: String,
+	fingerprint: B256,
+	/// Set when a previous attempt's settlement was left uncertain (with its transaction, or
+	/// empty when unknown).
+	unresolved: Option<String>,
+}
+
+/// Marks an authorization as being sold until dropped.
+struct Selling<'a> {
+	set: &'a Mutex<HashSet<SaleKey>>,
+	key: SaleKey,
+}
+
+impl<'a> Selling<'a> {
+	fn begin(set: &'a Mutex<HashSet<SaleKey>>, key: &SaleKey) -> Option<Self> {
+		set.lock().expect("selling set").insert(key.clone()).then(|| Selling { set, key: key.clone() })
+	}
+}
+
+impl Drop for Selling<'_> {
+	fn drop(&mut self) {
+		self.set.lock().expect("selling set").remove(&self.key);
+	}
+}
+
+/// `settlement_pending` for a sale whose transaction is not known.
+fn pending_settlement(sale: &Sale, message: String) -> SettleResponse {
+	SettleResponse {
+		success: false,
+		error_reason: Some(ErrorReason::SettlementPending),
+		error_message: Some(message),
+		transaction: String::new(),
+		network: sale.accepted.requirement.network.clone(),
+		payer: Some(sale.payer.clone()),
+		amount: None,
+		extensions: None,
+	}
+}
+
+/// When a payment can no longer settle (Unix seconds): its authorization's `validBefore`.
+fn expiry(accepted: &Accepted) -> u64 {
+	accepted
+		.payment
+		.exact_evm()
+		.and_then(|p| p.authorization.valid_before.parse::<u64>().ok())
+		.unwrap_or(u64::MAX)
 }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod market;
+pub mod rpc_proxy;
 pub mod usdt_suite;
 
 use std::{

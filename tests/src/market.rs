@@ -15,7 +15,7 @@ use m2m_evm::{
 	dev, usdt,
 	usdt::USDT,
 };
-use m2m_facilitator::Facilitator;
+use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
 	exact,
 	policy::{AssetAllowance, SpendingPolicy},
@@ -64,9 +64,19 @@ impl Market {
 
 	/// Our facilitator on this chain, settling as [`SETTLER`].
 	pub async fn facilitator(&self, receipt_timeout: Duration) -> Arc<Facilitator> {
+		self.facilitator_via(&self.anvil.url, receipt_timeout).await
+	}
+
+	/// Our facilitator reaching this chain through `rpc_url` (a fault-injecting proxy).
+	pub async fn facilitator_via(&self, rpc_url: &str, receipt_timeout: Duration) -> Arc<Facilitator> {
 		let settler = dev::signer(SETTLER);
-		let provider = m2m_evm::connect(&self.anvil.url, Some(settler.clone())).unwrap();
-		Arc::new(Facilitator::new(provider, settler.address(), receipt_timeout).await.unwrap())
+		let provider = m2m_evm::connect(rpc_url, None).unwrap();
+		Arc::new(Facilitator::new(provider, settler, receipt_timeout).await.unwrap())
+	}
+
+	/// Finds settlements on this chain, for a seller resolving uncertain payments.
+	pub fn lookup(&self) -> Arc<ChainLookup> {
+		Arc::new(ChainLookup::new(m2m_evm::connect(&self.anvil.url, None).unwrap()))
 	}
 
 	/// An exact offer of `amount` USDT base units to [`SELLER`].
@@ -123,8 +133,8 @@ impl Market {
 	/// `/energy?kwh=N` (0.01 USDT per kWh, priced per request) and `/free`.
 	pub fn seller_app(&self, seller: Arc<Seller>) -> Router {
 		let per_kwh = self.offer(READING_PRICE);
-		let energy_price = Price::per_request(move |parts| {
-			let kwh = kwh(&parts.uri);
+		let energy_price = Price::per_request(move |asked| {
+			let kwh = kwh(asked.query);
 			let mut offer = per_kwh.clone();
 			offer.amount = (READING_PRICE * kwh).to_string();
 			vec![offer]
@@ -148,16 +158,18 @@ impl Market {
 			)
 			.route(
 				"/energy",
-				get(|uri: axum::http::Uri| async move { format!("{} kWh delivered", kwh(&uri)) })
+				get(|uri: axum::http::Uri| async move {
+					format!("{} kWh delivered", kwh(uri.query()))
+				})
 					.layer(PaymentLayer::new(seller, energy_price)),
 			)
 			.route("/free", get(|| async { "free" }))
 	}
 }
 
-/// `N` of `?kwh=N`, 1 if absent.
-fn kwh(uri: &axum::http::Uri) -> u64 {
-	uri.query().and_then(|q| q.strip_prefix("kwh=")).and_then(|n| n.parse().ok()).unwrap_or(1)
+/// `N` of the query `kwh=N`, 1 if absent.
+fn kwh(query: Option<&str>) -> u64 {
+	query.and_then(|q| q.strip_prefix("kwh=")).and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
 /// The EVM address of a DEV account.

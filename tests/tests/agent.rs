@@ -287,6 +287,107 @@ fn usdt_balance(market: &Market, who: m2m_evm::alloy::primitives::Address) -> U2
 	})
 }
 
+/// The control surface is private. Whoever reaches a device's service port can neither make it
+/// buy (`POST /buy`) nor read its state (`GET /status`); the device's own user does both through
+/// the 0600 control socket in the data directory, which `pay` and `status` use while the daemon
+/// holds the store.
+#[test]
+fn spending_and_status_are_only_on_the_private_control_socket() {
+	use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	let nowhere = "ws://127.0.0.1:1";
+	let seller =
+		Device::init("control-seller", "//Alice", market.token, nowhere, &market.anvil.url);
+	let buyer = Device::init("control-buyer", "//Bob", market.token, nowhere, &market.anvil.url);
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let (_seller_daemon, seller_url) = seller.run();
+	let (_buyer_daemon, buyer_url) = buyer.run();
+	let reading = format!("{seller_url}/reading");
+	let before = usdt_balance(&market, buyer.evm_address());
+
+	// From the network: no purchase, no state; monitoring stays.
+	let (buy, status, health) = rt.block_on(async {
+		let http = reqwest::Client::new();
+		let buy = http
+			.post(format!("{buyer_url}/buy"))
+			.json(&serde_json::json!({"url": &reading}))
+			.send()
+			.await
+			.unwrap()
+			.status();
+		let status = http.get(format!("{buyer_url}/status")).send().await.unwrap().status();
+		let health = http.get(format!("{buyer_url}/health")).send().await.unwrap().status();
+		(buy, status, health)
+	});
+	assert!(matches!(buy.as_u16(), 404 | 405), "POST /buy on the service port: {buy}");
+	assert!(matches!(status.as_u16(), 404 | 405), "GET /status on the service port: {status}");
+	assert!(health.is_success(), "GET /health on the service port: {health}");
+	assert_eq!(usdt_balance(&market, buyer.evm_address()), before, "the service port spent");
+
+	// A caller that never finishes its request headers (slowloris) is cut off by the server's
+	// header deadline (10 s), not kept forever.
+	{
+		use std::io::{Read, Write};
+		let addr = buyer_url.trim_start_matches("http://");
+		let mut slow = std::net::TcpStream::connect(addr).unwrap();
+		slow.write_all(b"GET /health HTTP/1.1\r\nHost: device\r\n").unwrap();
+		slow.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+		let started = std::time::Instant::now();
+		let mut buf = [0u8; 512];
+		let closed = match slow.read(&mut buf) {
+			Ok(n) => n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"),
+			Err(e) => e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut,
+		};
+		assert!(closed, "the server cut the slow caller off");
+		assert!(started.elapsed() < Duration::from_secs(30), "within the header deadline");
+	}
+
+	// The socket: the device's user only, in a directory nobody else may enter.
+	let data = buyer.dir.join("data");
+	let socket = data.join("control.sock");
+	let meta = std::fs::symlink_metadata(&socket)
+		.unwrap_or_else(|e| panic!("no control socket at {}: {e}", socket.display()));
+	assert!(meta.file_type().is_socket(), "{} is not a socket", socket.display());
+	assert_eq!(meta.permissions().mode() & 0o777, 0o600, "mode of {}", socket.display());
+	let data_mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+	assert_eq!(data_mode, 0o700, "mode of {}", data.display());
+
+	// `status` while the daemon holds the store: the daemon answers (only it knows whether
+	// the EVM side is connected), and the refused request left no purchase behind.
+	let status_json = |device: &Device| -> serde_json::Value {
+		let out = device.cli(&["status"]);
+		let (stdout, stderr) = text(&out);
+		assert!(out.status.success(), "status through the control socket: {stderr}");
+		serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+	};
+	let status = status_json(&buyer);
+	assert_eq!(status["evm_connected"], true, "answered by the daemon: {status}");
+	assert_eq!(
+		(
+			status["purchases_settled"].as_u64(),
+			status["purchases_in_flight"].as_u64(),
+			status["purchases_failed"].as_u64()
+		),
+		(Some(0), Some(0), Some(0)),
+		"{status}"
+	);
+
+	// `pay` while the daemon holds the store: the daemon buys, once.
+	let out = buyer.cli(&["pay", &reading]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "pay through the control socket: {stderr}");
+	assert!(stdout.contains("celsius"), "{stdout}");
+	assert!(stderr.contains("paid 0.01 USDT (tx 0x"), "{stderr}");
+	assert_eq!(
+		before - usdt_balance(&market, buyer.evm_address()),
+		U256::from(READING_PRICE),
+		"paid once"
+	);
+	assert_eq!(status_json(&buyer)["purchases_settled"], 1);
+}
+
 /// `kill -9` of the buyer while the seller is producing what it paid for: the restarted buyer
 /// sends the same signed payment again (never a new one) and gets the answer it paid for.
 #[test]

@@ -43,9 +43,8 @@ async fn setup(url: &str, receipt_timeout: Duration) -> Setup {
 		other: Default::default(),
 	};
 	let charleth = dev::signer("charleth");
-	let provider = m2m_evm::connect(url, Some(charleth.clone())).unwrap();
-	let facilitator =
-		Facilitator::new(provider, charleth.address(), receipt_timeout).await.unwrap();
+	let provider = m2m_evm::connect(url, None).unwrap();
+	let facilitator = Facilitator::new(provider, charleth, receipt_timeout).await.unwrap();
 	Setup { token, requirements, facilitator }
 }
 
@@ -142,9 +141,13 @@ fn a_settlement_without_a_receipt_in_time_is_pending_with_its_hash() {
 		assert_eq!(pending.error_reason, Some(ErrorReason::SettlementPending), "{pending:?}");
 		assert_eq!(pending.transaction.len(), 66, "the hash is reported");
 
-		// While it is pending, the authorization cannot be settled a second time.
+		// While it is pending, the authorization cannot be settled a second time, and the
+		// second presentation is told it is pending, with the same hash (not "failed", which
+		// would invite the buyer to pay again).
 		let twice = s.facilitator.settle(&payment, &s.requirements).await;
-		assert_eq!(twice.error_reason, Some(ErrorReason::InvalidTransactionState), "{twice:?}");
+		assert!(!twice.success);
+		assert_eq!(twice.error_reason, Some(ErrorReason::SettlementPending), "{twice:?}");
+		assert_eq!(twice.transaction, pending.transaction);
 		let _: serde_json::Value = raw.raw_request("evm_mine".into(), ()).await.unwrap();
 		assert_eq!(balance(&anvil.url, s.token, "baltathar").await, U256::from(250_000));
 	});

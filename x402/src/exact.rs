@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
 	matching, network,
 	v2::{PaymentPayload, PaymentRequirements},
-	ErrorReason, X402_VERSION,
+	ErrorReason, Problem, X402_VERSION,
 };
 
 /// The scheme's name on the wire.
@@ -57,16 +57,8 @@ pub struct AuthorizationWire {
 	pub nonce: String,
 }
 
-/// A payment that failed a check: the spec's reason and a sentence for humans.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {message}")]
-pub struct Invalid {
-	pub reason: ErrorReason,
-	pub message: String,
-}
-
-fn invalid(reason: ErrorReason, message: impl Into<String>) -> Invalid {
-	Invalid { reason, message: message.into() }
+fn invalid(reason: ErrorReason, message: impl Into<String>) -> Problem {
+	Problem::new(reason, message)
 }
 
 /// A payload that passed every off-chain check.
@@ -104,7 +96,7 @@ pub fn requirements(
 
 /// The token's EIP-712 domain for `requirements` (name and version from `extra`, chain id from
 /// the network, verifying contract = asset).
-pub fn domain(requirements: &PaymentRequirements) -> Result<Eip712Domain, Invalid> {
+pub fn domain(requirements: &PaymentRequirements) -> Result<Eip712Domain, Problem> {
 	let chain_id = network::evm_chain_id(&requirements.network).ok_or_else(|| {
 		invalid(
 			ErrorReason::InvalidNetwork,
@@ -141,7 +133,7 @@ pub fn sign(
 	requirements: &PaymentRequirements,
 	now: u64,
 	nonce: B256,
-) -> Result<ExactEvmPayload, Invalid> {
+) -> Result<ExactEvmPayload, Problem> {
 	let domain = domain(requirements)?;
 	let authorization = TransferWithAuthorization {
 		from: signer.address(),
@@ -168,7 +160,7 @@ pub fn sign(
 }
 
 /// The typed authorization and signature of a wire payload.
-pub fn parse(payload: &ExactEvmPayload) -> Result<(TransferWithAuthorization, Signature), Invalid> {
+pub fn parse(payload: &ExactEvmPayload) -> Result<(TransferWithAuthorization, Signature), Problem> {
 	let a = &payload.authorization;
 	let p = ErrorReason::InvalidPayload;
 	let authorization = TransferWithAuthorization {
@@ -205,7 +197,7 @@ pub fn verify(
 	payment: &PaymentPayload,
 	requirements: &PaymentRequirements,
 	now: u64,
-) -> Result<Verified, Invalid> {
+) -> Result<Verified, Problem> {
 	if payment.x402_version != X402_VERSION && payment.x402_version != 1 {
 		return Err(invalid(
 			ErrorReason::InvalidX402Version,
@@ -249,9 +241,7 @@ pub fn verify(
 	if signature.normalize_s().is_some() {
 		return Err(invalid(ErrorReason::InvalidSignature, "signature s is not in the lower half"));
 	}
-	let recovered = signature
-		.recover_address_from_prehash(&signing_hash(&authorization, &domain))
-		.map_err(|e| invalid(ErrorReason::InvalidSignature, e.to_string()))?;
+	let recovered = recover_signer(&signature, &signing_hash(&authorization, &domain))?;
 	if recovered != authorization.from {
 		return Err(invalid(
 			ErrorReason::InvalidSignature,
@@ -304,11 +294,31 @@ pub fn verify(
 	})
 }
 
-fn parse_address(s: &str, field: &str, reason: ErrorReason) -> Result<Address, Invalid> {
+/// The address whose key signed `digest`, recovered with libsecp256k1.
+///
+/// This is the hot path of every verification. libsecp256k1 (the C library, already in the
+/// build for the node) recovers several times faster than the pure-Rust k256 that alloy uses;
+/// `examples/verify_throughput` measures both, and a test checks that they agree.
+pub fn recover_signer(signature: &Signature, digest: &B256) -> Result<Address, Problem> {
+	use secp256k1::{
+		ecdsa::{RecoverableSignature, RecoveryId},
+		Message, SECP256K1,
+	};
+	let bad = |e: secp256k1::Error| invalid(ErrorReason::InvalidSignature, e.to_string());
+	let mut compact = [0u8; 64];
+	compact[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
+	compact[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
+	let id = RecoveryId::from_i32(signature.v() as i32).map_err(bad)?;
+	let recoverable = RecoverableSignature::from_compact(&compact, id).map_err(bad)?;
+	let key = SECP256K1.recover_ecdsa(&Message::from_digest(digest.0), &recoverable).map_err(bad)?;
+	Ok(Address::from_raw_public_key(&key.serialize_uncompressed()[1..]))
+}
+
+fn parse_address(s: &str, field: &str, reason: ErrorReason) -> Result<Address, Problem> {
 	s.parse().map_err(|_| invalid(reason, format!("{field} {s:?} is not an address")))
 }
 
-fn parse_uint(s: &str, field: &str, reason: ErrorReason) -> Result<U256, Invalid> {
+fn parse_uint(s: &str, field: &str, reason: ErrorReason) -> Result<U256, Problem> {
 	if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
 		return Err(invalid(reason, format!("{field} {s:?} is not a decimal integer")));
 	}

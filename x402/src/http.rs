@@ -5,10 +5,10 @@
 
 use crate::{
 	codec,
-	paywall::{self, IncomingPayment, Rejection},
+	paywall::{self, IncomingPayment},
 	v1::{self, PaymentRequiredV1, SettleResponseV1},
 	v2::{PaymentPayload, PaymentRequired, SettleResponse},
-	ErrorReason,
+	ErrorReason, Problem,
 };
 
 pub use crate::headers::*;
@@ -21,17 +21,17 @@ pub const EXPOSED_HEADERS: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT
 pub fn read_payment(
 	payment_signature: Option<&str>,
 	x_payment: Option<&str>,
-) -> Result<Option<IncomingPayment>, Rejection> {
+) -> Result<Option<IncomingPayment>, Problem> {
 	let Some((name, value)) =
 		payment_signature.map(|v| (PAYMENT_SIGNATURE, v)).or(x_payment.map(|v| (X_PAYMENT, v)))
 	else {
 		return Ok(None);
 	};
 	let json = codec::decode_base64(value)
-		.map_err(|e| Rejection::new(ErrorReason::InvalidPayload, format!("{name}: {e}")))?;
+		.map_err(|e| Problem::new(ErrorReason::InvalidPayload, format!("{name}: {e}")))?;
 	paywall::parse_payment(&json)
 		.map(Some)
-		.map_err(|r| Rejection { message: format!("{name}: {}", r.message), ..r })
+		.map_err(|r| Problem { message: format!("{name}: {}", r.message), ..r })
 }
 
 /// Seller: a 402's `PAYMENT-REQUIRED` header value and its body. The body is the v1 form of

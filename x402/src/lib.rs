@@ -29,7 +29,7 @@ pub mod v1;
 pub mod v2;
 
 pub use alloy_primitives::{Address, B256, U256};
-pub use reason::ErrorReason;
+pub use reason::{ErrorReason, Problem};
 
 /// The x402 protocol version this crate speaks natively.
 pub const X402_VERSION: u32 = 2;

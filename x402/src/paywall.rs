@@ -3,7 +3,7 @@
 //!
 //! HTTP carries payments in headers and libp2p in messages, but both hand the seller the same
 //! [`IncomingPayment`], and both ask [`accept`] which offered requirement it pays, with the same
-//! precise [`Rejection`]s. Idempotency keys (the `payment-identifier` extension) and payment
+//! precise [`Problem`]s. Idempotency keys (the `payment-identifier` extension) and payment
 //! fingerprints are here too, so that every transport deduplicates alike.
 
 use alloy_primitives::{keccak256, B256};
@@ -13,7 +13,7 @@ use crate::{
 	matching, network,
 	v1::{self, PaymentPayloadV1},
 	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo},
-	ErrorReason, X402_VERSION,
+	ErrorReason, Problem, X402_VERSION,
 };
 
 /// The `payment-identifier` extension's key.
@@ -28,26 +28,6 @@ pub const PAYMENT_ID_LEN: std::ops::RangeInclusive<usize> = 16..=128;
 pub enum IncomingPayment {
 	V2(PaymentPayload),
 	V1(PaymentPayloadV1),
-}
-
-/// Why a payment was not accepted: the spec's reason and a sentence for the buyer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {message}")]
-pub struct Rejection {
-	pub reason: ErrorReason,
-	pub message: String,
-}
-
-impl Rejection {
-	pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
-		Self { reason, message: message.into() }
-	}
-}
-
-impl From<crate::exact::Invalid> for Rejection {
-	fn from(i: crate::exact::Invalid) -> Self {
-		Self { reason: i.reason, message: i.message }
-	}
 }
 
 /// A payment matched to the requirement it pays, in v2 terms.
@@ -77,21 +57,21 @@ pub fn payment_required(
 }
 
 /// Parses a payment message of either version: the JSON's `x402Version` decides.
-pub fn parse_payment(json: &[u8]) -> Result<IncomingPayment, Rejection> {
+pub fn parse_payment(json: &[u8]) -> Result<IncomingPayment, Problem> {
 	let value: Value = serde_json::from_slice(json)
-		.map_err(|e| Rejection::new(ErrorReason::InvalidPayload, format!("not JSON: {e}")))?;
+		.map_err(|e| Problem::new(ErrorReason::InvalidPayload, format!("not JSON: {e}")))?;
 	let version = value.get("x402Version").and_then(Value::as_u64);
 	let shape = |e: serde_json::Error| {
-		Rejection::new(ErrorReason::InvalidPayload, format!("not an x402 payment payload: {e}"))
+		Problem::new(ErrorReason::InvalidPayload, format!("not an x402 payment payload: {e}"))
 	};
 	match version {
 		Some(2) => serde_json::from_value(value).map(IncomingPayment::V2).map_err(shape),
 		Some(1) => serde_json::from_value(value).map(IncomingPayment::V1).map_err(shape),
-		Some(v) => Err(Rejection::new(
+		Some(v) => Err(Problem::new(
 			ErrorReason::InvalidX402Version,
 			format!("x402Version {v} is not supported (1 or 2)"),
 		)),
-		None => Err(Rejection::new(
+		None => Err(Problem::new(
 			ErrorReason::InvalidX402Version,
 			"x402Version is missing or not a number",
 		)),
@@ -102,7 +82,7 @@ pub fn parse_payment(json: &[u8]) -> Result<IncomingPayment, Rejection> {
 pub fn accept(
 	incoming: IncomingPayment,
 	offers: &[PaymentRequirements],
-) -> Result<Accepted, Rejection> {
+) -> Result<Accepted, Problem> {
 	match incoming {
 		IncomingPayment::V2(payment) => {
 			if let Some(r) = matching::find_accepted(offers, &payment.accepted) {
@@ -110,7 +90,7 @@ pub fn accept(
 			}
 			Err(mismatch(&payment.accepted.scheme, &payment.accepted.network, offers)
 				.unwrap_or_else(|| {
-					Rejection::new(
+					Problem::new(
 						ErrorReason::InvalidPaymentRequirements,
 						"the accepted requirement is not one this resource offers: echo an offer \
 						 verbatim (amount, asset, payTo, extra)",
@@ -122,7 +102,7 @@ pub fn accept(
 			let payment_v2 = v1::payload_to_v2(&payment, offers).ok_or_else(|| {
 				mismatch(&payment.scheme, network.as_deref().unwrap_or(&payment.network), offers)
 					.unwrap_or_else(|| {
-						Rejection::new(ErrorReason::InvalidNetwork, "no offer on this network")
+						Problem::new(ErrorReason::InvalidNetwork, "no offer on this network")
 					})
 			})?;
 			Ok(Accepted {
@@ -135,20 +115,20 @@ pub fn accept(
 }
 
 /// The first of scheme and network that no offer has.
-fn mismatch(scheme: &str, network: &str, offers: &[PaymentRequirements]) -> Option<Rejection> {
+fn mismatch(scheme: &str, network: &str, offers: &[PaymentRequirements]) -> Option<Problem> {
 	let list = |f: fn(&PaymentRequirements) -> &str| {
 		let mut v: Vec<&str> = offers.iter().map(f).collect();
 		v.dedup();
 		v.join(", ")
 	};
 	if !offers.iter().any(|r| r.scheme == scheme) {
-		return Some(Rejection::new(
+		return Some(Problem::new(
 			ErrorReason::UnsupportedScheme,
 			format!("scheme {scheme:?} is not offered (offered: {})", list(|r| &r.scheme)),
 		));
 	}
 	if !offers.iter().any(|r| r.scheme == scheme && r.network == network) {
-		return Some(Rejection::new(
+		return Some(Problem::new(
 			ErrorReason::InvalidNetwork,
 			format!("network {network:?} is not offered (offered: {})", list(|r| &r.network)),
 		));
@@ -158,7 +138,7 @@ fn mismatch(scheme: &str, network: &str, offers: &[PaymentRequirements]) -> Opti
 
 /// The buyer's idempotency key, if it sent one; malformed keys are refused rather than
 /// ignored, since ignoring one would silently lose the protection the buyer asked for.
-pub fn payment_id(payment: &PaymentPayload) -> Result<Option<String>, Rejection> {
+pub fn payment_id(payment: &PaymentPayload) -> Result<Option<String>, Problem> {
 	let Some(ext) = payment.extensions.as_ref().and_then(|e| e.get(PAYMENT_IDENTIFIER)) else {
 		return Ok(None);
 	};
@@ -169,7 +149,7 @@ pub fn payment_id(payment: &PaymentPayload) -> Result<Option<String>, Rejection>
 			&& s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 	});
 	valid.map(|s| Some(s.to_string())).ok_or_else(|| {
-		Rejection::new(
+		Problem::new(
 			ErrorReason::InvalidPayload,
 			format!(
 				"{PAYMENT_IDENTIFIER} id must be {}–{} characters of [A-Za-z0-9_-]",

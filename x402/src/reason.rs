@@ -99,3 +99,19 @@ mod tests {
 		);
 	}
 }
+
+/// Why a payment was refused, by any rule of any layer (the off-chain checks of a scheme,
+/// the seller's matching, the facilitator's on-chain checks): the spec's reason, for
+/// machines, and a sentence, for people.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Problem {
+	pub reason: ErrorReason,
+	pub message: String,
+}
+
+impl Problem {
+	pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
+		Self { reason, message: message.into() }
+	}
+}

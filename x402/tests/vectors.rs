@@ -217,3 +217,23 @@ fn a_v1_payment_maps_onto_the_v2_core() {
 	let v2_payment = v1::payload_to_v2(&v1_payment, std::slice::from_ref(&requirements)).unwrap();
 	assert_eq!(exact::verify(&v2_payment, &requirements, IN_WINDOW).unwrap().payer, PAYER);
 }
+
+#[test]
+fn libsecp256k1_and_k256_recover_the_same_signer() {
+	// The published example first, then fresh keys and digests.
+	let (payment, requirements) = example();
+	let (authorization, signature) = exact::parse(exact_of(&payment)).unwrap();
+	let digest = exact::signing_hash(&authorization, &exact::domain(&requirements).unwrap());
+	assert_eq!(exact::recover_signer(&signature, &digest).unwrap(), PAYER);
+	for i in 0..32u8 {
+		let signer = PrivateKeySigner::random();
+		let digest = alloy_primitives::keccak256([i]);
+		let signature = alloy_signer::SignerSync::sign_hash_sync(&signer, &digest).unwrap();
+		let k256 = signature.recover_address_from_prehash(&digest).unwrap();
+		assert_eq!(exact::recover_signer(&signature, &digest).unwrap(), k256);
+		assert_eq!(k256, signer.address());
+	}
+	// A signature over another digest recovers someone else, never the signer.
+	let other = B256::repeat_byte(0xee);
+	assert_ne!(exact::recover_signer(&signature, &other).ok(), Some(PAYER));
+}

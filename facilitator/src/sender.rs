@@ -1,0 +1,215 @@
+//! The facilitator's transactions: signed here, with a nonce counted here, so that the
+//! transaction hash is known **before** anything is broadcast.
+//!
+//! Two facts of real chains shape this module:
+//!
+//! - **A broadcast can fail ambiguously.** A timeout or a reset connection after
+//!   `eth_sendRawTransaction` left the process says nothing about whether the transaction
+//!   reached the pool. Because the hash was computed before sending, such a failure is
+//!   reported as [`Broadcast::Uncertain`] with that hash: the caller keeps waiting for a
+//!   receipt and, at worst, answers `settlement_pending` with the hash, never "failed" (which
+//!   would invite the buyer to sign and pay again).
+//! - **Endpoints do not agree on the "pending" nonce.** pallet-revive's eth-rpc answers
+//!   `eth_getTransactionCount(…, "pending")` with the latest block's count, so two sends within
+//!   one 6 s block got the same nonce (the second refused with "1014: Priority is too low").
+//!   The sender counts its own nonces and takes the larger of its count and the endpoint's, so
+//!   it never goes backwards and still notices transactions sent by another process.
+//!
+//! A send the endpoint refuses outright (a JSON-RPC error) consumed nothing: its nonce is
+//! handed out again. A send that failed ambiguously keeps its nonce and its signed bytes,
+//! which are broadcast again before the next send, so a lost broadcast cannot leave a nonce
+//! gap that every later transaction would wait behind.
+
+use std::time::Duration;
+
+use m2m_evm::alloy::{
+	network::{eip2718::Encodable2718, EthereumWallet, TransactionBuilder},
+	primitives::{Address, Bytes, B256},
+	providers::{DynProvider, Provider},
+	rpc::types::TransactionRequest,
+	signers::local::PrivateKeySigner,
+	transports::{RpcError, TransportErrorKind},
+};
+
+/// How a signed transaction left the facilitator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Broadcast {
+	/// The endpoint took it (or already had it).
+	Sent(B256),
+	/// The endpoint did not answer usably: the transaction may or may not be in the pool.
+	Uncertain { tx: B256, error: String },
+}
+
+impl Broadcast {
+	pub fn tx(&self) -> B256 {
+		match self {
+			Broadcast::Sent(tx) | Broadcast::Uncertain { tx, .. } => *tx,
+		}
+	}
+}
+
+/// Why nothing was broadcast. Nothing was consumed either: no nonce, no authorization.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotSent {
+	/// Gas estimation failed: the call would revert (or the endpoint cannot tell).
+	#[error("the transaction would fail: {0}")]
+	WouldFail(String),
+	/// The endpoint refused the signed transaction.
+	#[error("the chain refused the transaction: {0}")]
+	Refused(String),
+	/// The nonce, gas price or signature could not be obtained.
+	#[error("the transaction could not be prepared: {0}")]
+	Unprepared(String),
+}
+
+/// A transaction whose broadcast failed ambiguously, kept to be broadcast again.
+struct Unconfirmed {
+	nonce: u64,
+	raw: Bytes,
+}
+
+#[derive(Default)]
+struct Nonces {
+	/// The next nonce this sender hands out, once known.
+	next: Option<u64>,
+	unconfirmed: Vec<Unconfirmed>,
+}
+
+/// Sends transactions from one key, one broadcast at a time.
+pub struct Sender {
+	provider: DynProvider,
+	wallet: EthereumWallet,
+	address: Address,
+	chain_id: u64,
+	nonces: tokio::sync::Mutex<Nonces>,
+}
+
+/// Attempts of one broadcast, including the first, while the endpoint answers ambiguously.
+const BROADCAST_ATTEMPTS: u32 = 3;
+
+impl Sender {
+	pub fn new(provider: DynProvider, signer: PrivateKeySigner, chain_id: u64) -> Self {
+		let address = signer.address();
+		Self {
+			provider,
+			wallet: EthereumWallet::from(signer),
+			address,
+			chain_id,
+			nonces: tokio::sync::Mutex::default(),
+		}
+	}
+
+	pub fn address(&self) -> Address {
+		self.address
+	}
+
+	/// Estimates, signs and broadcasts `request` (its `to` and `input`) from this sender.
+	pub async fn send(&self, request: TransactionRequest) -> Result<Broadcast, NotSent> {
+		let request = request.from(self.address);
+		// Estimation and pricing need no nonce: done outside the lock, so concurrent sends
+		// only queue for the broadcast itself.
+		let gas = self
+			.provider
+			.estimate_gas(request.clone())
+			.await
+			.map_err(|e| NotSent::WouldFail(e.to_string()))?;
+		let gas_price = self
+			.provider
+			.get_gas_price()
+			.await
+			.map_err(|e| NotSent::Unprepared(format!("gas price: {e}")))?;
+
+		let mut nonces = self.nonces.lock().await;
+		self.rebroadcast(&mut nonces).await;
+		let on_chain = self
+			.provider
+			.get_transaction_count(self.address)
+			.pending()
+			.await
+			.map_err(|e| NotSent::Unprepared(format!("nonce: {e}")))?;
+		let nonce = nonces.next.map_or(on_chain, |next| next.max(on_chain));
+		let envelope = request
+			.with_nonce(nonce)
+			.with_gas_limit(gas)
+			.with_gas_price(gas_price)
+			.with_chain_id(self.chain_id)
+			.build(&self.wallet)
+			.await
+			.map_err(|e| NotSent::Unprepared(format!("signing: {e}")))?;
+		let tx = *envelope.tx_hash();
+		let raw = Bytes::from(envelope.encoded_2718());
+
+		let mut last_error = String::new();
+		for attempt in 0..BROADCAST_ATTEMPTS {
+			if attempt > 0 {
+				tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+			}
+			match self.provider.send_raw_transaction(&raw).await {
+				Ok(_) => {
+					nonces.next = Some(nonce + 1);
+					return Ok(Broadcast::Sent(tx));
+				},
+				Err(e) => match classify(&e) {
+					Answer::AlreadyKnown => {
+						nonces.next = Some(nonce + 1);
+						return Ok(Broadcast::Sent(tx));
+					},
+					// A refusal of a retry may be the first attempt's effect (its nonce now
+					// used): only a refusal of the first attempt proves nothing went out.
+					Answer::Refused(message) if attempt == 0 => {
+						nonces.next = Some(nonce);
+						tracing::warn!(%tx, nonce, error = %message, "the chain refused a settlement");
+						return Err(NotSent::Refused(message));
+					},
+					Answer::Refused(message) | Answer::Unknown(message) => last_error = message,
+				},
+			}
+		}
+		tracing::warn!(%tx, nonce, error = %last_error, "broadcast unconfirmed; it may still land");
+		nonces.next = Some(nonce + 1);
+		nonces.unconfirmed.push(Unconfirmed { nonce, raw });
+		Ok(Broadcast::Uncertain { tx, error: last_error })
+	}
+
+	/// Broadcasts again every transaction whose broadcast failed ambiguously, until the
+	/// endpoint gives a definite answer for it (taken, known, or refused because its nonce is
+	/// used: it landed, or another transaction took the nonce; either way no gap is left).
+	async fn rebroadcast(&self, nonces: &mut Nonces) {
+		let mut still = Vec::new();
+		for u in std::mem::take(&mut nonces.unconfirmed) {
+			match self.provider.send_raw_transaction(&u.raw).await {
+				Ok(_) => tracing::info!(nonce = u.nonce, "an unconfirmed broadcast went through"),
+				Err(e) => match classify(&e) {
+					Answer::AlreadyKnown | Answer::Refused(_) => {},
+					Answer::Unknown(_) => still.push(u),
+				},
+			}
+		}
+		nonces.unconfirmed = still;
+	}
+}
+
+enum Answer {
+	/// The endpoint has the transaction already.
+	AlreadyKnown,
+	/// The endpoint answered with an error: it did not take the transaction.
+	Refused(String),
+	/// No usable answer: a timeout, a reset connection, a body that is not JSON-RPC.
+	Unknown(String),
+}
+
+fn classify(e: &RpcError<TransportErrorKind>) -> Answer {
+	match e.as_error_resp() {
+		Some(payload) => {
+			let message = payload.message.to_lowercase();
+			// geth/anvil: "already known"; Substrate's pool: "1013: Transaction Already
+			// Imported".
+			if message.contains("already known") || message.contains("already imported") {
+				Answer::AlreadyKnown
+			} else {
+				Answer::Refused(format!("{} (code {})", payload.message, payload.code))
+			}
+		},
+		None => Answer::Unknown(e.to_string()),
+	}
+}

@@ -109,7 +109,8 @@ impl X402Client {
 		let locator =
 			Locator::Http { method: retry.method().to_string(), url: retry.url().to_string() };
 		let flight = self.buyer.begin(&required.required, required.version, locator, unix_now())?;
-		let Some((name, value)) = x402_http::payment_header(flight.version, &flight.payment.payload)
+		let Some((name, value)) =
+			x402_http::payment_header(flight.version, &flight.payment.payload)
 		else {
 			// It never left the device: nothing can be taken.
 			let network = flight.payment.network.clone();
@@ -143,7 +144,8 @@ impl X402Client {
 		let price = flight.payment.price.clone();
 		let settlement = answer.settlement.clone().and_then(Result::ok);
 		match (outcome, answer.kind) {
-			(Outcome::Settled { .. }, _) | (Outcome::Failed { .. }, AnswerKind::NotServed { .. }) => {
+			(Outcome::Settled { .. }, _)
+			| (Outcome::Failed { .. }, AnswerKind::NotServed { .. }) => {
 				let response = response.expect("delivered and unserved answers keep their body");
 				Ok(Paid { response, payment: Some(flight.payment), settlement })
 			},
@@ -157,11 +159,15 @@ impl X402Client {
 				tracing::warn!(%reason, "seller unavailable");
 				Err(ClientError::SellerUnavailable { status: StatusCode::BAD_GATEWAY, message })
 			},
-			(Outcome::Failed { reason }, _) => Err(ClientError::Refused { price, reason, settlement }),
-			(Outcome::Unknown { .. }, AnswerKind::Conflict { message }) => Err(ClientError::Conflict(
-				flight.payment.payment_id.clone().unwrap_or_default(),
-				message,
-			)),
+			(Outcome::Failed { reason }, _) => {
+				Err(ClientError::Refused { price, reason, settlement })
+			},
+			(Outcome::Unknown { .. }, AnswerKind::Conflict { message }) => {
+				Err(ClientError::Conflict(
+					flight.payment.payment_id.clone().unwrap_or_default(),
+					message,
+				))
+			},
 			(Outcome::Unknown { reason }, _) => Err(ClientError::InFlight { price, reason }),
 		}
 	}
@@ -185,7 +191,10 @@ async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
 				.and_then(|r| r.required.error);
 			// A failed settlement's reason is in the JSON body, not in the requirements.
 			let reason = error.or_else(|| json_message(&body));
-			return (SellerAnswer { kind: AnswerKind::PaymentRequired { reason }, settlement }, None);
+			return (
+				SellerAnswer { kind: AnswerKind::PaymentRequired { reason }, settlement },
+				None,
+			);
 		},
 		StatusCode::CONFLICT => AnswerKind::Conflict { message: message(response).await },
 		StatusCode::BAD_GATEWAY => {
@@ -196,7 +205,10 @@ async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
 			if settlement.is_some() {
 				// Withheld after settling (503 sale_not_recorded): the message says why.
 				let message = message(response).await;
-				return (SellerAnswer { kind: AnswerKind::NoVerdict { message }, settlement }, None);
+				return (
+					SellerAnswer { kind: AnswerKind::NoVerdict { message }, settlement },
+					None,
+				);
 			}
 			return (
 				SellerAnswer { kind: AnswerKind::NotServed { status: s.as_u16() }, settlement },

@@ -225,8 +225,9 @@ mod tests {
 			Some(Ok(settlement(false, Some(ErrorReason::InsufficientFunds)))),
 		);
 		assert_eq!(failed, Outcome::Failed { reason: "insufficient_funds: why".into() });
-		assert!(answer(AnswerKind::FacilitatorUnavailable { message: "down".into() }, None)
-			.is_final());
+		assert!(
+			answer(AnswerKind::FacilitatorUnavailable { message: "down".into() }, None).is_final()
+		);
 		assert!(answer(AnswerKind::NotServed { status: 500 }, None).is_final());
 	}
 }

@@ -166,8 +166,12 @@ impl Facilitate for RemoteFacilitator {
 
 	async fn supported(&self) -> Result<SupportedResponse, Unavailable> {
 		let url = format!("{}/supported", self.base_url);
-		let response =
-			self.http.get(&url).send().await.map_err(|e| sent_or_not(&e, format!("GET {url}: {e}")))?;
+		let response = self
+			.http
+			.get(&url)
+			.send()
+			.await
+			.map_err(|e| sent_or_not(&e, format!("GET {url}: {e}")))?;
 		read(&url, response).await
 	}
 }

@@ -57,7 +57,6 @@ pub struct Facilitator {
 	in_flight: Mutex<HashMap<(Address, B256), String>>,
 }
 
-
 impl Facilitator {
 	/// A facilitator on the endpoint behind `provider`, which signs its settlements with
 	/// `signer` (the provider's own wallet, if any, is not used).
@@ -136,6 +135,15 @@ impl Facilitator {
 			amount: None,
 			extensions: None,
 		};
+		// An authorization being settled is answered from the in-flight map before the
+		// on-chain checks, which would see it as used once its transaction is in the pool.
+		// (Its signature is checked first, so nobody learns more than the public hash.)
+		if let Ok(v) = exact::verify(payment, requirements, unix_now()) {
+			let earlier = self.in_flight_tx(&(v.payer, v.authorization.nonce));
+			if let Some(tx) = earlier.filter(|tx| !tx.is_empty()) {
+				return failed(already_settling(), tx);
+			}
+		}
 		let verified = match self.check(payment, requirements).await {
 			Ok(v) => v,
 			Err(problem) => return failed(problem, String::new()),
@@ -150,16 +158,7 @@ impl Facilitator {
 			earlier
 		};
 		if let Some(tx) = earlier {
-			// Pending, not refused: the first settlement may still land, and a buyer told
-			// "failed" would sign and pay again.
-			return failed(
-				Problem::new(
-					ErrorReason::SettlementPending,
-					"this authorization is already being settled; check the transaction before \
-					 paying again",
-				),
-				tx,
-			);
+			return failed(already_settling(), tx);
 		}
 		let outcome = self.submit(&verified).await;
 		let mut in_flight = self.in_flight.lock().expect("in-flight map");
@@ -205,7 +204,10 @@ impl Facilitator {
 				))
 			},
 			Err(e) => {
-				return Err((Problem::new(ErrorReason::UnexpectedSettleError, e.to_string()), String::new()))
+				return Err((
+					Problem::new(ErrorReason::UnexpectedSettleError, e.to_string()),
+					String::new(),
+				))
 			},
 		};
 		let deadline = tokio::time::Instant::now() + self.receipt_timeout;
@@ -245,13 +247,16 @@ impl Facilitator {
 		}
 	}
 
+	fn in_flight_tx(&self, key: &(Address, B256)) -> Option<String> {
+		self.in_flight.lock().expect("in-flight map").get(key).cloned()
+	}
+
 	async fn check(
 		&self,
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> Result<Verified, Problem> {
-		let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
-		let v = exact::verify(payment, requirements, now)?;
+		let v = exact::verify(payment, requirements, unix_now())?;
 		if v.chain_id != self.chain_id {
 			return Err(Problem::new(
 				ErrorReason::InvalidNetwork,
@@ -296,7 +301,10 @@ impl Facilitator {
 			.call(settlement(&v).request(v.token, &self.provider).from(self.signer()))
 			.await
 			.map_err(|e| {
-				Problem::new(ErrorReason::InvalidTransactionState, format!("the settlement would fail: {e}"))
+				Problem::new(
+					ErrorReason::InvalidTransactionState,
+					format!("the settlement would fail: {e}"),
+				)
 			})?;
 		Ok(v)
 	}
@@ -311,6 +319,19 @@ impl Facilitator {
 		self.domains.lock().expect("domain cache").insert(token, entry.clone());
 		Ok(entry)
 	}
+}
+
+/// Pending, not refused: the first settlement may still land, and a buyer told "failed"
+/// would sign and pay again.
+fn already_settling() -> Problem {
+	Problem::new(
+		ErrorReason::SettlementPending,
+		"this authorization is already being settled; check the transaction before paying again",
+	)
+}
+
+fn unix_now() -> u64 {
+	SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// The verified authorization as the token's settlement call takes it.

@@ -227,12 +227,8 @@ impl Store {
 			.map_err(|e| StoreError::Open { path: shown.clone(), reason: e.to_string() })?;
 		let mut boot = [0u8; 16];
 		getrandom::getrandom(&mut boot).expect("the OS provides randomness");
-		let store = Store {
-			db,
-			boot: hex::encode(boot),
-			lock: Mutex::new(()),
-			tally: Mutex::default(),
-		};
+		let store =
+			Store { db, boot: hex::encode(boot), lock: Mutex::new(()), tally: Mutex::default() };
 		store.check_schema(&shown, existed, device)?;
 		// The one scan: from here on every write keeps the totals.
 		let mut tally = Tally::default();
@@ -479,7 +475,9 @@ impl SpendLedger for Store {
 			Some(v) => std::str::from_utf8(&v)
 				.ok()
 				.and_then(|t| U256::from_str_radix(t, 10).ok())
-				.ok_or_else(|| refuse(format!("the record {:?} is damaged", String::from_utf8_lossy(&key)))),
+				.ok_or_else(|| {
+					refuse(format!("the record {:?} is damaged", String::from_utf8_lossy(&key)))
+				}),
 		}
 	}
 
@@ -583,9 +581,8 @@ impl Store {
 		let mut batch = WriteBatch::default();
 		let mut pruned = 0;
 		for (key, value) in self.scan("idempotency") {
-			let expires = serde_json::from_slice::<IdempotencyEntry>(&value)
-				.ok()
-				.and_then(|e| e.expires_at);
+			let expires =
+				serde_json::from_slice::<IdempotencyEntry>(&value).ok().and_then(|e| e.expires_at);
 			if expires.is_some_and(|t| idempotency::expired(t, now_secs)) {
 				batch.delete_cf(self.cf("idempotency"), &key);
 				pruned += 1;
@@ -745,7 +742,10 @@ fn migrate_v1_to_v2(db: &DB) -> Result<(), rocksdb::Error> {
 		let Ok(old) = serde_json::from_slice::<V1Idempotency>(&value) else { continue };
 		let answered = old.response.and_then(|r| {
 			let header = |name: &str| {
-				r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+				r.headers
+					.iter()
+					.find(|(k, _)| k.eq_ignore_ascii_case(name))
+					.map(|(_, v)| v.as_str())
 			};
 			let v2 = header(m2m_x402::http::PAYMENT_RESPONSE);
 			let v1 = header(m2m_x402::http::X_PAYMENT_RESPONSE);
@@ -872,7 +872,11 @@ mod tests {
 			assert_eq!(s.claim(id, fp, u64::MAX), Claim::InProgress);
 		}
 		let s = Store::open(&d, "0xAA").unwrap();
-		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Unresolved { transaction: None }, "the crashed run's");
+		assert_eq!(
+			s.claim(id, fp, u64::MAX),
+			Claim::Unresolved { transaction: None },
+			"the crashed run's"
+		);
 		s.complete(id, fp, answered("x"));
 		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Replay(answered("x")));
 		assert_eq!(s.claim(id, m2m_x402::B256::ZERO, u64::MAX), Claim::Conflict);
@@ -884,7 +888,10 @@ mod tests {
 		s.release(other);
 		drop(s);
 		let s = Store::open(&d, "0xAA").unwrap();
-		assert_eq!(s.claim(other, fp, u64::MAX), Claim::Unresolved { transaction: Some("0xbeef".into()) });
+		assert_eq!(
+			s.claim(other, fp, u64::MAX),
+			Claim::Unresolved { transaction: Some("0xbeef".into()) }
+		);
 
 		// Records of expired authorizations are pruned; live ones stay.
 		let old = "pay_00000000000000expired";
@@ -941,9 +948,8 @@ mod tests {
 			let mut options = Options::default();
 			options.create_if_missing(true);
 			options.create_missing_column_families(true);
-			let cfs = COLUMN_FAMILIES
-				.iter()
-				.map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+			let cfs =
+				COLUMN_FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
 			let db = DB::open_cf_descriptors(&options, &d, cfs).unwrap();
 			let put = |cf: &str, k: &str, v: String| {
 				db.put_cf(db.cf_handle(cf).unwrap(), k, v).unwrap();
@@ -1012,9 +1018,9 @@ mod tests {
 	}
 
 	fn alloy_signer_local_for_tests() -> m2m_evm::alloy::signers::local::PrivateKeySigner {
-		m2m_evm::alloy::signers::local::PrivateKeySigner::from_bytes(
-			&m2m_x402::B256::repeat_byte(0x42),
-		)
+		m2m_evm::alloy::signers::local::PrivateKeySigner::from_bytes(&m2m_x402::B256::repeat_byte(
+			0x42,
+		))
 		.unwrap()
 	}
 }

@@ -99,7 +99,8 @@ impl IdempotencyStore for MemoryIdempotency {
 		let now = unix_now();
 		let mut guard = self.state.lock().expect("idempotency lock");
 		let (entries, order) = &mut *guard;
-		let live = entries.get(id).filter(|(_, expiry)| !expired(*expiry, now)).map(|(e, _)| e.clone());
+		let live =
+			entries.get(id).filter(|(_, expiry)| !expired(*expiry, now)).map(|(e, _)| e.clone());
 		match live {
 			Some(Entry::InProgress(f)) if f == fingerprint => Claim::InProgress,
 			Some(Entry::Done(f, answered)) if f == fingerprint => Claim::Replay(answered),
@@ -210,7 +211,10 @@ mod tests {
 		store.pending("k", a, "0xabc");
 		store.release("k");
 		assert_eq!(store.claim("k", b, FAR), Claim::Conflict, "a pending key is still held");
-		assert_eq!(store.claim("k", a, FAR), Claim::Unresolved { transaction: Some("0xabc".into()) });
+		assert_eq!(
+			store.claim("k", a, FAR),
+			Claim::Unresolved { transaction: Some("0xabc".into()) }
+		);
 		assert_eq!(store.claim("k", a, FAR), Claim::InProgress, "being resolved now");
 	}
 

@@ -28,7 +28,9 @@ use std::{
 
 use axum::{
 	body::{to_bytes, Body},
-	http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode},
+	http::{
+		header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode,
+	},
 	response::{IntoResponse, Response},
 };
 use m2m_x402::{
@@ -218,7 +220,9 @@ where
 	match config.seller.sell(request, produce).await {
 		SaleOutcome::PaymentRequired(required) => payment_required(&required),
 		SaleOutcome::Refused { required, .. } => payment_required(&required),
-		SaleOutcome::Conflict(message) => error(StatusCode::CONFLICT, "payment_id_conflict", &message),
+		SaleOutcome::Conflict(message) => {
+			error(StatusCode::CONFLICT, "payment_id_conflict", &message)
+		},
 		SaleOutcome::Unavailable(message) => {
 			error(StatusCode::BAD_GATEWAY, "facilitator_unavailable", &message)
 		},
@@ -234,9 +238,11 @@ where
 			);
 			with_settlement(response, version, &settlement)
 		},
-		SaleOutcome::Sold { delivery, kept, settlement, version } => {
-			with_settlement(Response::from_parts(kept, Body::from(delivery.body)), version, &settlement)
-		},
+		SaleOutcome::Sold { delivery, kept, settlement, version } => with_settlement(
+			Response::from_parts(kept, Body::from(delivery.body)),
+			version,
+			&settlement,
+		),
 		SaleOutcome::Replayed(answered) => {
 			let answered = *answered;
 			let mut response = Response::new(Body::from(answered.delivery.body));

@@ -317,7 +317,8 @@ impl Seller {
 		let sale = Sale { accepted, payer, key };
 
 		// 4. Produce, not released yet.
-		let paid = Paid { payer: sale.payer.clone(), requirement: sale.accepted.requirement.clone() };
+		let paid =
+			Paid { payer: sale.payer.clone(), requirement: sale.accepted.requirement.clone() };
 		let (delivery, kept) = match produce(paid).await {
 			Ok(produced) => produced,
 			Err(failure) => {
@@ -335,7 +336,11 @@ impl Seller {
 		// 5. Settle (unless the chain shows it settled already).
 		let settlement = match recovered {
 			Some(s) => s,
-			None => match self.facilitator.settle(&sale.accepted.payment, &sale.accepted.requirement).await {
+			None => match self
+				.facilitator
+				.settle(&sale.accepted.payment, &sale.accepted.requirement)
+				.await
+			{
 				Ok(s) => s,
 				Err(e) if e.maybe_sent => {
 					// The facilitator may be settling it: pending, resolved on the next try.
@@ -462,7 +467,10 @@ struct Selling<'a> {
 
 impl<'a> Selling<'a> {
 	fn begin(set: &'a Mutex<HashSet<SaleKey>>, key: &SaleKey) -> Option<Self> {
-		set.lock().expect("selling set").insert(key.clone()).then(|| Selling { set, key: key.clone() })
+		set.lock()
+			.expect("selling set")
+			.insert(key.clone())
+			.then(|| Selling { set, key: key.clone() })
 	}
 }
 

@@ -5,11 +5,7 @@ use std::{
 	sync::Mutex,
 };
 
-use m2m_x402::{
-	paywall::Accepted,
-	v2::SettleResponse,
-	ErrorReason, Problem,
-};
+use m2m_x402::{paywall::Accepted, v2::SettleResponse, ErrorReason, Problem};
 
 use crate::Sale;
 
@@ -50,8 +46,12 @@ impl SaleKey {
 /// of that authorization was recorded, so that a payment presented again after it was served
 /// buys nothing more.
 pub trait SaleRecorder: Send + Sync {
-	fn settled(&self, sale: &Sale, settlement: &SettleResponse, resource: &str)
-		-> Result<(), String>;
+	fn settled(
+		&self,
+		sale: &Sale,
+		settlement: &SettleResponse,
+		resource: &str,
+	) -> Result<(), String>;
 	fn sold(&self, key: &SaleKey) -> Result<bool, String>;
 }
 

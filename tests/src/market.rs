@@ -68,7 +68,11 @@ impl Market {
 	}
 
 	/// Our facilitator reaching this chain through `rpc_url` (a fault-injecting proxy).
-	pub async fn facilitator_via(&self, rpc_url: &str, receipt_timeout: Duration) -> Arc<Facilitator> {
+	pub async fn facilitator_via(
+		&self,
+		rpc_url: &str,
+		receipt_timeout: Duration,
+	) -> Arc<Facilitator> {
 		let settler = dev::signer(SETTLER);
 		let provider = m2m_evm::connect(rpc_url, None).unwrap();
 		Arc::new(Facilitator::new(provider, settler, receipt_timeout).await.unwrap())
@@ -158,10 +162,10 @@ impl Market {
 			)
 			.route(
 				"/energy",
-				get(|uri: axum::http::Uri| async move {
-					format!("{} kWh delivered", kwh(uri.query()))
-				})
-					.layer(PaymentLayer::new(seller, energy_price)),
+				get(
+					|uri: axum::http::Uri| async move { format!("{} kWh delivered", kwh(uri.query())) },
+				)
+				.layer(PaymentLayer::new(seller, energy_price)),
 			)
 			.route("/free", get(|| async { "free" }))
 	}

@@ -358,10 +358,11 @@ impl Shared {
 			match outcome {
 				Outcome::Forward => replies.extend(self.forward_call(call).await),
 				// JSON-RPC answers nothing to a notification, refused or not.
-				Outcome::Answer(reply) =>
+				Outcome::Answer(reply) => {
 					if call.get("id").is_some() {
 						replies.push(reply)
-					},
+					}
+				},
 				Outcome::ForwardThenCut => {
 					let _ = self.forward_call(call).await;
 					lost = true;
@@ -393,8 +394,9 @@ async fn handle(
 		None => shared.pass_through(body).await,
 	};
 	match reply {
-		Reply::Answer(status, body) =>
-			(status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+		Reply::Answer(status, body) => {
+			(status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+		},
 		Reply::Unreachable(why) => (StatusCode::BAD_GATEWAY, why).into_response(),
 		Reply::Lost => {
 			cut.trip();

@@ -338,7 +338,10 @@ fn spending_and_status_are_only_on_the_private_control_socket() {
 		let mut buf = [0u8; 512];
 		let closed = match slow.read(&mut buf) {
 			Ok(n) => n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"),
-			Err(e) => e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut,
+			Err(e) => {
+				e.kind() != std::io::ErrorKind::WouldBlock
+					&& e.kind() != std::io::ErrorKind::TimedOut
+			},
 		};
 		assert!(closed, "the server cut the slow caller off");
 		assert!(started.elapsed() < Duration::from_secs(30), "within the header deadline");

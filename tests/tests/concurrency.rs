@@ -7,11 +7,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{routing::get, Router};
 use m2m_e2e_tests::{market::Server, EthRpc, Node};
-use m2m_evm::{
-	alloy::primitives::U256,
-	dev, usdt,
-	usdt::USDT,
-};
+use m2m_evm::{alloy::primitives::U256, dev, usdt, usdt::USDT};
 use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
 	exact,
@@ -34,8 +30,7 @@ fn concurrent_purchases_on_aura_blocks_all_settle_exactly_once() {
 	let node = Node::start(&["--dev", "--sealing", "aura"]);
 	let eth = EthRpc::start(&node);
 	runtime().block_on(async {
-		let deployer =
-			m2m_evm::connect(&eth.url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
+		let deployer = m2m_evm::connect(&eth.url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
 		let faith = dev::signer(dev::USDT_DEPLOYER).address();
 		let token = usdt::find_or_deploy(&deployer, faith).await.unwrap().address();
 		let buyer_key = dev::signer("alith");

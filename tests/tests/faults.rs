@@ -18,7 +18,7 @@ use m2m_facilitator::{Facilitator, RemoteFacilitator};
 use m2m_x402::{exact, v2::FacilitatorRequest, B256};
 use m2m_x402_buyer::{
 	client::{ClientError, X402Client},
-	Buyer, InFlight, LedgerError, Outcome, PaymentJournal,
+	InFlight, LedgerError, Outcome, PaymentJournal,
 };
 use m2m_x402_seller::Seller;
 
@@ -180,7 +180,8 @@ fn an_authorization_submitted_first_by_a_third_account_is_served_once() {
 		assert_eq!(proxy.calls("eth_sendRawTransaction"), 0, "nothing settled twice");
 
 		// Presenting it again buys nothing more.
-		let again = reqwest::Client::new().get(&url).header(header.0, header.1).send().await.unwrap();
+		let again =
+			reqwest::Client::new().get(&url).header(header.0, header.1).send().await.unwrap();
 		assert_eq!(again.status(), 402);
 		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE));
 	});
@@ -192,7 +193,10 @@ async fn hanging_facilitator(real: Arc<Facilitator>) -> Server {
 		State(f): State<Arc<Facilitator>>,
 		Json(r): Json<FacilitatorRequest>,
 	) -> Json<serde_json::Value> {
-		Json(serde_json::to_value(f.verify(&r.payment_payload, &r.payment_requirements).await).unwrap())
+		Json(
+			serde_json::to_value(f.verify(&r.payment_payload, &r.payment_requirements).await)
+				.unwrap(),
+		)
 	}
 	async fn settle(
 		State(f): State<Arc<Facilitator>>,
@@ -299,12 +303,13 @@ fn a_buyer_never_mistakes_a_missing_answer_for_a_refusal() {
 				if request.contains("payment-signature") {
 					continue; // dropped without an answer
 				}
-				let response = format!(
+				let head = format!(
 					"HTTP/1.1 402 Payment Required\r\npayment-required: {header}\r\n\
-					 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+					 content-length: {}\r\nconnection: close\r\n\r\n",
 					body.len()
 				);
-				let _ = stream.write_all(response.as_bytes()).await;
+				let _ = stream.write_all(head.as_bytes()).await;
+				let _ = stream.write_all(&body).await;
 			}
 		});
 		let journal = Arc::new(Journal::default());

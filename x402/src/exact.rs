@@ -310,7 +310,8 @@ pub fn recover_signer(signature: &Signature, digest: &B256) -> Result<Address, P
 	compact[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
 	let id = RecoveryId::from_i32(signature.v() as i32).map_err(bad)?;
 	let recoverable = RecoverableSignature::from_compact(&compact, id).map_err(bad)?;
-	let key = SECP256K1.recover_ecdsa(&Message::from_digest(digest.0), &recoverable).map_err(bad)?;
+	let key =
+		SECP256K1.recover_ecdsa(&Message::from_digest(digest.0), &recoverable).map_err(bad)?;
 	Ok(Address::from_raw_public_key(&key.serialize_uncompressed()[1..]))
 }
 

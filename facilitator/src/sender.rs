@@ -15,10 +15,15 @@
 //!   The sender counts its own nonces and takes the larger of its count and the endpoint's, so
 //!   it never goes backwards and still notices transactions sent by another process.
 //!
-//! A send the endpoint refuses outright (a JSON-RPC error) consumed nothing: its nonce is
-//! handed out again. A send that failed ambiguously keeps its nonce and its signed bytes,
-//! which are broadcast again before the next send, so a lost broadcast cannot leave a nonce
-//! gap that every later transaction would wait behind.
+//! Nonces are handed out and transactions signed one at a time, but broadcasts run
+//! concurrently: eth-rpc on an instant-sealing node answers `eth_sendRawTransaction` only once
+//! the transaction is in a block, so a broadcast under the lock allowed one settlement per
+//! block. The pool takes a nonce that arrives before its predecessor as "future".
+//!
+//! A send the endpoint refuses outright (a JSON-RPC error) consumed nothing: its nonce goes
+//! back to a free list and is handed out again first, so no gap is left that every later
+//! transaction would wait behind. A send that failed ambiguously keeps its nonce and its
+//! signed bytes, which are broadcast again before the next send, for the same reason.
 
 use std::time::Duration;
 
@@ -70,12 +75,14 @@ struct Unconfirmed {
 
 #[derive(Default)]
 struct Nonces {
-	/// The next nonce this sender hands out, once known.
+	/// The next fresh nonce this sender hands out, once known.
 	next: Option<u64>,
+	/// Nonces handed out whose transaction the endpoint refused: reused first.
+	free: std::collections::BTreeSet<u64>,
 	unconfirmed: Vec<Unconfirmed>,
 }
 
-/// Sends transactions from one key, one broadcast at a time.
+/// Sends transactions from one key: nonces and signatures one at a time, broadcasts at once.
 pub struct Sender {
 	provider: DynProvider,
 	wallet: EthereumWallet,
@@ -119,25 +126,41 @@ impl Sender {
 			.await
 			.map_err(|e| NotSent::Unprepared(format!("gas price: {e}")))?;
 
-		let mut nonces = self.nonces.lock().await;
-		self.rebroadcast(&mut nonces).await;
-		let on_chain = self
-			.provider
-			.get_transaction_count(self.address)
-			.pending()
-			.await
-			.map_err(|e| NotSent::Unprepared(format!("nonce: {e}")))?;
-		let nonce = nonces.next.map_or(on_chain, |next| next.max(on_chain));
-		let envelope = request
-			.with_nonce(nonce)
-			.with_gas_limit(gas)
-			.with_gas_price(gas_price)
-			.with_chain_id(self.chain_id)
-			.build(&self.wallet)
-			.await
-			.map_err(|e| NotSent::Unprepared(format!("signing: {e}")))?;
-		let tx = *envelope.tx_hash();
-		let raw = Bytes::from(envelope.encoded_2718());
+		let (nonce, tx, raw) = {
+			let mut nonces = self.nonces.lock().await;
+			self.rebroadcast(&mut nonces).await;
+			let on_chain = self
+				.provider
+				.get_transaction_count(self.address)
+				.pending()
+				.await
+				.map_err(|e| NotSent::Unprepared(format!("nonce: {e}")))?;
+			// A freed nonce below the endpoint's count was used after all (by us or another
+			// process): it is gone.
+			nonces.free.retain(|n| *n >= on_chain);
+			let nonce = match nonces.free.pop_first() {
+				Some(n) => n,
+				None => {
+					let n = nonces.next.map_or(on_chain, |next| next.max(on_chain));
+					nonces.next = Some(n + 1);
+					n
+				},
+			};
+			let signed = request
+				.with_nonce(nonce)
+				.with_gas_limit(gas)
+				.with_gas_price(gas_price)
+				.with_chain_id(self.chain_id)
+				.build(&self.wallet)
+				.await;
+			match signed {
+				Ok(envelope) => (nonce, *envelope.tx_hash(), Bytes::from(envelope.encoded_2718())),
+				Err(e) => {
+					nonces.free.insert(nonce);
+					return Err(NotSent::Unprepared(format!("signing: {e}")));
+				},
+			}
+		};
 
 		let mut last_error = String::new();
 		for attempt in 0..BROADCAST_ATTEMPTS {
@@ -145,19 +168,13 @@ impl Sender {
 				tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
 			}
 			match self.provider.send_raw_transaction(&raw).await {
-				Ok(_) => {
-					nonces.next = Some(nonce + 1);
-					return Ok(Broadcast::Sent(tx));
-				},
+				Ok(_) => return Ok(Broadcast::Sent(tx)),
 				Err(e) => match classify(&e) {
-					Answer::AlreadyKnown => {
-						nonces.next = Some(nonce + 1);
-						return Ok(Broadcast::Sent(tx));
-					},
+					Answer::AlreadyKnown => return Ok(Broadcast::Sent(tx)),
 					// A refusal of a retry may be the first attempt's effect (its nonce now
 					// used): only a refusal of the first attempt proves nothing went out.
 					Answer::Refused(message) if attempt == 0 => {
-						nonces.next = Some(nonce);
+						self.nonces.lock().await.free.insert(nonce);
 						tracing::warn!(%tx, nonce, error = %message, "the chain refused a settlement");
 						return Err(NotSent::Refused(message));
 					},
@@ -166,8 +183,7 @@ impl Sender {
 			}
 		}
 		tracing::warn!(%tx, nonce, error = %last_error, "broadcast unconfirmed; it may still land");
-		nonces.next = Some(nonce + 1);
-		nonces.unconfirmed.push(Unconfirmed { nonce, raw });
+		self.nonces.lock().await.unconfirmed.push(Unconfirmed { nonce, raw });
 		Ok(Broadcast::Uncertain { tx, error: last_error })
 	}
 

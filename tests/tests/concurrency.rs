@@ -19,7 +19,7 @@ use m2m_x402_seller::{layer::PaymentLayer, Seller};
 /// EVM chain id of the `dev` preset.
 const CHAIN_ID: u64 = 33380;
 const PRICE: u64 = 10_000;
-const PURCHASES: usize = 24;
+const PURCHASES: usize = 20;
 
 fn runtime() -> tokio::runtime::Runtime {
 	tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
@@ -30,6 +30,7 @@ fn concurrent_purchases_on_aura_blocks_all_settle_exactly_once() {
 	let node = Node::start(&["--dev", "--sealing", "aura"]);
 	let eth = EthRpc::start(&node);
 	runtime().block_on(async {
+		let started = std::time::Instant::now();
 		let deployer = m2m_evm::connect(&eth.url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
 		let faith = dev::signer(dev::USDT_DEPLOYER).address();
 		let token = usdt::find_or_deploy(&deployer, faith).await.unwrap().address();
@@ -70,6 +71,7 @@ fn concurrent_purchases_on_aura_blocks_all_settle_exactly_once() {
 			payees: vec![],
 		};
 		let client = X402Client::new(Buyer::new(buyer_key, policy));
+		let setup = started.elapsed();
 		let url = format!("{}/kwh", server.url);
 		let purchases = (0..PURCHASES).map(|_| {
 			let (client, url) = (client.clone(), url.clone());
@@ -87,8 +89,27 @@ fn concurrent_purchases_on_aura_blocks_all_settle_exactly_once() {
 				Err(e) => failures.push(e.to_string()),
 			}
 		}
+		// Figures for the log (not assertions): a 6 s block time bounds both.
+		eprintln!(
+			"setup (USDT deploy, mint, seller) {setup:.1?}; {PURCHASES} concurrent purchases {:.1?}",
+			started.elapsed() - setup
+		);
 		assert!(failures.is_empty(), "every purchase settles: {failures:#?}\n{}", eth.log());
 		assert_eq!(transactions.len(), PURCHASES, "one settlement transaction each");
+		// Figures for the log: how the settlements spread over blocks, and their gas.
+		{
+			use m2m_evm::alloy::providers::Provider;
+			let p = m2m_evm::connect(&eth.url, None).unwrap();
+			let mut blocks = std::collections::BTreeMap::new();
+			let mut gas = 0;
+			for t in &transactions {
+				let hash: m2m_evm::alloy::primitives::B256 = t.parse().unwrap();
+				let r = p.get_transaction_receipt(hash).await.unwrap().expect("a receipt");
+				*blocks.entry(r.block_number.unwrap()).or_insert(0) += 1;
+				gas = gas.max(r.gas_used);
+			}
+			eprintln!("settlements per block: {blocks:?}; gas used per settlement up to {gas}");
+		}
 		let balance = USDT::new(token, &deployer).balanceOf(seller_address).call().await.unwrap();
 		assert_eq!(balance, U256::from(PRICE * PURCHASES as u64), "each paid exactly once");
 	});

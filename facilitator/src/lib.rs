@@ -135,16 +135,18 @@ impl Facilitator {
 			amount: None,
 			extensions: None,
 		};
+		let verified = match exact::verify(payment, requirements, unix_now()) {
+			Ok(v) => v,
+			Err(problem) => return failed(problem, String::new()),
+		};
 		// An authorization being settled is answered from the in-flight map before the
 		// on-chain checks, which would see it as used once its transaction is in the pool.
-		// (Its signature is checked first, so nobody learns more than the public hash.)
-		if let Ok(v) = exact::verify(payment, requirements, unix_now()) {
-			let earlier = self.in_flight_tx(&(v.payer, v.authorization.nonce));
-			if let Some(tx) = earlier.filter(|tx| !tx.is_empty()) {
-				return failed(already_settling(), tx);
-			}
+		// (Its signature is checked, so nobody learns more than the public hash.)
+		let earlier = self.in_flight_tx(&(verified.payer, verified.authorization.nonce));
+		if let Some(tx) = earlier.filter(|tx| !tx.is_empty()) {
+			return failed(already_settling(), tx);
 		}
-		let verified = match self.check(payment, requirements).await {
+		let verified = match self.check_on_chain(verified, requirements).await {
 			Ok(v) => v,
 			Err(problem) => return failed(problem, String::new()),
 		};
@@ -251,12 +253,22 @@ impl Facilitator {
 		self.in_flight.lock().expect("in-flight map").get(key).cloned()
 	}
 
+	/// Every check: the pure ones, then those against the chain.
 	async fn check(
 		&self,
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> Result<Verified, Problem> {
 		let v = exact::verify(payment, requirements, unix_now())?;
+		self.check_on_chain(v, requirements).await
+	}
+
+	/// The checks against the chain, cheapest first, of a payment the pure checks passed.
+	async fn check_on_chain(
+		&self,
+		v: Verified,
+		requirements: &PaymentRequirements,
+	) -> Result<Verified, Problem> {
 		if v.chain_id != self.chain_id {
 			return Err(Problem::new(
 				ErrorReason::InvalidNetwork,
@@ -334,8 +346,8 @@ fn unix_now() -> u64 {
 	SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
-/// The verified authorization as the token's settlement call takes it.
-fn settlement(v: &Verified) -> usdt::SignedTransfer {
+/// The verified authorization as the token's settlement call takes it (whoever submits it).
+pub fn settlement(v: &Verified) -> usdt::SignedTransfer {
 	let a = &v.authorization;
 	usdt::SignedTransfer {
 		from: a.from,

@@ -144,21 +144,7 @@ fn an_authorization_submitted_first_by_a_third_account_is_served_once() {
 		let payment = m2m_x402::v2::PaymentPayload::exact(offer.clone(), wire);
 		let verified = exact::verify(&payment, &offer, now).unwrap();
 		let front_runner = m2m_evm::connect(&market.anvil.url, Some(dev::signer("ethan"))).unwrap();
-		let a = &verified.authorization;
-		m2m_evm::usdt::SignedTransfer {
-			from: a.from,
-			to: a.to,
-			value: a.value,
-			valid_after: a.validAfter,
-			valid_before: a.validBefore,
-			nonce: a.nonce,
-			v: 27 + verified.signature.v() as u8,
-			r: verified.signature.r().into(),
-			s: verified.signature.s().into(),
-		}
-		.submit(market.token, &front_runner)
-		.await
-		.unwrap();
+		m2m_facilitator::settlement(&verified).submit(market.token, &front_runner).await.unwrap();
 		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE), "the money moved");
 
 		let header = m2m_x402::http::payment_header(2, &payment).unwrap();

@@ -6,7 +6,9 @@
 //!   authorization's state, the payer's balance, and an `eth_call` simulation of the settlement.
 //! - [`Facilitator::settle`] verifies again, signs `transferWithAuthorization` itself (so its
 //!   hash is known before it is broadcast, see [`sender`]) and waits a bounded time for the
-//!   receipt. A transaction that may have been broadcast but is not confirmed in time, for
+//!   receipt. Its simulation runs with the gas limit the transaction will carry (remembered
+//!   per token from an estimate, with headroom), so one execution both proves the settlement
+//!   would succeed and prices it; gas is estimated again only when that simulation fails. A transaction that may have been broadcast but is not confirmed in time, for
 //!   whatever reason (a slow chain, a lost reply, a reset connection), answers
 //!   `settlement_pending` with its hash, never a plain failure, so that a conforming client
 //!   does not sign and pay again.
@@ -53,6 +55,8 @@ pub struct Facilitator {
 	chain_id: u64,
 	receipt_timeout: Duration,
 	domains: Mutex<HashMap<Address, (String, String)>>,
+	/// Per token, the gas limit settlements carry: the largest estimate seen, plus headroom.
+	gas_limits: Mutex<HashMap<Address, u64>>,
 	/// Authorizations being settled (payer, nonce), with their transaction once known.
 	in_flight: Mutex<HashMap<(Address, B256), String>>,
 }
@@ -72,6 +76,7 @@ impl Facilitator {
 			chain_id,
 			receipt_timeout,
 			domains: Mutex::default(),
+			gas_limits: Mutex::default(),
 			in_flight: Mutex::default(),
 		})
 	}
@@ -146,8 +151,8 @@ impl Facilitator {
 		if let Some(tx) = earlier.filter(|tx| !tx.is_empty()) {
 			return failed(already_settling(), tx);
 		}
-		let verified = match self.check_on_chain(verified, requirements).await {
-			Ok(v) => v,
+		let (verified, gas_limit) = match self.check_on_chain(verified, requirements).await {
+			Ok(checked) => checked,
 			Err(problem) => return failed(problem, String::new()),
 		};
 		let key = (verified.payer, verified.authorization.nonce);
@@ -162,7 +167,7 @@ impl Facilitator {
 		if let Some(tx) = earlier {
 			return failed(already_settling(), tx);
 		}
-		let outcome = self.submit(&verified).await;
+		let outcome = self.submit(&verified, gas_limit).await;
 		let mut in_flight = self.in_flight.lock().expect("in-flight map");
 		match &outcome {
 			// A pending settlement keeps its authorization blocked, with its hash: it may still
@@ -191,8 +196,8 @@ impl Facilitator {
 	}
 
 	/// The settlement's transaction, or why it failed (with the transaction, once known).
-	async fn submit(&self, v: &Verified) -> Result<B256, (Problem, String)> {
-		let request = settlement(v).request(v.token, &self.provider);
+	async fn submit(&self, v: &Verified, gas_limit: u64) -> Result<B256, (Problem, String)> {
+		let request = settlement(v).request(v.token, &self.provider).gas_limit(gas_limit);
 		let tx = match self.sender.send(request).await {
 			Ok(broadcast) => broadcast.tx(),
 			// Nothing left the facilitator: a final failure, and the authorization is unused.
@@ -260,15 +265,16 @@ impl Facilitator {
 		requirements: &PaymentRequirements,
 	) -> Result<Verified, Problem> {
 		let v = exact::verify(payment, requirements, unix_now())?;
-		self.check_on_chain(v, requirements).await
+		Ok(self.check_on_chain(v, requirements).await?.0)
 	}
 
-	/// The checks against the chain, cheapest first, of a payment the pure checks passed.
+	/// The checks against the chain, cheapest first, of a payment the pure checks passed; and
+	/// the gas limit under which its settlement was simulated successfully.
 	async fn check_on_chain(
 		&self,
 		v: Verified,
 		requirements: &PaymentRequirements,
-	) -> Result<Verified, Problem> {
+	) -> Result<(Verified, u64), Problem> {
 		if v.chain_id != self.chain_id {
 			return Err(Problem::new(
 				ErrorReason::InvalidNetwork,
@@ -309,16 +315,33 @@ impl Facilitator {
 				format!("the payer holds {balance}, the payment needs {}", a.value),
 			));
 		}
-		self.provider
-			.call(settlement(&v).request(v.token, &self.provider).from(self.signer()))
-			.await
-			.map_err(|e| {
-				Problem::new(
-					ErrorReason::InvalidTransactionState,
-					format!("the settlement would fail: {e}"),
-				)
-			})?;
-		Ok(v)
+		let gas_limit = self.simulate(&v).await.map_err(|e| {
+			Problem::new(
+				ErrorReason::InvalidTransactionState,
+				format!("the settlement would fail: {e}"),
+			)
+		})?;
+		Ok((v, gas_limit))
+	}
+
+	/// Simulates the settlement under the token's remembered gas limit, and returns that
+	/// limit. Without one, or when the simulation fails (it may have run out of gas: a first
+	/// transfer to a payee stores more), gas is estimated, which simulates too and tells a
+	/// revert from a shortage; the estimate plus a quarter is remembered when it is larger.
+	async fn simulate(&self, v: &Verified) -> Result<u64, String> {
+		let request = settlement(v).request(v.token, &self.provider).from(self.signer());
+		let remembered = self.gas_limits.lock().expect("gas limits").get(&v.token).copied();
+		if let Some(limit) = remembered {
+			if self.provider.call(request.clone().gas_limit(limit)).await.is_ok() {
+				return Ok(limit);
+			}
+		}
+		let estimate = self.provider.estimate_gas(request).await.map_err(|e| e.to_string())?;
+		let limit = estimate.saturating_add(estimate / 4);
+		let mut limits = self.gas_limits.lock().expect("gas limits");
+		let entry = limits.entry(v.token).or_insert(limit);
+		*entry = (*entry).max(limit);
+		Ok(*entry)
 	}
 
 	/// The token's EIP-712 name and version, read on-chain once.

@@ -77,6 +77,8 @@ struct Unconfirmed {
 struct Nonces {
 	/// The next fresh nonce this sender hands out, once known.
 	next: Option<u64>,
+	/// Ask the endpoint for its count before the next nonce is handed out.
+	resync: bool,
 	/// Nonces handed out whose transaction the endpoint refused: reused first.
 	free: std::collections::BTreeSet<u64>,
 	unconfirmed: Vec<Unconfirmed>,
@@ -89,10 +91,15 @@ pub struct Sender {
 	address: Address,
 	chain_id: u64,
 	nonces: tokio::sync::Mutex<Nonces>,
+	gas_price: std::sync::Mutex<Option<(tokio::time::Instant, u128)>>,
 }
 
 /// Attempts of one broadcast, including the first, while the endpoint answers ambiguously.
 const BROADCAST_ATTEMPTS: u32 = 3;
+
+/// How long a gas price read from the endpoint is used (legacy pricing moves slowly; a
+/// settlement priced slightly low waits, it is not lost).
+const GAS_PRICE_AGE: Duration = Duration::from_secs(2);
 
 impl Sender {
 	pub fn new(provider: DynProvider, signer: PrivateKeySigner, chain_id: u64) -> Self {
@@ -103,6 +110,7 @@ impl Sender {
 			address,
 			chain_id,
 			nonces: tokio::sync::Mutex::default(),
+			gas_price: std::sync::Mutex::default(),
 		}
 	}
 
@@ -110,49 +118,77 @@ impl Sender {
 		self.address
 	}
 
-	/// Estimates, signs and broadcasts `request` (its `to` and `input`) from this sender.
+	/// Signs and broadcasts `request` (its `to`, `input` and, if set, gas limit; otherwise gas
+	/// is estimated) from this sender.
 	pub async fn send(&self, request: TransactionRequest) -> Result<Broadcast, NotSent> {
 		let request = request.from(self.address);
 		// Estimation and pricing need no nonce: done outside the lock, so concurrent sends
 		// only queue for the broadcast itself.
-		let gas = self
-			.provider
-			.estimate_gas(request.clone())
-			.await
-			.map_err(|e| NotSent::WouldFail(e.to_string()))?;
-		let gas_price = self
+		let gas = match request.gas {
+			Some(gas) => gas,
+			None => self
+				.provider
+				.estimate_gas(request.clone())
+				.await
+				.map_err(|e| NotSent::WouldFail(e.to_string()))?,
+		};
+		let gas_price = self.gas_price().await?;
+		let request = request.with_gas_limit(gas).with_gas_price(gas_price);
+		match self.sign_and_broadcast(&request).await {
+			// Another process may have used the nonce: count again and sign once more.
+			Err(NotSent::Refused(message)) if refers_to_nonce(&message) => {
+				tracing::info!(error = %message, "nonce refused; resynchronising with the endpoint");
+				self.sign_and_broadcast(&request).await
+			},
+			outcome => outcome,
+		}
+	}
+
+	/// The endpoint's gas price, read at most every [`GAS_PRICE_AGE`].
+	async fn gas_price(&self) -> Result<u128, NotSent> {
+		let now = tokio::time::Instant::now();
+		if let Some((at, price)) = *self.gas_price.lock().expect("gas price") {
+			if now.duration_since(at) < GAS_PRICE_AGE {
+				return Ok(price);
+			}
+		}
+		let price = self
 			.provider
 			.get_gas_price()
 			.await
 			.map_err(|e| NotSent::Unprepared(format!("gas price: {e}")))?;
+		*self.gas_price.lock().expect("gas price") = Some((now, price));
+		Ok(price)
+	}
 
+	/// Takes a nonce, signs `request` (gas and price set) and broadcasts it.
+	async fn sign_and_broadcast(&self, request: &TransactionRequest) -> Result<Broadcast, NotSent> {
 		let (nonce, tx, raw) = {
 			let mut nonces = self.nonces.lock().await;
 			self.rebroadcast(&mut nonces).await;
-			let on_chain = self
-				.provider
-				.get_transaction_count(self.address)
-				.pending()
-				.await
-				.map_err(|e| NotSent::Unprepared(format!("nonce: {e}")))?;
-			// A freed nonce below the endpoint's count was used after all (by us or another
-			// process): it is gone.
-			nonces.free.retain(|n| *n >= on_chain);
+			if nonces.next.is_none() || nonces.resync {
+				let on_chain = self
+					.provider
+					.get_transaction_count(self.address)
+					.pending()
+					.await
+					.map_err(|e| NotSent::Unprepared(format!("nonce: {e}")))?;
+				// A freed nonce below the endpoint's count was used after all (by us or
+				// another process): it is gone.
+				nonces.free.retain(|n| *n >= on_chain);
+				nonces.next = Some(nonces.next.map_or(on_chain, |next| next.max(on_chain)));
+				nonces.resync = false;
+			}
 			let nonce = match nonces.free.pop_first() {
 				Some(n) => n,
 				None => {
-					let n = nonces.next.map_or(on_chain, |next| next.max(on_chain));
+					let n = nonces.next.expect("counted above");
 					nonces.next = Some(n + 1);
 					n
 				},
 			};
-			let signed = request
-				.with_nonce(nonce)
-				.with_gas_limit(gas)
-				.with_gas_price(gas_price)
-				.with_chain_id(self.chain_id)
-				.build(&self.wallet)
-				.await;
+			let signed =
+				request.clone().with_nonce(nonce).with_chain_id(self.chain_id).build(&self.wallet).await;
 			match signed {
 				Ok(envelope) => (nonce, *envelope.tx_hash(), Bytes::from(envelope.encoded_2718())),
 				Err(e) => {
@@ -174,7 +210,9 @@ impl Sender {
 					// A refusal of a retry may be the first attempt's effect (its nonce now
 					// used): only a refusal of the first attempt proves nothing went out.
 					Answer::Refused(message) if attempt == 0 => {
-						self.nonces.lock().await.free.insert(nonce);
+						let mut nonces = self.nonces.lock().await;
+						nonces.free.insert(nonce);
+						nonces.resync = true;
 						tracing::warn!(%tx, nonce, error = %message, "the chain refused a settlement");
 						return Err(NotSent::Refused(message));
 					},
@@ -183,7 +221,9 @@ impl Sender {
 			}
 		}
 		tracing::warn!(%tx, nonce, error = %last_error, "broadcast unconfirmed; it may still land");
-		self.nonces.lock().await.unconfirmed.push(Unconfirmed { nonce, raw });
+		let mut nonces = self.nonces.lock().await;
+		nonces.unconfirmed.push(Unconfirmed { nonce, raw });
+		nonces.resync = true;
 		Ok(Broadcast::Uncertain { tx, error: last_error })
 	}
 
@@ -203,6 +243,14 @@ impl Sender {
 		}
 		nonces.unconfirmed = still;
 	}
+}
+
+/// Whether a refusal is about the nonce (geth/anvil: "nonce too low"; Substrate's pool:
+/// "1010: Invalid Transaction" with a stale nonce, "1014: Priority is too low" for a nonce
+/// already in the pool).
+fn refers_to_nonce(message: &str) -> bool {
+	let message = message.to_lowercase();
+	["nonce", "1010", "1014", "priority is too low"].iter().any(|m| message.contains(m))
 }
 
 enum Answer {

@@ -4,13 +4,15 @@
 //!
 //! The same load then runs against the Rust stack users would otherwise pick (crates.io
 //! `x402-axum` seller + `x402-reqwest` client, in `benches/x402-rs/`, built outside the
-//! workspace), on the same anvil and the same facilitator, and the ratio is printed. Prints
+//! workspace), with the same facilitator code, and the ratio is printed. The two alternate for
+//! a few rounds, each run on a fresh anvil and facilitator: anvil slows down as its history
+//! grows, so a second run on the same chain would be measured on a slower chain. Prints
 //! figures; asserts only that every request was paid exactly once.
 //!
 //! ```text
 //! cargo build --release --workspace --examples
 //! (cd benches/x402-rs && cargo build --release)     # optional: the comparison
-//! $CARGO_TARGET_DIR/release/examples/x402_load [requests] [concurrency]
+//! $CARGO_TARGET_DIR/release/examples/x402_load [requests] [concurrency] [rounds]
 //! ```
 
 use std::{
@@ -98,17 +100,27 @@ fn x402_rs_binary() -> Option<std::path::PathBuf> {
 	path.exists().then_some(path)
 }
 
-#[tokio::main]
-async fn main() {
-	let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
-	let requests = args.next().unwrap_or(300);
-	let concurrency = args.next().unwrap_or(16);
-	println!("x402 end to end on loopback: {requests} requests, {concurrency} in flight, settled on anvil");
+/// A fresh chain and facilitator for one run, so that neither stack inherits the other's
+/// blocks (anvil slows down as its history grows).
+struct Stage {
+	market: Market,
+	facilitator: Server,
+}
 
-	let market = Market::open(&[]).await;
-	let facilitator =
-		Server::start(facilitator_http::router(market.facilitator(Duration::from_secs(30)).await))
-			.await;
+impl Stage {
+	async fn open() -> Stage {
+		let market = Market::open(&[]).await;
+		let facilitator = Server::start(facilitator_http::router(
+			market.facilitator(Duration::from_secs(30)).await,
+		))
+		.await;
+		Stage { market, facilitator }
+	}
+}
+
+/// Our client and seller on a fresh stage.
+async fn run_ours(requests: usize, concurrency: usize) -> Figures {
+	let Stage { market, facilitator } = Stage::open().await;
 	let remote = RemoteFacilitator::new(&facilitator.url, Duration::from_secs(40));
 	let seller = Server::start(market.seller_app(Arc::new(Seller::new(Arc::new(remote))))).await;
 	let mut policy = market.policy(READING_PRICE, u64::MAX);
@@ -116,18 +128,18 @@ async fn main() {
 	let buyer = m2m_x402_buyer::Buyer::new(m2m_evm::dev::signer(market::BUYER), policy);
 	let client = X402Client::new(buyer);
 
-	// Warm-up: connections, the facilitator's domain cache.
+	// Warm-up: connections, the facilitator's domain and gas caches.
 	ours(client.clone(), format!("{}/reading", seller.url), concurrency, concurrency).await;
 	let before = market.balance(SELLER).await;
 	let figures = ours(client, format!("{}/reading", seller.url), requests, concurrency).await;
 	let paid = market.balance(SELLER).await - before;
 	assert_eq!(paid, U256::from(READING_PRICE * requests as u64), "each request paid exactly once");
-	figures.print("m2m (axum Layer + reqwest client)");
+	figures
+}
 
-	let Some(bin) = x402_rs_binary() else {
-		println!("x402-rs comparison skipped: build benches/x402-rs (see its README) to run it");
-		return;
-	};
+/// The x402-rs binary on a fresh stage.
+async fn run_theirs(bin: &std::path::Path, requests: usize, concurrency: usize) -> Figures {
+	let Stage { market, facilitator } = Stage::open().await;
 	let before = market.balance(SELLER).await;
 	let output = tokio::process::Command::new(bin)
 		.args([
@@ -158,7 +170,13 @@ async fn main() {
 	let theirs: serde_json::Value =
 		serde_json::from_slice(output.stdout.trim_ascii()).expect("one JSON line");
 	let paid = market.balance(SELLER).await - before;
-	let their_figures = Figures {
+	// Its run includes its own warm-up of `concurrency` purchases.
+	assert_eq!(
+		paid,
+		U256::from(READING_PRICE * (requests + concurrency) as u64),
+		"x402-rs: each request paid exactly once"
+	);
+	Figures {
 		requests: theirs["requests"].as_u64().unwrap() as usize,
 		elapsed: Duration::from_secs_f64(theirs["elapsed_s"].as_f64().unwrap()),
 		latencies: theirs["latencies_ms"]
@@ -167,13 +185,43 @@ async fn main() {
 			.iter()
 			.map(|v| Duration::from_secs_f64(v.as_f64().unwrap() / 1e3))
 			.collect(),
-	};
-	their_figures.print("x402-rs (x402-axum + x402-reqwest)");
-	// Its run includes its own warm-up of `concurrency` purchases.
-	assert_eq!(
-		paid,
-		U256::from(READING_PRICE * (requests + concurrency) as u64),
-		"x402-rs: each request paid exactly once"
+	}
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+	values.sort_by(f64::total_cmp);
+	values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+	let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
+	let requests = args.next().unwrap_or(300);
+	let concurrency = args.next().unwrap_or(16);
+	let rounds = args.next().unwrap_or(3).max(1);
+	println!(
+		"x402 end to end on loopback: {requests} requests, {concurrency} in flight, settled on \
+		 anvil; {rounds} rounds, each run on a fresh anvil and facilitator"
 	);
-	println!("ratio m2m / x402-rs: {:.2}×", figures.per_second() / their_figures.per_second());
+	let bin = x402_rs_binary();
+	if bin.is_none() {
+		println!("x402-rs comparison skipped: build benches/x402-rs (see its README) to run it");
+	}
+	let (mut ratios, mut ours_rates, mut theirs_rates) = (Vec::new(), Vec::new(), Vec::new());
+	for round in 1..=rounds {
+		let mine = run_ours(requests, concurrency).await;
+		mine.print(&format!("[{round}] m2m (axum Layer + reqwest)"));
+		ours_rates.push(mine.per_second());
+		let Some(bin) = &bin else { continue };
+		let theirs = run_theirs(bin, requests, concurrency).await;
+		theirs.print(&format!("[{round}] x402-rs (axum + reqwest)"));
+		theirs_rates.push(theirs.per_second());
+		ratios.push(mine.per_second() / theirs.per_second());
+	}
+	println!("median m2m: {:.1} req/s", median(ours_rates));
+	if !ratios.is_empty() {
+		println!("median x402-rs: {:.1} req/s", median(theirs_rates));
+		let (lo, hi) = ratios.iter().fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+		println!("ratio m2m / x402-rs: median {:.2}× (range {lo:.2}–{hi:.2}×)", median(ratios));
+	}
 }

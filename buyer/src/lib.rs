@@ -40,8 +40,9 @@ use std::sync::{Arc, Mutex};
 
 use alloy_signer_local::PrivateKeySigner;
 use m2m_x402::{
-	exact, paywall,
+	paywall,
 	policy::{self, NothingPayable, SpendingPolicy},
+	schemes::{exact, Payload},
 	v2::{PaymentPayload, PaymentRequired},
 	Address, B256, U256,
 };
@@ -134,11 +135,10 @@ impl Buyer {
 		now: u64,
 	) -> Result<InFlight, BuyError> {
 		let payment = self.pay(required, now)?;
-		let key = payment
-			.payload
-			.exact_evm()
-			.map(|p| p.authorization.nonce.clone())
-			.ok_or_else(|| BuyError::Signing("only exact payments are journaled".into()))?;
+		let key = match Payload::parse(&payment.payload) {
+			Ok(Payload::Exact(p)) => p.authorization.nonce,
+			Err(problem) => return Err(BuyError::Signing(problem.to_string())),
+		};
 		let flight = InFlight { key, locator, version, payment };
 		if let Some(journal) = &self.journal {
 			journal.signed(&flight).map_err(BuyError::Journal)?;
@@ -201,7 +201,7 @@ impl Buyer {
 		})?;
 		let signed = exact::sign(&self.signer, choice.requirement, now, random_b256())
 			.map_err(|e| BuyError::Signing(e.to_string()))?;
-		let mut payload = PaymentPayload::exact(choice.requirement.clone(), signed);
+		let mut payload = exact::payment(choice.requirement.clone(), &signed);
 		payload.resource = Some(required.resource.clone());
 		let advertised = required
 			.extensions

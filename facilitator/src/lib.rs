@@ -1,7 +1,7 @@
 //! The x402 facilitator core: verifies exact/EIP-3009 payments against the chain and settles
 //! them, on any Ethereum JSON-RPC endpoint (m2m-eth-rpc, anvil).
 //!
-//! - [`Facilitator::verify`] runs the pure checks of [`m2m_x402::exact::verify`] first, then
+//! - [`Facilitator::verify`] runs the pure checks of [`m2m_x402::schemes::exact::verify`] first, then
 //!   the on-chain ones, cheapest first: the token's EIP-712 domain (read once, cached), the
 //!   authorization's state, the payer's balance, and an `eth_call` simulation of the settlement.
 //! - [`Facilitator::settle`] verifies again, signs `transferWithAuthorization` itself (so its
@@ -39,8 +39,11 @@ use m2m_evm::{
 	usdt::{self, USDT},
 };
 use m2m_x402::{
-	exact::{self, Verified},
 	network,
+	schemes::{
+		self,
+		exact::{self, Verified},
+	},
 	v2::{
 		PaymentPayload, PaymentRequirements, SettleResponse, SupportedKind, SupportedResponse,
 		VerifyResponse,
@@ -119,7 +122,7 @@ impl Facilitator {
 				is_valid: false,
 				invalid_reason: Some(reason),
 				invalid_message: Some(message),
-				payer: payment.payer().map(str::to_owned),
+				payer: schemes::payer(payment),
 			},
 		}
 	}
@@ -136,7 +139,7 @@ impl Facilitator {
 			error_message: Some(problem.message),
 			transaction,
 			network: requirements.network.clone(),
-			payer: payment.payer().map(str::to_owned),
+			payer: schemes::payer(payment),
 			amount: None,
 			extensions: None,
 		};

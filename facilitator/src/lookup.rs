@@ -4,7 +4,7 @@
 
 use m2m_evm::alloy::{primitives::Address, providers::DynProvider};
 use m2m_x402::{
-	exact,
+	schemes::exact,
 	v2::{PaymentPayload, PaymentRequirements},
 };
 
@@ -28,8 +28,8 @@ impl ChainLookup {
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> Result<Option<String>, String> {
-		let Some(wire) = payment.exact_evm() else { return Ok(None) };
-		let (a, _) = exact::parse(wire).map_err(|e| e.to_string())?;
+		let Ok(wire) = exact::payload(payment) else { return Ok(None) };
+		let (a, _) = exact::parse(&wire).map_err(|e| e.to_string())?;
 		let token: Address = requirements
 			.asset
 			.parse()

@@ -187,8 +187,12 @@ impl Sender {
 					n
 				},
 			};
-			let signed =
-				request.clone().with_nonce(nonce).with_chain_id(self.chain_id).build(&self.wallet).await;
+			let signed = request
+				.clone()
+				.with_nonce(nonce)
+				.with_chain_id(self.chain_id)
+				.build(&self.wallet)
+				.await;
 			match signed {
 				Ok(envelope) => (nonce, *envelope.tx_hash(), Bytes::from(envelope.encoded_2718())),
 				Err(e) => {

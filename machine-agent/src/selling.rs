@@ -11,7 +11,7 @@ use m2m_primitives::{
 	receipt::{exact_receipt_id, AssetKey},
 	H160, H256, U256,
 };
-use m2m_x402::{exact, v2::SettleResponse};
+use m2m_x402::{schemes::exact, v2::SettleResponse};
 use m2m_x402_seller::{Sale, SaleKey, SaleRecorder};
 use subxt::utils::Static;
 
@@ -64,9 +64,8 @@ impl SaleRecorder for Recorder {
 		settlement: &SettleResponse,
 		resource: &str,
 	) -> Result<(), String> {
-		let wire =
-			sale.accepted.payment.exact_evm().ok_or("only exact/EVM payments are recorded")?;
-		let (a, signature) = exact::parse(wire).map_err(|e| e.to_string())?;
+		let wire = exact::payload(&sale.accepted.payment).map_err(|e| e.to_string())?;
+		let (a, signature) = exact::parse(&wire).map_err(|e| e.to_string())?;
 		let authorization = TransferWithAuthorization {
 			from: H160(a.from.0 .0),
 			to: H160(a.to.0 .0),

@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use axum::{http::StatusCode, response::IntoResponse, routing::get, Router};
-use m2m_x402::{exact, policy, Address, U256};
+use m2m_x402::{policy, schemes::exact, Address, U256};
 use m2m_x402_seller::{layer::PaymentLayer, Seller};
 
 use crate::config::{Handler, Service};

@@ -927,7 +927,7 @@ mod tests {
 	/// answered payment id kept as an HTTP response.
 	#[test]
 	fn a_schema_1_store_is_migrated_and_its_purchase_resumes() {
-		use m2m_x402::{codec, exact, http as x402_http, v2::PaymentPayload};
+		use m2m_x402::{codec, http as x402_http, schemes::exact};
 		let d = dir("v1");
 		let signer = alloy_signer_local_for_tests();
 		let usdt = Address::repeat_byte(0x11);
@@ -941,7 +941,7 @@ mod tests {
 		);
 		let nonce = m2m_x402::B256::repeat_byte(9);
 		let wire = exact::sign(&signer, &offer, 1_800_000_000, nonce).unwrap();
-		let payload = PaymentPayload::exact(offer.clone(), wire);
+		let payload = exact::payment(offer.clone(), &wire);
 		let (header_name, header_value) = x402_http::payment_header(2, &payload).unwrap();
 		let payer = signer.address().to_checksum(None);
 		{

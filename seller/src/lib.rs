@@ -23,7 +23,7 @@
 //! use std::{sync::Arc, time::Duration};
 //! use axum::{routing::get, Router};
 //! use m2m_facilitator::RemoteFacilitator;
-//! use m2m_x402::exact;
+//! use m2m_x402::schemes::exact;
 //! use m2m_x402_seller::{layer::PaymentLayer, Seller};
 //!
 //! # fn app(usdt: m2m_x402::Address, me: m2m_x402::Address) -> Router {
@@ -47,6 +47,7 @@ use std::{collections::HashSet, future::Future, sync::Arc, sync::Mutex};
 use m2m_facilitator::Facilitate;
 use m2m_x402::{
 	paywall::{self, Accepted, IncomingPayment},
+	schemes::{self, Payload},
 	v2::{PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
 	ErrorReason, Problem, B256,
 };
@@ -312,7 +313,7 @@ impl Seller {
 				}
 				return refuse(Problem { reason, message });
 			}
-			payer = accepted.payment.payer().unwrap_or_default().to_string();
+			payer = schemes::payer(&accepted.payment).unwrap_or_default();
 		}
 		let sale = Sale { accepted, payer, key };
 
@@ -423,7 +424,7 @@ impl Seller {
 				return None;
 			},
 		};
-		let payer = accepted.payment.payer().unwrap_or_default().to_string();
+		let payer = schemes::payer(&accepted.payment).unwrap_or_default();
 		tracing::info!(%tx, %payer, "the chain shows this payment settled; serving it");
 		Some(SettleResponse {
 			success: true,
@@ -496,9 +497,8 @@ fn pending_settlement(sale: &Sale, message: String) -> SettleResponse {
 
 /// When a payment can no longer settle (Unix seconds): its authorization's `validBefore`.
 fn expiry(accepted: &Accepted) -> u64 {
-	accepted
-		.payment
-		.exact_evm()
-		.and_then(|p| p.authorization.valid_before.parse::<u64>().ok())
-		.unwrap_or(u64::MAX)
+	match Payload::parse(&accepted.payment) {
+		Ok(Payload::Exact(p)) => p.authorization.valid_before.parse::<u64>().unwrap_or(u64::MAX),
+		Err(_) => u64::MAX,
+	}
 }

@@ -5,7 +5,7 @@ use std::{
 	sync::Mutex,
 };
 
-use m2m_x402::{paywall::Accepted, v2::SettleResponse, ErrorReason, Problem};
+use m2m_x402::{paywall::Accepted, schemes::Payload, v2::SettleResponse, Problem};
 
 use crate::Sale;
 
@@ -20,12 +20,8 @@ impl SaleKey {
 	/// The key of a matched payment, or why it has none.
 	pub fn of(accepted: &Accepted) -> Result<Self, Problem> {
 		let payment = &accepted.payment;
-		let wire = payment.exact_evm().ok_or_else(|| {
-			Problem::new(
-				ErrorReason::InvalidPayload,
-				format!("the payload is not a {} payload", payment.accepted.scheme),
-			)
-		})?;
+		// One sale per authorization: what identifies it is the scheme's business.
+		let Payload::Exact(wire) = Payload::parse(payment)?;
 		let a = &wire.authorization;
 		Ok(SaleKey(format!(
 			"{}/{}/{}",

@@ -17,8 +17,8 @@ use m2m_evm::{
 };
 use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
-	exact,
 	policy::{AssetAllowance, SpendingPolicy},
+	schemes::exact,
 	v2::PaymentRequirements,
 };
 use m2m_x402_buyer::Buyer;

@@ -20,7 +20,7 @@ use m2m_evm::{
 };
 
 /// The x402 crate's EIP-3009 struct: what buyers sign is what this suite submits.
-pub use m2m_x402::exact::TransferWithAuthorization;
+pub use m2m_x402::schemes::exact::TransferWithAuthorization;
 
 sol! {
 	struct ReceiveWithAuthorization {

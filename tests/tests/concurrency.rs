@@ -10,8 +10,8 @@ use m2m_e2e_tests::{market::Server, EthRpc, Node};
 use m2m_evm::{alloy::primitives::U256, dev, usdt, usdt::USDT};
 use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
-	exact,
 	policy::{AssetAllowance, SpendingPolicy},
+	schemes::exact,
 };
 use m2m_x402_buyer::{client::X402Client, Buyer};
 use m2m_x402_seller::{layer::PaymentLayer, Seller};

@@ -12,7 +12,8 @@ use m2m_evm::{
 };
 use m2m_facilitator::Facilitator;
 use m2m_x402::{
-	exact, network,
+	network,
+	schemes::exact,
 	v2::{PaymentPayload, PaymentRequirements},
 	ErrorReason,
 };
@@ -55,7 +56,7 @@ fn now() -> u64 {
 fn pay(payer: &str, requirements: &PaymentRequirements, nonce: u8) -> PaymentPayload {
 	let wire =
 		exact::sign(&dev::signer(payer), requirements, now(), B256::repeat_byte(nonce)).unwrap();
-	PaymentPayload::exact(requirements.clone(), wire)
+	exact::payment(requirements.clone(), &wire)
 }
 
 async fn balance(url: &str, token: Address, who: &str) -> U256 {

@@ -15,7 +15,7 @@ use m2m_e2e_tests::{
 };
 use m2m_evm::{alloy::primitives::U256, dev};
 use m2m_facilitator::{Facilitator, RemoteFacilitator};
-use m2m_x402::{exact, v2::FacilitatorRequest, B256};
+use m2m_x402::{schemes::exact, v2::FacilitatorRequest, B256};
 use m2m_x402_buyer::{
 	client::{ClientError, X402Client},
 	InFlight, LedgerError, Outcome, PaymentJournal,
@@ -141,7 +141,7 @@ fn an_authorization_submitted_first_by_a_third_account_is_served_once() {
 		let offer = market.offer(READING_PRICE);
 		let now = m2m_x402_buyer::unix_now();
 		let wire = exact::sign(&dev::signer(BUYER), &offer, now, B256::repeat_byte(0x5a)).unwrap();
-		let payment = m2m_x402::v2::PaymentPayload::exact(offer.clone(), wire);
+		let payment = exact::payment(offer.clone(), &wire);
 		let verified = exact::verify(&payment, &offer, now).unwrap();
 		let front_runner = m2m_evm::connect(&market.anvil.url, Some(dev::signer("ethan"))).unwrap();
 		m2m_facilitator::settlement(&verified).submit(market.token, &front_runner).await.unwrap();

@@ -8,9 +8,10 @@ use m2m_e2e_tests::market::{self, Market, Server, BROKE, BUYER, READING_PRICE, S
 use m2m_evm::{alloy::primitives::U256, dev};
 use m2m_facilitator::{http as facilitator_http, RemoteFacilitator};
 use m2m_x402::{
-	codec, exact,
+	codec,
 	http::{self as x402_http},
 	paywall,
+	schemes::exact,
 	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse},
 	B256,
 };
@@ -78,7 +79,7 @@ fn payment(
 	let mut nonce = [0u8; 32];
 	getrandom::getrandom(&mut nonce).unwrap();
 	let wire = exact::sign(&dev::signer(payer), signed, at, B256::from(nonce)).unwrap();
-	PaymentPayload::exact(accepted.clone(), wire)
+	exact::payment(accepted.clone(), &wire)
 }
 
 fn signature(p: &PaymentPayload) -> Option<(&'static str, String)> {
@@ -229,9 +230,9 @@ fn malformed_and_mismatched_payments_get_precise_402s_and_move_nothing() {
 		// Signed by someone else than `from`.
 		let mut forged = payment(BUYER, &offer, &offer, t);
 		let other = payment("ethan", &offer, &offer, t);
-		if let (m2m_x402::v2::SchemePayload::ExactEvm(f), m2m_x402::v2::SchemePayload::ExactEvm(o)) = (&mut forged.payload, &other.payload) {
-			f.signature = o.signature.clone();
-		}
+		let mut wire = exact::payload(&forged).unwrap();
+		wire.signature = exact::payload(&other).unwrap().signature;
+		forged.payload = m2m_x402::v2::SchemePayload::encode(&wire);
 		starts(refusal(signature(&forged)).await, "invalid_exact_evm_payload_signature: signed by");
 
 		let mut elsewhere = offer.clone();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use alloy_primitives::B256;
 use alloy_signer_local::PrivateKeySigner;
 use m2m_x402::{
-	exact,
+	schemes::exact,
 	v2::{PaymentPayload, PaymentRequirements},
 };
 
@@ -31,7 +31,7 @@ fn main() {
 	let signer = PrivateKeySigner::random();
 	let now = 1_800_000_000;
 	let wire = exact::sign(&signer, &requirements, now, B256::repeat_byte(1)).unwrap();
-	let payment = PaymentPayload::exact(requirements.clone(), wire.clone());
+	let payment = exact::payment(requirements.clone(), &wire);
 	let header = m2m_x402::codec::encode(&payment);
 
 	let (authorization, signature) = exact::parse(&wire).unwrap();

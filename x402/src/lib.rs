@@ -10,25 +10,28 @@
 //! - [`network`]: CAIP-2 networks (`eip155:<chainId>`) and the v1 network names;
 //! - [`matching`]: which offered requirement a payment accepted (deep equality, as the
 //!   reference implementations do);
-//! - [`exact`]: the `exact` scheme on EVM: EIP-3009 `TransferWithAuthorization` EIP-712 digest,
-//!   signing, and the off-chain verification checks in the spec's order;
+//! - [`schemes`]: the payment schemes as sibling modules behind one seam, which parses a
+//!   payload by the scheme its payment accepted: [`schemes::exact`], the `exact`
+//!   scheme on EVM (EIP-3009 `TransferWithAuthorization` digest, signing, and the off-chain
+//!   verification checks in the spec's order). The wire types ([`v2`], [`v1`]) name no scheme;
 //! - [`reason`]: the spec's error reasons;
 //! - [`paywall`]: a seller's transport-neutral rules (which offer a payment pays,
 //!   idempotency keys), and [`http`]: where HTTP carries each message, for both sides;
 //! - [`policy`]: a buyer's spending policy (allowed networks, assets, payees; caps, budgets).
 
 pub mod codec;
-pub mod exact;
 pub mod http;
 pub mod matching;
 pub mod network;
 pub mod paywall;
 pub mod policy;
 pub mod reason;
+pub mod schemes;
 pub mod v1;
 pub mod v2;
 
 pub use alloy_primitives::{Address, B256, U256};
+
 pub use reason::{ErrorReason, Problem};
 
 /// The x402 protocol version this crate speaks natively.

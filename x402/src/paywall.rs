@@ -242,7 +242,7 @@ mod tests {
 				x402_version: 1,
 				scheme: "exact".into(),
 				network: network.into(),
-				payload: crate::v2::SchemePayload::Other(json!({})),
+				payload: crate::v2::SchemePayload::encode(&json!({})),
 			})
 		};
 		let ok = accept(v1("base-sepolia"), &offers).unwrap();

@@ -8,7 +8,7 @@
 
 use alloy_primitives::{Address, U256};
 
-use crate::{exact, v2::PaymentRequirements};
+use crate::{schemes::Scheme, v2::PaymentRequirements};
 
 /// Seconds in the budget's day. Days are UTC days since the Unix epoch.
 pub const DAY_SECS: u64 = 86_400;
@@ -42,7 +42,7 @@ pub struct SpendingPolicy {
 /// Why one offer was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-	#[error("scheme {0:?} is not supported (only \"exact\")")]
+	#[error("scheme {0:?} is not supported ({names})", names = Scheme::names())]
 	Scheme(String),
 	#[error("network {network} is not allowed (allowed: {allowed})")]
 	Network { network: String, allowed: String },
@@ -84,6 +84,7 @@ pub struct Choice<'a> {
 	pub index: usize,
 	pub requirement: &'a PaymentRequirements,
 	pub allowance: &'a AssetAllowance,
+	/// What paying it puts at stake ([`Scheme::exposure`]).
 	pub amount: U256,
 }
 
@@ -112,9 +113,8 @@ impl SpendingPolicy {
 		r: &PaymentRequirements,
 		spent_today: &impl Fn(&str, Address) -> U256,
 	) -> Result<(&AssetAllowance, U256), Refusal> {
-		if r.scheme != exact::SCHEME {
-			return Err(Refusal::Scheme(r.scheme.clone()));
-		}
+		let scheme =
+			Scheme::from_name(&r.scheme).ok_or_else(|| Refusal::Scheme(r.scheme.clone()))?;
 		if !self.assets.iter().any(|a| a.network == r.network) {
 			let mut allowed: Vec<&str> = self.assets.iter().map(|a| a.network.as_str()).collect();
 			allowed.dedup();
@@ -133,10 +133,9 @@ impl SpendingPolicy {
 		if !self.payees.is_empty() && !payee.is_some_and(|p| self.payees.contains(&p)) {
 			return Err(Refusal::Payee(r.pay_to.clone()));
 		}
-		let amount = (!r.amount.is_empty() && r.amount.bytes().all(|b| b.is_ascii_digit()))
-			.then(|| U256::from_str_radix(&r.amount, 10).ok())
-			.flatten()
-			.ok_or_else(|| Refusal::Amount(r.amount.clone()))?;
+		// What is at stake, as the scheme counts it: the price for exact, the deposit for a
+		// channel. Caps and budgets apply to it.
+		let amount = scheme.exposure(r).ok_or_else(|| Refusal::Amount(r.amount.clone()))?;
 		let show = |v: U256| format_units(v, allowance.decimals, &allowance.symbol);
 		if amount > allowance.max_per_request {
 			return Err(Refusal::OverCap {

@@ -67,13 +67,42 @@ pub struct PaymentPayload {
 	pub other: Map<String, Value>,
 }
 
-/// A scheme's payload. Typed for the schemes this crate knows, so that it re-encodes in the
-/// spec's field order; anything else is kept as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SchemePayload {
-	ExactEvm(crate::exact::ExactEvmPayload),
-	Other(Value),
+/// A scheme's payload: a JSON value this layer does not interpret. Which scheme's type it is
+/// follows from `accepted.scheme`, so [`crate::schemes`] parses it, never the shape of the
+/// JSON (two schemes' payloads may look alike: both exact and batch-settlement deposits carry
+/// an EIP-3009 authorization).
+///
+/// It is kept as the exact text that arrived (or that a scheme's type encoded to), so that a
+/// payment re-encodes byte for byte and in the spec's field order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SchemePayload(Box<serde_json::value::RawValue>);
+
+impl SchemePayload {
+	/// A scheme's typed payload, encoded in its fields' order.
+	pub fn encode<T: Serialize>(payload: &T) -> Self {
+		Self(serde_json::value::to_raw_value(payload).expect("scheme payloads encode as JSON"))
+	}
+
+	/// The payload as a scheme's type.
+	pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+		serde_json::from_str(self.0.get())
+	}
+
+	/// The JSON text.
+	pub fn json(&self) -> &str {
+		self.0.get()
+	}
+}
+
+/// Equal as JSON values: the same payload re-encoded by a path that does not keep field order
+/// (through `serde_json::Value`) is the same payment.
+impl PartialEq for SchemePayload {
+	fn eq(&self, other: &Self) -> bool {
+		self.0.get() == other.0.get()
+			|| serde_json::from_str::<Value>(self.0.get()).ok()
+				== serde_json::from_str::<Value>(other.0.get()).ok()
+	}
 }
 
 /// The settlement result (`PAYMENT-RESPONSE`), sent on success and on failure.
@@ -140,36 +169,6 @@ pub struct SupportedResponse {
 	/// CAIP-2 pattern (e.g. `eip155:*`) to the addresses that submit settlements.
 	#[serde(default)]
 	pub signers: Map<String, Value>,
-}
-
-impl PaymentPayload {
-	/// A v2 payment of `accepted` (echoed verbatim, as matching requires) with an exact/EVM
-	/// payload.
-	pub fn exact(accepted: PaymentRequirements, payload: crate::exact::ExactEvmPayload) -> Self {
-		Self {
-			x402_version: crate::X402_VERSION,
-			resource: None,
-			accepted,
-			payload: SchemePayload::ExactEvm(payload),
-			extensions: None,
-			other: Map::new(),
-		}
-	}
-}
-
-impl PaymentPayload {
-	/// The exact/EVM payload, if that is what this payment carries.
-	pub fn exact_evm(&self) -> Option<&crate::exact::ExactEvmPayload> {
-		match &self.payload {
-			SchemePayload::ExactEvm(p) => Some(p),
-			SchemePayload::Other(_) => None,
-		}
-	}
-
-	/// The payer the authorization names (exact/EVM); unverified until checked.
-	pub fn payer(&self) -> Option<&str> {
-		self.exact_evm().map(|p| p.authorization.from.as_str())
-	}
 }
 
 impl PaymentRequirements {

@@ -7,7 +7,7 @@ use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolStruct;
 use m2m_x402::{
 	codec,
-	exact::{self, ExactEvmPayload},
+	schemes::exact::{self, ExactEvmPayload},
 	v1::{self, PaymentPayloadV1, PaymentRequiredV1},
 	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, SchemePayload, SettleResponse},
 	ErrorReason,
@@ -63,7 +63,7 @@ fn the_example_signature_recovers_to_its_payer() {
 		domain.separator(),
 		b256!("71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818")
 	);
-	let (authorization, _) = exact::parse(exact_of(&payment)).unwrap();
+	let (authorization, _) = exact::parse(&exact_of(&payment)).unwrap();
 	assert_eq!(
 		authorization.eip712_signing_hash(&domain),
 		b256!("f256992871671abcb27ff92885a7afa46218724e5fc0bac35d050115aa1d22e6")
@@ -73,18 +73,20 @@ fn the_example_signature_recovers_to_its_payer() {
 	assert_eq!((verified.chain_id, verified.authorization.value), (84532, U256::from(10_000)));
 }
 
-fn exact_of(payment: &PaymentPayload) -> &ExactEvmPayload {
-	match &payment.payload {
-		SchemePayload::ExactEvm(p) => p,
-		other => panic!("not exact: {other:?}"),
-	}
+fn exact_of(payment: &PaymentPayload) -> ExactEvmPayload {
+	exact::payload(payment).unwrap_or_else(|p| panic!("not exact: {p}"))
 }
 
-fn exact_mut(payment: &mut PaymentPayload) -> &mut ExactEvmPayload {
-	match &mut payment.payload {
-		SchemePayload::ExactEvm(p) => p,
-		other => panic!("not exact: {other:?}"),
-	}
+/// `payment` with its exact payload changed by `change`.
+fn with_exact(
+	payment: &PaymentPayload,
+	change: impl FnOnce(&mut ExactEvmPayload),
+) -> PaymentPayload {
+	let mut wire = exact_of(payment);
+	change(&mut wire);
+	let mut changed = payment.clone();
+	changed.payload = SchemePayload::encode(&wire);
+	changed
 }
 
 fn reason(payment: &PaymentPayload, requirements: &PaymentRequirements, now: u64) -> ErrorReason {
@@ -142,14 +144,12 @@ fn every_off_chain_check_refuses_with_the_spec_reason() {
 	assert_eq!(reason(&v3, &requirements, IN_WINDOW), ErrorReason::InvalidX402Version);
 
 	// Malformed payloads.
-	let mut p = payment.clone();
-	exact_mut(&mut p).signature = "0x1234".into();
+	let p = with_exact(&payment, |e| e.signature = "0x1234".into());
 	assert_eq!(reason(&p, &requirements, IN_WINDOW), ErrorReason::InvalidSignature);
-	let mut p = payment.clone();
-	exact_mut(&mut p).authorization.value = "-1".into();
+	let p = with_exact(&payment, |e| e.authorization.value = "-1".into());
 	assert_eq!(reason(&p, &requirements, IN_WINDOW), ErrorReason::InvalidPayload);
 	let mut p = payment.clone();
-	p.payload = SchemePayload::Other(serde_json::json!({"transaction": "0x"}));
+	p.payload = SchemePayload::encode(&serde_json::json!({"transaction": "0x"}));
 	assert_eq!(reason(&p, &requirements, IN_WINDOW), ErrorReason::InvalidPayload);
 }
 
@@ -176,15 +176,15 @@ fn a_buyer_signature_verifies_and_pays_exactly_what_was_asked() {
 	assert_eq!(wire.authorization.to, requirements.pay_to);
 	assert_eq!(wire.authorization.valid_after, (now - 600).to_string());
 	assert_eq!(wire.authorization.valid_before, (now + 60).to_string());
-	let payment = PaymentPayload::exact(requirements.clone(), wire.clone());
+	let payment = exact::payment(requirements.clone(), &wire);
 	let verified = exact::verify(&payment, &requirements, now).unwrap();
 	assert_eq!(verified.payer, signer.address());
 	assert_eq!(verified.authorization.nonce, nonce);
 	// v as 0/1 is accepted too.
-	let mut zero_one = payment.clone();
 	let sig = wire.signature.clone();
 	let v = u8::from_str_radix(&sig[sig.len() - 2..], 16).unwrap();
-	exact_mut(&mut zero_one).signature = format!("{}{:02x}", &sig[..sig.len() - 2], v - 27);
+	let zero_one =
+		with_exact(&payment, |e| e.signature = format!("{}{:02x}", &sig[..sig.len() - 2], v - 27));
 	assert_eq!(exact::verify(&zero_one, &requirements, now).unwrap().payer, signer.address());
 }
 
@@ -222,7 +222,7 @@ fn a_v1_payment_maps_onto_the_v2_core() {
 fn libsecp256k1_and_k256_recover_the_same_signer() {
 	// The published example first, then fresh keys and digests.
 	let (payment, requirements) = example();
-	let (authorization, signature) = exact::parse(exact_of(&payment)).unwrap();
+	let (authorization, signature) = exact::parse(&exact_of(&payment)).unwrap();
 	let digest = exact::signing_hash(&authorization, &exact::domain(&requirements).unwrap());
 	assert_eq!(exact::recover_signer(&signature, &digest).unwrap(), PAYER);
 	for i in 0..32u8 {

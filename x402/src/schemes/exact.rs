@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
 	matching, network,
-	v2::{PaymentPayload, PaymentRequirements},
+	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
 	ErrorReason, Problem, X402_VERSION,
 };
 
@@ -55,6 +55,30 @@ pub struct AuthorizationWire {
 	pub valid_after: String,
 	pub valid_before: String,
 	pub nonce: String,
+}
+
+/// A v2 payment of `accepted` (echoed verbatim, as matching requires) with an exact/EVM
+/// payload.
+pub fn payment(accepted: PaymentRequirements, payload: &ExactEvmPayload) -> PaymentPayload {
+	PaymentPayload {
+		x402_version: X402_VERSION,
+		resource: None,
+		accepted,
+		payload: SchemePayload::encode(payload),
+		extensions: None,
+		other: Default::default(),
+	}
+}
+
+/// The exact/EVM payload `payment` carries (whatever scheme it claims: the caller chose
+/// this scheme by `accepted.scheme`).
+pub fn payload(payment: &PaymentPayload) -> Result<ExactEvmPayload, Problem> {
+	payment.payload.decode().map_err(|e| {
+		invalid(
+			ErrorReason::InvalidPayload,
+			format!("the payload is not an exact/EVM payload ({{signature, authorization}}): {e}"),
+		)
+	})
 }
 
 fn invalid(reason: ErrorReason, message: impl Into<String>) -> Problem {
@@ -229,13 +253,8 @@ pub fn verify(
 		));
 	}
 	let domain = domain(requirements)?;
-	let Some(wire) = payment.exact_evm() else {
-		return Err(invalid(
-			ErrorReason::InvalidPayload,
-			"the payload is not an exact/EVM payload ({signature, authorization})",
-		));
-	};
-	let (authorization, signature) = parse(wire)?;
+	let wire = payload(payment)?;
+	let (authorization, signature) = parse(&wire)?;
 
 	// Malleable (high-s) signatures are refused, as the token refuses them.
 	if signature.normalize_s().is_some() {

@@ -3,15 +3,25 @@
 # Ethereum JSON-RPC), deploy USDT and fund two devices, start a machine-agent per device, let
 # the robot buy charging from the charger over x402 (USDT on the EVM side), watch the receipts
 # land on-chain (verified against the token), and query both owners' accounting back.
-#   ./scripts/testnet.sh          run the demo, then stop the network
-#   ./scripts/testnet.sh --keep   leave the network running (Ctrl-C stops it)
+#   ./scripts/testnet.sh            run the demo, then stop the network
+#   ./scripts/testnet.sh --keep     leave the network running (Ctrl-C stops it)
+#   ./scripts/testnet.sh --load N   after the demo, settle N exact payments at once and print
+#                                   settlements/s next to the block capacity (settlement_load)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup.sh
 
 KEEP=0
-[ "${1:-}" = "--keep" ] && KEEP=1
+LOAD=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--keep) KEEP=1 ;;
+		--load) LOAD="${2:?--load needs a number of payments}"; shift ;;
+		*) echo "unknown option $1 (try --keep, --load N)" >&2; exit 2 ;;
+	esac
+	shift
+done
 
 echo "==> build (release, shared target dir $CARGO_TARGET_DIR)"
 cargo build --release --workspace --locked --bins --examples
@@ -97,6 +107,11 @@ echo "--- Alice's fleet (owns the charger)"
 charger fleet
 echo "--- Bob's fleet (owns the robot)"
 robot fleet
+
+if [ "$LOAD" -gt 0 ]; then
+	echo "==> settlement load: $LOAD exact payments, 20 at a time, through eth-rpc"
+	"$CARGO_TARGET_DIR/release/examples/settlement_load" "$LOAD" 20
+fi
 
 if [ "$KEEP" = 1 ]; then
 	echo "==> the testnet keeps running; Ctrl-C to stop. Endpoints:"

@@ -4,16 +4,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use m2m_e2e_tests::market::{self, Market, Server, BROKE, BUYER, READING_PRICE, SELLER};
+use m2m_e2e_tests::{
+	conformance::{self, payment},
+	market::{self, Market, Server, BUYER, READING_PRICE, SELLER},
+};
 use m2m_evm::{alloy::primitives::U256, dev};
 use m2m_facilitator::{http as facilitator_http, RemoteFacilitator};
 use m2m_x402::{
 	codec,
 	http::{self as x402_http},
-	paywall,
-	schemes::exact,
-	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse},
-	B256,
+	v2::{PaymentPayload, PaymentRequired, SettleResponse},
 };
 use m2m_x402_buyer::{client::ClientError, client::X402Client, Buyer};
 use m2m_x402_seller::Seller;
@@ -67,19 +67,6 @@ async fn get(url: &str, header: Option<(&str, String)>) -> Answer {
 	let response = request.send().await.unwrap();
 	let (status, headers) = (response.status(), response.headers().clone());
 	Answer { status, headers, body: response.text().await.unwrap() }
-}
-
-/// `payer`'s payment for `signed` (as signed) presented as accepting `accepted`.
-fn payment(
-	payer: &str,
-	signed: &PaymentRequirements,
-	accepted: &PaymentRequirements,
-	at: u64,
-) -> PaymentPayload {
-	let mut nonce = [0u8; 32];
-	getrandom::getrandom(&mut nonce).unwrap();
-	let wire = exact::sign(&dev::signer(payer), signed, at, B256::from(nonce)).unwrap();
-	exact::payment(accepted.clone(), &wire)
 }
 
 fn signature(p: &PaymentPayload) -> Option<(&'static str, String)> {
@@ -184,20 +171,25 @@ fn the_spending_policy_refuses_before_anything_is_signed() {
 	});
 }
 
+/// Malformed encodings are HTTP's own (a header that is not base64); every bad payment of the
+/// conformance suite is refused the same way on every transport.
 #[test]
 fn malformed_and_mismatched_payments_get_precise_402s_and_move_nothing() {
 	runtime().block_on(async {
 		let (market, server) = open(Duration::from_secs(30), &[]).await;
 		let url = format!("{}/reading", server.url);
-		let offer = market.offer(READING_PRICE);
-		let t = now();
 		let refusal = |header: Option<(&'static str, String)>| {
 			let url = url.clone();
 			async move { get(&url, header).await.refusal() }
 		};
-		let starts = |got: String, want: &str| assert!(got.starts_with(want), "{got:?} should start with {want:?}");
+		let starts = |got: String, want: &str| {
+			assert!(got.starts_with(want), "{got:?} should start with {want:?}")
+		};
 
-		starts(refusal(Some(("PAYMENT-SIGNATURE", "%%% not base64".into()))).await, "invalid_payload: PAYMENT-SIGNATURE: header is not base64");
+		starts(
+			refusal(Some(("PAYMENT-SIGNATURE", "%%% not base64".into()))).await,
+			"invalid_payload: PAYMENT-SIGNATURE: header is not base64",
+		);
 		starts(
 			refusal(Some(("PAYMENT-SIGNATURE", codec::encode(&"just a string")))).await,
 			"invalid_x402_version: PAYMENT-SIGNATURE: x402Version is missing",
@@ -207,49 +199,14 @@ fn malformed_and_mismatched_payments_get_precise_402s_and_move_nothing() {
 			"invalid_payload: PAYMENT-SIGNATURE: not JSON",
 		);
 		starts(
-			refusal(Some(("PAYMENT-SIGNATURE", codec::encode(&serde_json::json!({"x402Version": 3}))))).await,
+			refusal(Some((
+				"PAYMENT-SIGNATURE",
+				codec::encode(&serde_json::json!({"x402Version": 3})),
+			)))
+			.await,
 			"invalid_x402_version: PAYMENT-SIGNATURE: x402Version 3 is not supported",
 		);
-
-		let mut scheme = offer.clone();
-		scheme.scheme = "upto".into();
-		starts(refusal(signature(&payment(BUYER, &offer, &scheme, t))).await, "unsupported_scheme: scheme \"upto\" is not offered");
-
-		let mut network = offer.clone();
-		network.network = "eip155:8453".into();
-		starts(refusal(signature(&payment(BUYER, &network, &network, t))).await, "invalid_network: network \"eip155:8453\" is not offered");
-
-		let mut asset = offer.clone();
-		asset.asset = market::address("ethan").to_checksum(None);
-		starts(refusal(signature(&payment(BUYER, &asset, &asset, t))).await, "invalid_payment_requirements: the accepted requirement is not one this resource offers");
-
-		let mut cheaper = offer.clone();
-		cheaper.amount = (READING_PRICE - 1).to_string();
-		starts(refusal(signature(&payment(BUYER, &cheaper, &cheaper, t))).await, "invalid_payment_requirements");
-
-		// Signed by someone else than `from`.
-		let mut forged = payment(BUYER, &offer, &offer, t);
-		let other = payment("ethan", &offer, &offer, t);
-		let mut wire = exact::payload(&forged).unwrap();
-		wire.signature = exact::payload(&other).unwrap().signature;
-		forged.payload = m2m_x402::v2::SchemePayload::encode(&wire);
-		starts(refusal(signature(&forged)).await, "invalid_exact_evm_payload_signature: signed by");
-
-		let mut elsewhere = offer.clone();
-		elsewhere.pay_to = market::address("ethan").to_checksum(None);
-		starts(refusal(signature(&payment(BUYER, &elsewhere, &offer, t))).await, "invalid_exact_evm_payload_recipient_mismatch");
-
-		for off_by_one in [READING_PRICE - 1, READING_PRICE + 1] {
-			let mut amount = offer.clone();
-			amount.amount = off_by_one.to_string();
-			starts(refusal(signature(&payment(BUYER, &amount, &offer, t))).await, "invalid_exact_evm_payload_authorization_value_mismatch");
-		}
-		starts(refusal(signature(&payment(BUYER, &offer, &offer, t - 3_600))).await, "invalid_exact_evm_payload_authorization_valid_before");
-		starts(refusal(signature(&payment(BUYER, &offer, &offer, t + 3_600))).await, "invalid_exact_evm_payload_authorization_valid_after");
-		starts(refusal(signature(&payment(BROKE, &offer, &offer, t))).await, "insufficient_funds");
-
-		assert_eq!(market.balance(SELLER).await, U256::ZERO, "none of these moved funds");
-		assert_eq!(market.balance(BUYER).await, U256::from(market::FUNDS));
+		conformance::bad_payments_get_precise_refusals(&conformance::Http::new(url), &market).await;
 	});
 }
 
@@ -257,28 +214,8 @@ fn malformed_and_mismatched_payments_get_precise_402s_and_move_nothing() {
 fn a_reused_or_concurrent_authorization_is_paid_once() {
 	runtime().block_on(async {
 		let (market, server) = open(Duration::from_secs(30), &[]).await;
-		let url = format!("{}/reading", server.url);
-		let offer = market.offer(READING_PRICE);
-
-		let once = payment(BUYER, &offer, &offer, now());
-		assert_eq!(get(&url, signature(&once)).await.status, StatusCode::OK);
-		let replay = get(&url, signature(&once)).await.refusal();
-		assert!(
-			replay.starts_with("invalid_transaction_state: this authorization was already used"),
-			"{replay}"
-		);
-		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE));
-
-		let twice = payment(BUYER, &offer, &offer, now());
-		let (a, b) = tokio::join!(get(&url, signature(&twice)), get(&url, signature(&twice)));
-		let statuses = [a.status, b.status];
-		assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
-		assert!(statuses.contains(&StatusCode::PAYMENT_REQUIRED), "{statuses:?}");
-		assert_eq!(
-			market.balance(SELLER).await,
-			U256::from(2 * READING_PRICE),
-			"paid exactly once more"
-		);
+		let http = conformance::Http::new(format!("{}/reading", server.url));
+		conformance::a_reused_or_concurrent_authorization_is_paid_once(&http, &market).await;
 	});
 }
 
@@ -286,32 +223,9 @@ fn a_reused_or_concurrent_authorization_is_paid_once() {
 fn a_payment_id_replays_the_same_answer_and_refuses_another_payment() {
 	runtime().block_on(async {
 		let (market, server) = open(Duration::from_secs(30), &[]).await;
-		let url = format!("{}/reading", server.url);
-		let offer = market.offer(READING_PRICE);
-		let mut first = payment(BUYER, &offer, &offer, now());
-		paywall::set_payment_id(&mut first, "pay_0123456789abcdef");
-
-		let a = get(&url, signature(&first)).await;
-		let b = get(&url, signature(&first)).await;
-		assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
-		assert_eq!(a.body, b.body);
-		assert_eq!(
-			a.settlement(),
-			b.settlement(),
-			"the same PAYMENT-RESPONSE, the same transaction"
-		);
-		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE));
-
-		let mut second = payment(BUYER, &offer, &offer, now());
-		paywall::set_payment_id(&mut second, "pay_0123456789abcdef");
-		let conflict = get(&url, signature(&second)).await;
-		assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.body);
-		assert!(
-			conflict.body.contains("already used for a different payment"),
-			"{}",
-			conflict.body
-		);
-		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE));
+		let http = conformance::Http::new(format!("{}/reading", server.url));
+		conformance::a_payment_id_replays_its_answer_and_refuses_another_payment(&http, &market)
+			.await;
 	});
 }
 

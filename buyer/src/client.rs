@@ -18,7 +18,9 @@ pub use crate::{
 	purchase::{InFlight, Locator, Outcome},
 	PaymentJournal,
 };
-use crate::{unix_now, AnswerKind, BuyError, Buyer, Payment, SellerAnswer};
+use m2m_x402::clock::unix_now;
+
+use crate::{AnswerKind, BuyError, Buyer, Payment, SellerAnswer};
 
 /// A response, and what was paid for it (nothing, if the resource was free).
 #[derive(Debug)]

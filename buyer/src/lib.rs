@@ -235,14 +235,6 @@ fn hex32(b: B256) -> String {
 	b.0[..16].iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-	std::time::SystemTime::now()
-		.duration_since(std::time::UNIX_EPOCH)
-		.expect("clock after 1970")
-		.as_secs()
-}
-
 #[cfg(test)]
 mod tests {
 	use super::*;

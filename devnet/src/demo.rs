@@ -94,7 +94,7 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 		.submit(token.address, &charger_evm)
 		.await
 		.context("settling with transferWithAuthorization")?;
-	println!("  robot paid charger {}: EVM tx {tx}", usdt::format_amount(U256::from(PRICE)));
+	println!("  robot paid charger {}: EVM tx {tx}", crate::usdt_amount(U256::from(PRICE)));
 
 	let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
 	let id = chain.record_receipt(&charger_keys.account, receipt).await?;
@@ -107,8 +107,8 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 			println!(
 				"  owner {who:<5} today, token {:?}: spent {} earned {} (payments out {}, in {})",
 				asset.0.token,
-				usdt::format_amount(U256::from(t.spent)),
-				usdt::format_amount(U256::from(t.earned)),
+				crate::usdt_amount(U256::from(t.spent)),
+				crate::usdt_amount(U256::from(t.earned)),
 				t.payments_made,
 				t.payments_received
 			);
@@ -119,7 +119,7 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	for (id, role, r) in page.receipts.iter().rev().take(3) {
 		println!(
 			"    {id:?} {role:?} {} to device #{} (settled on chain: {})",
-			usdt::format_amount(U256::from(r.amount)),
+			crate::usdt_amount(U256::from(r.amount)),
 			r.payee,
 			r.settled_on_chain
 		);

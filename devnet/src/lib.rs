@@ -316,3 +316,8 @@ pub async fn addresses(endpoints: &Endpoints, devices: &[String]) -> Result<serd
 		"devices": devices,
 	}))
 }
+
+/// `amount` base units of the testnet USDT, as people read it ("0.15 USDT").
+pub fn usdt_amount(amount: U256) -> String {
+	m2m_x402::policy::format_units(amount, m2m_evm::usdt::DECIMALS, "USDT")
+}

@@ -92,7 +92,7 @@ async fn main() -> Result<()> {
 					f.evm_address,
 					f.native / NATIVE_UNIT,
 					f.gas / U256::from(NATIVE_UNIT),
-					usdt::format_amount(f.usdt),
+					m2m_devnet::usdt_amount(f.usdt),
 				);
 			}
 		},

@@ -64,6 +64,8 @@ impl SignedTransfer {
 	}
 }
 
+/// Decimals of the testnet USDT (as of peaq's and most chains' USDT).
+pub const DECIMALS: u8 = 6;
 /// Token base units per USDT.
 pub const UNIT: u64 = 1_000_000;
 
@@ -195,12 +197,6 @@ pub async fn find_authorization_use(
 	Ok(None)
 }
 
-/// `amount` as "12.345678 USDT".
-pub fn format_amount(amount: U256) -> String {
-	let unit = U256::from(UNIT);
-	format!("{}.{:06} USDT", amount / unit, (amount % unit).to::<u64>())
-}
-
 #[cfg(test)]
 mod tests {
 	use super::*;
@@ -216,11 +212,5 @@ mod tests {
 			[0xe3, 0xee, 0x16, 0x0e],
 			"the x402 settle call selector"
 		);
-	}
-
-	#[test]
-	fn amounts_print_with_six_decimals() {
-		assert_eq!(format_amount(U256::from(12_345_678u64)), "12.345678 USDT");
-		assert_eq!(format_amount(U256::from(5u64)), "0.000005 USDT");
 	}
 }

@@ -24,11 +24,7 @@ pub mod sender;
 pub use client::{Facilitate, RemoteFacilitator, Unavailable};
 pub use lookup::ChainLookup;
 
-use std::{
-	collections::HashMap,
-	sync::Mutex,
-	time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use m2m_evm::{
 	alloy::{
@@ -39,6 +35,7 @@ use m2m_evm::{
 	usdt::{self, USDT},
 };
 use m2m_x402::{
+	clock::unix_now,
 	network,
 	schemes::{
 		self,
@@ -366,10 +363,6 @@ fn already_settling() -> Problem {
 		ErrorReason::SettlementPending,
 		"this authorization is already being settled; check the transaction before paying again",
 	)
-}
-
-fn unix_now() -> u64 {
-	SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// The verified authorization as the token's settlement call takes it (whoever submits it).

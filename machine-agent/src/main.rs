@@ -7,6 +7,7 @@ mod daemon;
 mod keystore;
 mod metrics;
 mod purchase;
+mod records;
 mod report;
 mod selling;
 mod serve;

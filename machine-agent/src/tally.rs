@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use m2m_x402::U256;
 
-use crate::store::{PaymentRecord, Role, State};
+use crate::records::{PaymentRecord, Role, State};
 
 /// Payments by role and state, settled amounts by asset, and the outbox depth.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -96,7 +96,7 @@ impl Default for MemoryIdempotency {
 
 impl IdempotencyStore for MemoryIdempotency {
 	fn claim(&self, id: &str, fingerprint: B256, expires_at: u64) -> Claim {
-		let now = unix_now();
+		let now = m2m_x402::clock::unix_now();
 		let mut guard = self.state.lock().expect("idempotency lock");
 		let (entries, order) = &mut *guard;
 		let live =
@@ -156,13 +156,6 @@ pub const EXPIRY_GRACE_SECS: u64 = 3600;
 /// Whether a record of a payment expiring at `expires_at` may be forgotten at `now`.
 pub fn expired(expires_at: u64, now: u64) -> bool {
 	expires_at.saturating_add(EXPIRY_GRACE_SECS) < now
-}
-
-fn unix_now() -> u64 {
-	std::time::SystemTime::now()
-		.duration_since(std::time::UNIX_EPOCH)
-		.map(|d| d.as_secs())
-		.unwrap_or_default()
 }
 
 #[cfg(test)]

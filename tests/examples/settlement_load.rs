@@ -4,14 +4,17 @@
 //! A buyer signs `payments` EIP-3009 authorizations; our facilitator settles them, `concurrency`
 //! at a time, from one key, through the chain's eth-rpc, exactly as an agent's embedded
 //! facilitator does. It prints the settled rate, how the settlements spread over blocks, and the
-//! block capacity for this transaction: the block gas limit, which pallet-revive derives from the
-//! runtime's block weights, divided by the gas limit a settlement carries (the block builder
-//! counts a transaction's declared weight, not what it used). Figures, not assertions; it
-//! fails only if a payment does not settle exactly once.
+//! block capacity for this transaction, from the runtime's weights: the normal class's share of
+//! the block weight (`System::BlockWeights`, read through subxt) divided by the weight one
+//! settlement's extrinsic used (its `ExtrinsicSuccess` event), in both dimensions (ref time and
+//! proof size), the smaller bound winning. eth-rpc reports a block gas limit of `u64::MAX`, so
+//! the gas view says nothing about capacity. Figures, not assertions; it fails only if a
+//! payment does not settle exactly once.
 //!
 //! ```text
 //! ./scripts/testnet.sh --load 60          # on the 3-validator zombienet testnet
-//! M2M_ETH_RPC_URL=http://127.0.0.1:8545 $CARGO_TARGET_DIR/release/examples/settlement_load [payments] [concurrency]
+//! M2M_ETH_RPC_URL=http://127.0.0.1:8545 M2M_NODE_URL=ws://127.0.0.1:9944 \
+//!     $CARGO_TARGET_DIR/release/examples/settlement_load [payments] [concurrency]
 //! ```
 
 use std::{
@@ -133,7 +136,8 @@ async fn main() {
 	} else {
 		6.0
 	};
-	let capacity = tail.gas_limit / gas_limit.max(1);
+	let node_url = std::env::var("M2M_NODE_URL").unwrap_or_else(|_| "ws://127.0.0.1:9944".into());
+	let weights = block_weights(&node_url, per_block.keys().copied()).await;
 
 	println!(
 		"settled {payments} payments in {:.1} s = {:.2} settlements/s",
@@ -145,15 +149,63 @@ async fn main() {
 		 per block; per block: {per_block:?}",
 		payments as f64 / blocks
 	);
+	println!("a settlement: gas used {gas_used}, gas limit {gas_limit}");
+	let Weights { normal, max_extrinsic, settlement } = weights;
+	let capacity = (normal.0 / settlement.0.max(1)).min(normal.1 / settlement.1.max(1));
 	println!(
-		"a settlement: gas used {gas_used}, gas limit {gas_limit}; block gas limit {} (from the \
-		 runtime's block weights)",
-		tail.gas_limit
+		"a settlement's extrinsic weighs {} ps ref time and {} B proof; the normal class may use \
+		 {} ps and {} B a block (one extrinsic at most {} ps, {} B)",
+		settlement.0, settlement.1, normal.0, normal.1, max_extrinsic.0, max_extrinsic.1
 	);
 	println!(
-		"block capacity for settlements: {capacity} per block = {:.2} settlements/s at {block_time:.1} s blocks",
+		"block capacity for settlements, from the weights: {capacity} per block = {:.1} \
+		 settlements/s at {block_time:.1} s blocks",
 		capacity as f64 / block_time
 	);
+}
+
+/// The runtime's weight limits and what one settlement weighed, as (ref time, proof size).
+struct Weights {
+	normal: (u64, u64),
+	max_extrinsic: (u64, u64),
+	settlement: (u64, u64),
+}
+
+/// Reads `System::BlockWeights` and the `ExtrinsicSuccess` weights of normal-class extrinsics
+/// in `blocks` (the settlements, and whatever else landed there: the median is a settlement's).
+async fn block_weights(node_url: &str, blocks: impl Iterator<Item = u64>) -> Weights {
+	use m2m_chain_client::runtime::{
+		self, runtime_types::frame_support::dispatch::DispatchClass,
+		system::events::ExtrinsicSuccess,
+	};
+	let chain = m2m_chain_client::ChainClient::connect(node_url).await.expect("the node's RPC");
+	let limits = chain
+		.api()
+		.at_current_block()
+		.await
+		.expect("the best block")
+		.constants()
+		.entry(runtime::constants().system().block_weights())
+		.expect("System::BlockWeights");
+	let pair =
+		|w: runtime::runtime_types::sp_weights::weight_v2::Weight| (w.ref_time, w.proof_size);
+	let max_block = pair(limits.max_block);
+	let normal = limits.per_class.normal.max_total.map(pair).unwrap_or(max_block);
+	let max_extrinsic = limits.per_class.normal.max_extrinsic.map(pair).unwrap_or(max_block);
+	let mut used = Vec::new();
+	for n in blocks {
+		let at = chain.api().at_block(n).await.expect("a settlement's block");
+		let events = at.events().fetch().await.expect("its events");
+		for success in events.find::<ExtrinsicSuccess>() {
+			let info = success.expect("an ExtrinsicSuccess event").dispatch_info;
+			if matches!(info.class, DispatchClass::Normal) {
+				used.push(pair(info.weight));
+			}
+		}
+	}
+	used.sort();
+	let settlement = used.get(used.len() / 2).copied().expect("settlement extrinsics");
+	Weights { normal, max_extrinsic, settlement }
 }
 
 async fn usdt_balance(

@@ -69,7 +69,7 @@ pub fn payment(
 }
 
 fn now() -> u64 {
-	m2m_x402_buyer::unix_now()
+	m2m_x402::clock::unix_now()
 }
 
 fn starts(got: &str, want: &str) {

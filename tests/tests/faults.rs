@@ -139,7 +139,7 @@ fn an_authorization_submitted_first_by_a_third_account_is_served_once() {
 
 		// The buyer signs; a third account (Ethan) sees the payment and submits it first.
 		let offer = market.offer(READING_PRICE);
-		let now = m2m_x402_buyer::unix_now();
+		let now = m2m_x402::clock::unix_now();
 		let wire = exact::sign(&dev::signer(BUYER), &offer, now, B256::repeat_byte(0x5a)).unwrap();
 		let payment = exact::payment(offer.clone(), &wire);
 		let verified = exact::verify(&payment, &offer, now).unwrap();

@@ -24,7 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn now() -> u64 {
-	m2m_x402_buyer::unix_now()
+	m2m_x402::clock::unix_now()
 }
 
 /// A market with an embedded facilitator and the seller's app served.

@@ -6,6 +6,7 @@
 //!
 //! - [`v2`]: the current wire types (`PaymentRequired`, `PaymentRequirements`,
 //!   `PaymentPayload`, `SettleResponse`, `VerifyResponse`, …) and [`v1`] for legacy peers;
+//! - [`clock`]: the one wall clock the roles read (the rules take `now` as an argument);
 //! - [`codec`]: the header codec, standard base64 of compact JSON (strict out, lenient in);
 //! - [`network`]: CAIP-2 networks (`eip155:<chainId>`) and the v1 network names;
 //! - [`matching`]: which offered requirement a payment accepted (deep equality, as the
@@ -19,6 +20,7 @@
 //!   idempotency keys), and [`http`]: where HTTP carries each message, for both sides;
 //! - [`policy`]: a buyer's spending policy (allowed networks, assets, payees; caps, budgets).
 
+pub mod clock;
 pub mod codec;
 pub mod http;
 pub mod matching;

@@ -311,6 +311,8 @@ mod tests {
 			assert_eq!(format_units(U256::from(v), d, ""), s);
 			assert_eq!(parse_units(s, d), Some(U256::from(v)), "{s}");
 		}
+		assert_eq!(format_units(U256::from(12_345_678u64), 6, "USDT"), "12.345678 USDT");
+		assert_eq!(format_units(U256::from(5u64), 6, "USDT"), "0.000005 USDT");
 		assert_eq!(parse_units("0.1", 6), Some(U256::from(100_000u64)));
 		assert_eq!(parse_units("5", 6), Some(U256::from(5_000_000u64)));
 		for bad in ["", ".", "1.2.3", "-1", "0.0000001", "1e6", "abc"] {

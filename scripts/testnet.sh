@@ -109,8 +109,8 @@ echo "--- Bob's fleet (owns the robot)"
 robot fleet
 
 if [ "$LOAD" -gt 0 ]; then
-	echo "==> settlement load: $LOAD exact payments, 20 at a time, through eth-rpc"
-	"$CARGO_TARGET_DIR/release/examples/settlement_load" "$LOAD" 20
+	echo "==> settlement load: $LOAD exact payments, 50 at a time, through eth-rpc"
+	"$CARGO_TARGET_DIR/release/examples/settlement_load" "$LOAD" 50
 fi
 
 if [ "$KEEP" = 1 ]; then

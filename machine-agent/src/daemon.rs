@@ -30,11 +30,12 @@ use m2m_x402_buyer::{client::X402Client, Buyer};
 use m2m_x402_seller::Seller;
 
 use crate::{
+	catalogue::{self, Pricing},
 	chain::{self, Health},
 	config::Config,
 	control, keystore, metrics, purchase,
 	selling::Recorder,
-	services::{self, Pricing},
+	services,
 	store::Store,
 };
 
@@ -71,12 +72,12 @@ pub fn policy(config: &Config, chain_id: u64) -> Result<SpendingPolicy> {
 			network: m2m_x402::network::caip2(chain_id),
 			asset: usdt,
 			symbol: "USDT".into(),
-			decimals: services::DECIMALS,
-			max_per_request: services::usdt_units(
+			decimals: catalogue::DECIMALS,
+			max_per_request: catalogue::usdt_units(
 				&config.spending.max_per_request,
 				"max_per_request",
 			)?,
-			daily_budget: services::usdt_units(&config.spending.daily_budget, "daily_budget")?,
+			daily_budget: catalogue::usdt_units(&config.spending.daily_budget, "daily_budget")?,
 		}],
 		payees,
 	})
@@ -155,7 +156,8 @@ pub async fn run(config: Config) -> Result<()> {
 			.with_settlement_lookup(Arc::new(ChainLookup::new(provider.clone()))),
 	);
 	let pricing = Pricing { chain_id, usdt, domain: (domain.name, domain.version), pay_to: me };
-	let sold = services::router(&config.services, seller, &pricing, &config.device.name)?;
+	let catalogue = catalogue::catalogue(&config.services, &pricing, &config.device.name)?;
+	let sold = services::router(catalogue, seller);
 	let client = buying_client(&config, &keys, store.clone(), chain_id)?;
 
 	tokio::spawn(chain::worker(

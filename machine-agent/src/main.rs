@@ -1,5 +1,6 @@
 //! `machine-agent`: the m2m-pay device daemon and its command line.
 
+mod catalogue;
 mod chain;
 mod config;
 mod control;

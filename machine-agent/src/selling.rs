@@ -11,11 +11,14 @@ use m2m_primitives::{
 	receipt::{exact_receipt_id, AssetKey},
 	H160, H256, U256,
 };
-use m2m_x402::{schemes::exact, v2::SettleResponse};
+use m2m_x402::{policy, schemes::exact, v2::SettleResponse};
 use m2m_x402_seller::{Sale, SaleKey, SaleRecorder};
 use subxt::utils::Static;
 
-use crate::store::{now_ms, PaymentRecord, Role, State, Store};
+use crate::{
+	catalogue,
+	store::{now_ms, PaymentRecord, Role, State, Store},
+};
 
 /// A receipt as the outbox keeps it (SCALE): everything but the payee's device id, which is
 /// known once the device is registered.
@@ -80,15 +83,12 @@ impl SaleRecorder for Recorder {
 			format!("the settlement transaction {:?} is not a hash", settlement.transaction)
 		})?;
 		let now = now_ms();
-		let path = resource
-			.split_once("://")
-			.map_or(resource, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
 		let receipt = QueuedReceipt {
 			asset: self.asset,
 			authorization: authorization.clone(),
 			signature: EcdsaSignature(sig),
 			settlement_tx: tx,
-			resource: H256(m2m_primitives::blake2_256(path.as_bytes())),
+			resource: catalogue::resource_id(resource),
 			period_start: now,
 			period_end: now,
 		};
@@ -98,7 +98,11 @@ impl SaleRecorder for Recorder {
 			role: Role::Sell,
 			state: State::Settled,
 			url: resource.to_string(),
-			price: format!("{} base units", r.amount),
+			price: r
+				.amount
+				.parse::<m2m_x402::U256>()
+				.map(|a| policy::format_units(a, catalogue::DECIMALS, "USDT"))
+				.unwrap_or_else(|_| format!("{} base units", r.amount)),
 			amount: r.amount.clone(),
 			network: r.network.clone(),
 			asset: r.asset.clone(),

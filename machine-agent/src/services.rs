@@ -1,106 +1,58 @@
-//! The services a device sells, each behind the x402 layer at its configured price.
+//! The catalogue served over HTTP: one axum route per entry, behind the x402 layer at its
+//! offer. Mapping only: what is sold and how it is produced is [`crate::catalogue`].
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use axum::{http::StatusCode, response::IntoResponse, routing::get, Router};
-use m2m_x402::{policy, schemes::exact, Address, U256};
+use axum::{
+	http::{header, HeaderValue, StatusCode},
+	response::{IntoResponse, Response},
+	routing::get,
+	Router,
+};
 use m2m_x402_seller::{layer::PaymentLayer, Seller};
 
-use crate::config::{Handler, Service};
+use crate::catalogue::{Entry, Failure, Product};
 
-/// What an offer needs to know about the token and the payee.
-pub struct Pricing {
-	pub chain_id: u64,
-	pub usdt: Address,
-	pub domain: (String, String),
-	pub pay_to: Address,
-}
-
-/// How long a buyer's authorization stays valid. Generous on purpose: a `--dev` node's chain
-/// time runs ahead of the wall clock while blocks come faster than one per 6 s slot, and the
-/// token checks `validBefore` against chain time.
-pub const MAX_TIMEOUT_SECS: u64 = 300;
-
-/// USDT has 6 decimals.
-pub const DECIMALS: u8 = 6;
-
-/// `"0.01"` USDT in base units, or a clear error.
-pub fn usdt_units(amount: &str, what: &str) -> Result<U256> {
-	policy::parse_units(amount, DECIMALS)
-		.with_context(|| format!("{what} {amount:?} is not a USDT amount (e.g. \"0.01\")"))
-}
-
-/// The router of every sold service.
-pub fn router(
-	services: &[Service],
-	seller: Arc<Seller>,
-	pricing: &Pricing,
-	device: &str,
-) -> Result<Router> {
+/// The router of every entry of `catalogue`.
+pub fn router(catalogue: Vec<Entry>, seller: Arc<Seller>) -> Router {
 	let mut router = Router::new();
-	for s in services {
-		let amount = usdt_units(&s.price, &format!("service {} price", s.path))?;
-		let offer = exact::requirements(
-			pricing.chain_id,
-			pricing.usdt,
-			(&pricing.domain.0, &pricing.domain.1),
-			pricing.pay_to,
-			amount,
-			MAX_TIMEOUT_SECS,
-		);
-		let layer = PaymentLayer::new(seller.clone(), offer).description(s.description.clone());
-		let handler =
-			match s.handler {
-				Handler::Sensor => {
-					let device = device.to_string();
-					get(move || sensor(device.clone())).layer(layer.mime_type("application/json"))
-				},
-				Handler::Static => {
-					let file: PathBuf = s.file.clone().with_context(|| {
-						format!("service {}: handler static needs file", s.path)
-					})?;
-					get(move || serve_file(file.clone())).layer(layer)
-				},
-				Handler::Proxy => {
-					let target = s.target.clone().with_context(|| {
-						format!("service {}: handler proxy needs target", s.path)
-					})?;
-					let http = reqwest::Client::new();
-					get(move || proxy(http.clone(), target.clone())).layer(layer)
-				},
-			};
-		router = router.route(&s.path, handler);
+	for entry in catalogue {
+		let mut layer =
+			PaymentLayer::new(seller.clone(), entry.offer).description(entry.description);
+		if let Some(mime_type) = entry.producer.mime_type() {
+			layer = layer.mime_type(mime_type);
+		}
+		let producer = entry.producer;
+		let handler = get(move || {
+			let producer = producer.clone();
+			async move { response(producer.produce().await) }
+		});
+		router = router.route(&entry.path, handler.layer(layer));
 	}
-	Ok(router)
+	router
 }
 
-/// A generated reading: what a sensor would measure, varying with time.
-async fn sensor(device: String) -> impl IntoResponse {
-	let now = crate::store::now_ms();
-	let celsius = 20.0 + ((now / 1000) % 600) as f64 / 100.0;
-	axum::Json(serde_json::json!({"device": device, "celsius": celsius, "at_ms": now}))
-}
-
-async fn serve_file(path: PathBuf) -> axum::response::Response {
-	match tokio::fs::read(&path).await {
-		Ok(bytes) => bytes.into_response(),
-		// An error status is not settled: the buyer is not charged for a missing file.
-		Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read {}: {e}", path.display()))
-			.into_response(),
-	}
-}
-
-async fn proxy(http: reqwest::Client, target: String) -> axum::response::Response {
-	match http.get(&target).send().await {
-		Ok(r) => {
-			let status =
-				StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-			match r.bytes().await {
-				Ok(body) => (status, body).into_response(),
-				Err(e) => (StatusCode::BAD_GATEWAY, format!("{target}: {e}")).into_response(),
+/// A product as a 200, a failure as an error status, which the x402 layer does not settle:
+/// the buyer is not charged for it.
+fn response(product: Result<Product, Failure>) -> Response {
+	match product {
+		Ok(Product { mime_type, body }) => {
+			let mut response = body.into_response();
+			if let Some(mime_type) = mime_type {
+				response
+					.headers_mut()
+					.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime_type));
 			}
+			response
 		},
-		Err(e) => (StatusCode::BAD_GATEWAY, format!("{target}: {e}")).into_response(),
+		Err(Failure::Unavailable(message)) => {
+			(StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+		},
+		Err(Failure::Upstream { status, message }) => {
+			let status = status
+				.and_then(|s| StatusCode::from_u16(s).ok())
+				.unwrap_or(StatusCode::BAD_GATEWAY);
+			(status, message).into_response()
+		},
 	}
 }

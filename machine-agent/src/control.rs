@@ -22,7 +22,7 @@ use axum::{
 use serde_json::Value;
 use tokio::net::UnixListener;
 
-use crate::{config::Config, daemon::Agent, purchase};
+use crate::{agent::Agent, config::Config, purchase};
 
 /// Where the daemon listens for control requests.
 pub fn socket_path(config: &Config) -> PathBuf {

@@ -30,6 +30,7 @@ use m2m_x402_buyer::{client::X402Client, Buyer};
 use m2m_x402_seller::Seller;
 
 use crate::{
+	agent::Agent,
 	catalogue::{self, Pricing},
 	chain::{self, Health},
 	config::Config,
@@ -38,15 +39,6 @@ use crate::{
 	services,
 	store::Store,
 };
-
-/// Everything the HTTP handlers (service and control) share.
-pub struct Agent {
-	pub config: Config,
-	pub keys: Arc<DeviceKeys>,
-	pub store: Arc<Store>,
-	pub health: Arc<Health>,
-	pub client: X402Client,
-}
 
 /// The device's EVM signer.
 pub fn evm_signer(keys: &DeviceKeys) -> m2m_evm::alloy::signers::local::PrivateKeySigner {

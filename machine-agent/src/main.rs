@@ -1,5 +1,6 @@
 //! `machine-agent`: the m2m-pay device daemon and its command line.
 
+mod agent;
 mod catalogue;
 mod chain;
 mod config;

@@ -19,14 +19,20 @@ use crate::{
 		settlement_receipts::events::ReceiptRecorded,
 	},
 	ChainError, DeviceId, DeviceKeys, DeviceSummary, OwnerSummary, ReceiptInput, ReceiptPage,
+	SettlementCheck,
 };
 
 type Config = PolkadotConfig;
+
+/// Devices per `owner_summary` page: the runtime's maximum.
+const OWNER_SUMMARY_PAGE: u32 = 50;
 type Rpc = LegacyRpcMethods<subxt::config::RpcConfigFor<Config>>;
 
 /// The outcome of an included transaction.
 pub struct Submitted {
 	pub block_hash: H256,
+	/// The height of the block that included it (a best block: not necessarily final).
+	pub block_number: u32,
 	pub extrinsic_hash: H256,
 	pub events: subxt::extrinsics::ExtrinsicEvents<Config>,
 }
@@ -100,7 +106,9 @@ impl ChainClient {
 				TransactionStatus::InBestBlock(included)
 				| TransactionStatus::InFinalizedBlock(included) => {
 					let events = included.wait_for_success().await.map_err(dispatch_error)?;
+					let block_number = self.block_number(included.block_hash()).await?;
 					return Ok(Submitted {
+						block_number,
 						block_hash: included.block_hash(),
 						extrinsic_hash: included.extrinsic_hash(),
 						events,
@@ -113,6 +121,33 @@ impl ChainClient {
 			}
 		}
 		Err(ChainError::NotIncluded("the node stopped reporting the transaction".into()))
+	}
+
+	async fn block_number(&self, hash: H256) -> Result<u32, ChainError> {
+		let header = self
+			.rpc
+			.chain_get_header(Some(hash))
+			.await
+			.map_err(subxt::Error::from)?
+			.ok_or_else(|| ChainError::Query(format!("the node does not know block {hash:?}")))?;
+		Ok(header.number as u32)
+	}
+
+	/// The finalized head's height, and for each of `ids` whether the finalized state holds
+	/// it: what lets an outbox forget a receipt only once no reorg can take it back.
+	pub async fn finalized_receipts(
+		&self,
+		ids: &[ReceiptId],
+	) -> Result<(u32, Vec<bool>), ChainError> {
+		let head = self.rpc.chain_get_finalized_head().await.map_err(subxt::Error::from)?;
+		let number = self.block_number(head).await?;
+		let at = self.api.at_block(head).await.map_err(subxt::Error::from)?;
+		let mut recorded = Vec::with_capacity(ids.len());
+		for id in ids {
+			let call = runtime::runtime_apis().settlement_receipts_api().is_recorded(*id);
+			recorded.push(at.runtime_apis().call(call).await.map_err(subxt::Error::from)?);
+		}
+		Ok((number, recorded))
 	}
 
 	/// Submits a call as sudo (dev chains: the sudo key is Alice).
@@ -217,15 +252,17 @@ impl ChainClient {
 			.ok_or_else(|| ChainError::Query("no ReceiptRecorded event".into()))
 	}
 
-	/// Records a batch; receipts already on-chain are skipped. Returns the ids newly recorded.
+	/// Records a batch; receipts already on-chain are skipped. Returns the ids newly recorded
+	/// and the height of the (best, not yet final) block that included the batch.
 	pub async fn record_receipts(
 		&self,
 		signer: &Keypair,
 		receipts: Vec<ReceiptInput>,
-	) -> Result<Vec<ReceiptId>, ChainError> {
+	) -> Result<(Vec<ReceiptId>, u32), ChainError> {
 		let call = runtime::tx().settlement_receipts().record_receipts(BoundedVec(receipts));
 		let submitted = self.submit(&call, signer).await?;
-		Ok(submitted.find::<ReceiptRecorded>()?.into_iter().map(|e| e.id).collect())
+		let ids = submitted.find::<ReceiptRecorded>()?.into_iter().map(|e| e.id).collect();
+		Ok((ids, submitted.block_number))
 	}
 
 	/// Transfers `amount` planck of the native token, keeping the sender alive.
@@ -247,7 +284,10 @@ impl ChainClient {
 		Ok(value.decode().map_err(subxt::Error::from)?.data.free)
 	}
 
-	/// Registers an accepted asset through sudo.
+	/// Registers an accepted asset through sudo. `settlement` says whether its token proves
+	/// what it executed ([`SettlementCheck::TokenDigest`], our USDT on this chain) or receipts
+	/// stay payer-signed only.
+	#[allow(clippy::too_many_arguments)]
 	pub async fn register_asset_sudo(
 		&self,
 		sudo_key: &Keypair,
@@ -256,6 +296,7 @@ impl ChainClient {
 		version: &str,
 		decimals: u8,
 		symbol: &str,
+		settlement: SettlementCheck,
 	) -> Result<(), ChainError> {
 		let call = runtime::runtime_types::m2m_runtime::RuntimeCall::SettlementReceipts(
 			runtime::runtime_types::pallet_settlement_receipts::pallet::Call::register_asset {
@@ -264,6 +305,7 @@ impl ChainClient {
 				version: version.as_bytes().to_vec(),
 				decimals,
 				symbol: symbol.as_bytes().to_vec(),
+				settlement,
 			},
 		);
 		self.sudo(call, sudo_key).await.map(|_| ())
@@ -353,16 +395,48 @@ impl ChainClient {
 		self.call_api(call).await
 	}
 
-	/// An owner's accounting over the UTC days `from_ms..=to_ms` touches.
+	/// An owner's accounting over the UTC days `from_ms..=to_ms` touches, every device
+	/// included: the runtime answers in bounded pages, which this reads one after the other.
 	pub async fn owner_summary(
 		&self,
 		owner: &AccountId32,
 		from_ms: u64,
 		to_ms: u64,
 	) -> Result<OwnerSummary, ChainError> {
-		let call =
-			runtime::runtime_apis().settlement_receipts_api().owner_summary(*owner, from_ms, to_ms);
+		let mut summary = self.owner_summary_page(owner, from_ms, to_ms, None).await?;
+		while let Some(after) = summary.next.take() {
+			let page = self.owner_summary_page(owner, from_ms, to_ms, Some(after)).await?;
+			summary.devices.extend(page.devices);
+			summary.next = page.next;
+		}
+		Ok(summary)
+	}
+
+	/// One page of an owner's accounting: the totals, and the devices after `after`.
+	pub async fn owner_summary_page(
+		&self,
+		owner: &AccountId32,
+		from_ms: u64,
+		to_ms: u64,
+		after: Option<DeviceId>,
+	) -> Result<OwnerSummary, ChainError> {
+		let call = runtime::runtime_apis().settlement_receipts_api().owner_summary(
+			*owner,
+			from_ms,
+			to_ms,
+			after,
+			OWNER_SUMMARY_PAGE,
+		);
 		self.call_api(call).await?.map_err(|e| ChainError::Query(format!("{e:?}")))
+	}
+
+	/// All-time spending of a payer address (a device or not), per asset.
+	pub async fn payer_totals(
+		&self,
+		payer: H160,
+	) -> Result<Vec<(Static<m2m_primitives::receipt::AssetKey>, crate::Totals)>, ChainError> {
+		let call = runtime::runtime_apis().settlement_receipts_api().payer_totals(payer);
+		self.call_api(call).await
 	}
 
 	/// A device's accounting over the UTC days `from_ms..=to_ms` touches.

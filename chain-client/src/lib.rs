@@ -42,7 +42,10 @@ pub mod runtime {}
 
 pub use runtime::runtime_types::pallet_settlement_receipts::{
 	runtime_api::{DeviceSummary, OwnerSummary, QueryError, ReceiptPage},
-	AssetInfo, PaymentProof, Receipt, ReceiptInput, Role, Totals,
+	types::{
+		AssetInfo, AssetVolume, Evidence, Flow, PaymentProof, Receipt, ReceiptInput, Role,
+		SettlementCheck, Totals, Volume,
+	},
 };
 
 /// The chain's account id type.

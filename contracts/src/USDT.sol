@@ -21,8 +21,12 @@ contract USDT {
     mapping(address => mapping(address => uint256)) public allowance;
     /// EIP-2612 nonces.
     mapping(address => uint256) public nonces;
-    /// EIP-3009: authorizer => nonce => used or canceled.
-    mapping(address => mapping(bytes32 => bool)) private _authorizationStates;
+    /// EIP-3009: authorizer => nonce => the EIP-712 digest of the authorization executed under
+    /// it, or `CANCELED`; zero while unused. Remembering the digest, not just "used", lets the
+    /// chain prove that exactly this authorization (this value, to this payee) moved the money:
+    /// a cancellation, or a smaller authorization signed under the same nonce, leaves a
+    /// different mark.
+    mapping(address => mapping(bytes32 => bytes32)) private _authorizations;
 
     bytes32 public constant PERMIT_TYPEHASH = keccak256(
         "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
@@ -35,6 +39,8 @@ contract USDT {
     );
     bytes32 public constant CANCEL_AUTHORIZATION_TYPEHASH =
         keccak256("CancelAuthorization(address authorizer,bytes32 nonce)");
+    /// What `authorizationDigest` answers for a canceled nonce: no EIP-712 digest equals it.
+    bytes32 public constant CANCELED = bytes32(uint256(1));
     bytes32 private constant _DOMAIN_TYPEHASH = keccak256(
         "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     );
@@ -151,7 +157,13 @@ contract USDT {
 
     /// @notice Whether `authorizer` has used or canceled the authorization `nonce`.
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool) {
-        return _authorizationStates[authorizer][nonce];
+        return _authorizations[authorizer][nonce] != bytes32(0);
+    }
+
+    /// @notice What was done under `authorizer`'s `nonce`: the EIP-712 digest (the value that
+    /// was signed) of the authorization executed, `CANCELED`, or zero if nothing yet.
+    function authorizationDigest(address authorizer, bytes32 nonce) external view returns (bytes32) {
+        return _authorizations[authorizer][nonce];
     }
 
     /// @notice Moves `value` from `from` to `to` with `from`'s signed authorization; anyone may
@@ -197,11 +209,11 @@ contract USDT {
     function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)
         external
     {
-        require(!_authorizationStates[authorizer][nonce], "USDT: authorization is used or canceled");
+        require(_authorizations[authorizer][nonce] == bytes32(0), "USDT: authorization is used or canceled");
         _requireSignedBy(
             authorizer, keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)), v, r, s
         );
-        _authorizationStates[authorizer][nonce] = true;
+        _authorizations[authorizer][nonce] = CANCELED;
         emit AuthorizationCanceled(authorizer, nonce);
     }
 
@@ -221,21 +233,23 @@ contract USDT {
     ) private {
         require(block.timestamp > validAfter, "USDT: authorization is not yet valid");
         require(block.timestamp < validBefore, "USDT: authorization is expired");
-        require(!_authorizationStates[from][nonce], "USDT: authorization is used or canceled");
-        _requireSignedBy(
+        require(_authorizations[from][nonce] == bytes32(0), "USDT: authorization is used or canceled");
+        bytes32 digest = _requireSignedBy(
             from, keccak256(abi.encode(typeHash, from, to, value, validAfter, validBefore, nonce)), v, r, s
         );
-        _authorizationStates[from][nonce] = true;
+        _authorizations[from][nonce] = digest;
         emit AuthorizationUsed(from, nonce);
     }
 
+    /// Returns the EIP-712 digest that `signer` signed.
     function _requireSignedBy(address signer, bytes32 structHash, uint8 v, bytes32 r, bytes32 s)
         private
         view
+        returns (bytes32 digest)
     {
         require(uint256(s) <= _HALF_CURVE_ORDER, "USDT: invalid signature");
         require(v == 27 || v == 28, "USDT: invalid signature");
-        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", DOMAIN_SEPARATOR(), structHash));
+        digest = keccak256(abi.encodePacked("\x19\x01", DOMAIN_SEPARATOR(), structHash));
         address recovered = ecrecover(digest, v, r, s);
         require(recovered != address(0) && recovered == signer, "USDT: invalid signature");
     }

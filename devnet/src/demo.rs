@@ -99,30 +99,42 @@ pub async fn run(endpoints: &Endpoints) -> Result<()> {
 	let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
 	let id = chain.record_receipt(&charger_keys.account, receipt).await?;
 	let stored = chain.receipt(id).await?.context("receipt body")?;
-	println!("  receipt {id:?} recorded on-chain (settled_on_chain: {})", stored.settled_on_chain);
+	println!("  receipt {id:?} recorded on-chain ({})", evidence(&stored.evidence));
 
 	for (who, owner) in [("alice", sr_dev::alice()), ("bob", sr_dev::bob())] {
 		let summary = chain.owner_summary(&owner.public_key().into(), now - DAY_MS, now).await?;
 		for (asset, t) in summary.totals {
-			println!(
-				"  owner {who:<5} today, token {:?}: spent {} earned {} (payments out {}, in {})",
-				asset.0.token,
-				crate::usdt_amount(U256::from(t.spent)),
-				crate::usdt_amount(U256::from(t.earned)),
-				t.payments_made,
-				t.payments_received
-			);
+			for (kind, f) in [("proven", &t.proven), ("signed-only", &t.signed_only)] {
+				if f.payments_made + f.payments_received == 0 {
+					continue;
+				}
+				println!(
+					"  owner {who:<5} today, token {:?}, {kind}: spent {} earned {} (payments out {}, in {})",
+					asset.0.token,
+					crate::usdt_amount(U256::from(f.spent)),
+					crate::usdt_amount(U256::from(f.earned)),
+					f.payments_made,
+					f.payments_received
+				);
+			}
 		}
 	}
 	let page = chain.device_receipts(robot, now - DAY_MS, now, None, 100).await?;
 	println!("  robot's receipts today: {}", page.receipts.len());
 	for (id, role, r) in page.receipts.iter().rev().take(3) {
 		println!(
-			"    {id:?} {role:?} {} to device #{} (settled on chain: {})",
+			"    {id:?} {role:?} {} to device #{} ({})",
 			crate::usdt_amount(U256::from(r.amount)),
 			r.payee,
-			r.settled_on_chain
+			evidence(&r.evidence)
 		);
 	}
 	Ok(())
+}
+
+fn evidence(e: &m2m_chain_client::Evidence) -> &'static str {
+	match e {
+		m2m_chain_client::Evidence::Proven => "proven: the token executed exactly this payment",
+		m2m_chain_client::Evidence::SignedOnly => "signed-only",
+	}
 }

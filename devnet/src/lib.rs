@@ -11,7 +11,9 @@
 //! ([`DeviceKeys::dev`]).
 
 use anyhow::{bail, Context, Result};
-use m2m_chain_client::{ChainClient, DeviceId, DeviceKeys, PaymentProof, ReceiptInput};
+use m2m_chain_client::{
+	ChainClient, DeviceId, DeviceKeys, PaymentProof, ReceiptInput, SettlementCheck,
+};
 use m2m_evm::{
 	alloy::{
 		primitives::{Address, U256},
@@ -171,7 +173,12 @@ pub async fn deploy_usdt(endpoints: &Endpoints) -> Result<UsdtInfo> {
 	);
 	let registered = chain.asset(asset).await?;
 	let registered_now = match registered {
-		Some(info) if info.domain_separator == expected && info.enabled => false,
+		Some(info)
+			if info.domain_separator == expected &&
+				info.enabled && info.settlement == SettlementCheck::TokenDigest =>
+		{
+			false
+		},
 		_ => {
 			chain
 				.register_asset_sudo(
@@ -181,6 +188,9 @@ pub async fn deploy_usdt(endpoints: &Endpoints) -> Result<UsdtInfo> {
 					&domain.version,
 					usdt::USDT::new(address, &eth).decimals().call().await?,
 					&usdt::USDT::new(address, &eth).symbol().call().await?,
+					// Our USDT remembers the digest of every authorization it executes, so
+					// its receipts are proven on this chain.
+					SettlementCheck::TokenDigest,
 				)
 				.await
 				.context("registering USDT with the receipts pallet (sudo: Alice)")?;

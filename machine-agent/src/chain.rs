@@ -2,13 +2,20 @@
 //! the receipts outbox in batches, with retry and backoff, across chain outages. The pallet
 //! skips receipts it already holds (their ids are derived from the payment), so a batch sent
 //! twice after a crash records each receipt once.
+//!
+//! A receipt is forgotten only when the chain's *finalized* state holds it: inclusion in a best
+//! block moves it to "awaiting finality", and if the finalized head passes that height without
+//! it (a reorg, a dropped transaction) it is sent again. A receipt the chain refuses for a
+//! reason retrying cannot change goes to the dead-letter list with the pallet's error, and the
+//! receipts after it carry on; a refusal that time can cure is retried with backoff.
 
 use std::{
+	collections::HashMap,
 	sync::{
 		atomic::{AtomicBool, AtomicU64, Ordering},
 		Arc,
 	},
-	time::Duration,
+	time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -16,7 +23,10 @@ use codec::Decode;
 use m2m_chain_client::{ChainClient, ChainError, DeviceId, DeviceKeys};
 use subxt_signer::{sr25519::Keypair, SecretUri};
 
-use crate::{selling::QueuedReceipt, store::Store};
+use crate::{
+	selling::QueuedReceipt,
+	store::{outbox::ReceiptId, Store},
+};
 
 /// Receipts per `record_receipts` call.
 pub const BATCH: usize = 64;
@@ -28,6 +38,7 @@ pub struct Health {
 	pub chain_connected: AtomicBool,
 	pub evm_connected: AtomicBool,
 	device_id: AtomicU64,
+	/// Receipts this run saw become final on-chain.
 	pub receipts_recorded: AtomicU64,
 }
 
@@ -78,8 +89,9 @@ pub async fn worker(
 	wake: Arc<tokio::sync::Notify>,
 ) {
 	let mut backoff = Duration::from_millis(500);
+	let mut retries = Retries::default();
 	loop {
-		match session(&url, &keys, owner.as_ref(), &store, &health, &wake).await {
+		match session(&url, &keys, owner.as_ref(), &store, &health, &wake, &mut retries).await {
 			Ok(()) => unreachable!("a session only ends with an error"),
 			Err(e) => {
 				health.chain_connected.store(false, Ordering::Relaxed);
@@ -98,6 +110,7 @@ async fn session(
 	store: &Store,
 	health: &Health,
 	wake: &tokio::sync::Notify,
+	retries: &mut Retries,
 ) -> Result<()> {
 	let chain = ChainClient::connect(url).await?;
 	health.chain_connected.store(true, Ordering::Relaxed);
@@ -107,9 +120,16 @@ async fn session(
 		health.device_id.store(device, Ordering::Relaxed);
 	}
 	loop {
-		drain(&chain, keys, device, store, health).await?;
-		// New sales wake the worker; a timeout catches anything else.
-		let _ = tokio::time::timeout(Duration::from_secs(5), wake.notified()).await;
+		confirm_finality(&chain, store, health).await?;
+		drain(&chain, keys, device, store, retries).await?;
+		// New sales wake the worker; a timeout catches anything else. Receipts waiting for
+		// finality are checked every second (GRANDPA finalizes within a few blocks).
+		let idle = if store.tally().awaiting_finality == 0 && retries.is_empty() {
+			Duration::from_secs(5)
+		} else {
+			Duration::from_secs(1)
+		};
+		let _ = tokio::time::timeout(idle, wake.notified()).await;
 		// A quiet outbox sends nothing, so ask the chain something to notice it going away.
 		match tokio::time::timeout(
 			Duration::from_secs(5),
@@ -125,18 +145,98 @@ async fn session(
 	}
 }
 
-/// Submits the outbox in batches until it is empty. Transport errors end the session (the
-/// caller reconnects); a batch the chain refuses is retried receipt by receipt, so that one bad
-/// receipt does not hold up the others.
+/// What to do with a receipt the chain refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+	/// Retrying cannot change the answer: the receipt goes to the dead-letter list.
+	DeadLetter,
+	/// Time may cure it (the settlement is not visible yet, an asset not registered yet, a
+	/// suspended payee reactivated): retry with backoff.
+	Retry,
+}
+
+/// The rule for a refused receipt, by the pallet error's name.
+pub fn verdict(pallet: &str, error: &str) -> Verdict {
+	match (pallet, error) {
+		(
+			"SettlementReceipts",
+			"NotSettled" | "SettlementUnverifiable" | "PeriodInFuture" | "PayeeSuspended" |
+			"AssetDisabled" | "UnknownAsset",
+		) => Verdict::Retry,
+		("SettlementReceipts", _) => Verdict::DeadLetter,
+		// Another pallet refusing (fees, origin) is about the account, not the receipt.
+		_ => Verdict::Retry,
+	}
+}
+
+/// Per-receipt backoff for refusals that may pass: 2 s, doubling, at most 5 min. Kept across
+/// reconnects; a restart starts afresh, which costs one early retry.
+#[derive(Default)]
+pub struct Retries(HashMap<ReceiptId, (u32, Instant)>);
+
+impl Retries {
+	fn waiting(&self, id: &ReceiptId) -> bool {
+		self.0.get(id).is_some_and(|(_, next)| Instant::now() < *next)
+	}
+
+	fn failed(&mut self, id: ReceiptId) -> Duration {
+		let attempts = self.0.get(&id).map_or(0, |(n, _)| *n) + 1;
+		let delay = (Duration::from_secs(2) * 2u32.saturating_pow(attempts - 1).min(150))
+			.min(Duration::from_secs(300));
+		self.0.insert(id, (attempts, Instant::now() + delay));
+		delay
+	}
+
+	fn done(&mut self, id: &ReceiptId) {
+		self.0.remove(id);
+	}
+
+	fn is_empty(&self) -> bool {
+		self.0.is_empty()
+	}
+}
+
+/// Forgets receipts the finalized chain holds, and sends again those whose block the
+/// finalized chain abandoned.
+async fn confirm_finality(chain: &ChainClient, store: &Store, health: &Health) -> Result<()> {
+	let waiting = store.awaiting_finality();
+	if waiting.is_empty() {
+		return Ok(());
+	}
+	let ids: Vec<_> = waiting.iter().map(|(id, _)| m2m_primitives::H256(*id)).collect();
+	let (finalized, recorded) = chain.finalized_receipts(&ids).await?;
+	let mut final_ids = Vec::new();
+	for ((id, sent), recorded) in waiting.iter().zip(recorded) {
+		if recorded {
+			final_ids.push(*id);
+		} else if finalized >= sent.block_number {
+			tracing::warn!(
+				id = %hex::encode(id), block = sent.block_number, finalized,
+				"the block that held this receipt was not finalized; sending it again"
+			);
+			store.outbox_requeue(id)?;
+		}
+	}
+	if !final_ids.is_empty() {
+		store.outbox_final(&final_ids)?;
+		health.receipts_recorded.fetch_add(final_ids.len() as u64, Ordering::Relaxed);
+		tracing::info!(receipts = final_ids.len(), finalized, "receipts final on-chain");
+	}
+	Ok(())
+}
+
+/// Submits the outbox in batches until nothing is left to send now. Transport errors end the
+/// session (the caller reconnects); a batch the chain refuses is retried receipt by receipt,
+/// so that one bad receipt does not hold up the others.
 async fn drain(
 	chain: &ChainClient,
 	keys: &DeviceKeys,
 	device: DeviceId,
 	store: &Store,
-	health: &Health,
+	retries: &mut Retries,
 ) -> Result<()> {
 	loop {
-		let batch = store.outbox(BATCH);
+		let batch = store.outbox(BATCH, |id| retries.waiting(id));
 		if batch.is_empty() {
 			return Ok(());
 		}
@@ -149,48 +249,93 @@ async fn drain(
 					receipts.push(r.input(device));
 				},
 				Err(e) => {
-					tracing::error!(id = %hex::encode(id), error = %e, "undecodable receipt left in the outbox")
+					tracing::error!(id = %hex::encode(id), error = %e, "undecodable receipt moved to the dead-letter list");
+					store.outbox_dead(id, &format!("the stored receipt does not decode: {e}"))?;
 				},
 			}
 		}
 		if receipts.is_empty() {
-			return Ok(());
+			continue;
 		}
 		match chain.record_receipts(&keys.account, receipts.clone()).await {
-			Ok(recorded) => {
-				store.outbox_done(&ids)?;
-				health.receipts_recorded.fetch_add(recorded.len() as u64, Ordering::Relaxed);
+			Ok((recorded, block)) => {
+				store.outbox_sent(&ids, block)?;
+				ids.iter().for_each(|id| retries.done(id));
 				tracing::info!(
 					batch = ids.len(),
 					newly_recorded = recorded.len(),
-					"receipts recorded on-chain"
+					block,
+					"receipts included; waiting for finality"
 				);
 			},
-			Err(e @ (ChainError::Dispatch { .. } | ChainError::DispatchOther(_))) => {
-				tracing::warn!(error = %e, "the chain refused a batch; recording one by one");
-				let mut progressed = false;
+			Err(ChainError::Dispatch { .. } | ChainError::DispatchOther(_)) => {
+				tracing::warn!(batch = ids.len(), "the chain refused a batch; sending one by one");
 				for (id, receipt) in ids.iter().zip(receipts) {
-					match chain.record_receipt(&keys.account, receipt).await {
-						Ok(_) => {},
-						Err(e)
-							if e.pallet_error()
-								== Some(("SettlementReceipts", "DuplicateReceipt")) => {},
-						Err(e @ (ChainError::Dispatch { .. } | ChainError::DispatchOther(_))) => {
-							tracing::error!(id = %hex::encode(id), error = %e, "receipt refused; kept in the outbox");
-							continue;
+					match chain.record_receipts(&keys.account, vec![receipt]).await {
+						Ok((_, block)) => {
+							store.outbox_sent(&[*id], block)?;
+							retries.done(id);
+						},
+						Err(ChainError::Dispatch { pallet, error }) => {
+							match verdict(&pallet, &error) {
+								Verdict::DeadLetter => {
+									tracing::error!(id = %hex::encode(id), %pallet, %error, "receipt refused for good; moved to the dead-letter list");
+									store.outbox_dead(id, &format!("{pallet}::{error}"))?;
+									retries.done(id);
+								},
+								Verdict::Retry => {
+									let delay = retries.failed(*id);
+									tracing::warn!(id = %hex::encode(id), %pallet, %error, retry_in = ?delay, "receipt refused for now; retrying later");
+								},
+							}
+						},
+						Err(ChainError::DispatchOther(reason)) => {
+							let delay = retries.failed(*id);
+							tracing::warn!(id = %hex::encode(id), %reason, retry_in = ?delay, "receipt refused for now; retrying later");
 						},
 						Err(e) => return Err(e.into()),
 					}
-					store.outbox_done(&[*id])?;
-					health.receipts_recorded.fetch_add(1, Ordering::Relaxed);
-					progressed = true;
-				}
-				if !progressed {
-					// Only refused receipts left: wait for the next wake-up rather than spin.
-					return Ok(());
 				}
 			},
 			Err(e) => return Err(e.into()),
 		}
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn refusals_that_time_can_cure_are_retried_and_the_rest_are_dead_letters() {
+		for cured_by_time in
+			["NotSettled", "SettlementUnverifiable", "PeriodInFuture", "PayeeSuspended", "UnknownAsset"]
+		{
+			assert_eq!(verdict("SettlementReceipts", cured_by_time), Verdict::Retry, "{cured_by_time}");
+		}
+		for forever in [
+			"RecipientMismatch",
+			"InvalidSignature",
+			"DifferentAuthorizationExecuted",
+			"AuthorizationCancelled",
+			"PeriodClosed",
+			"UnprovenWithinOneOwner",
+			"NotPayeeOrOwner",
+		] {
+			assert_eq!(verdict("SettlementReceipts", forever), Verdict::DeadLetter, "{forever}");
+		}
+		assert_eq!(verdict("Balances", "InsufficientBalance"), Verdict::Retry);
+	}
+
+	#[test]
+	fn backoff_doubles_up_to_five_minutes_and_ends_on_success() {
+		let mut r = Retries::default();
+		let id = [1u8; 32];
+		let delays: Vec<_> = (0..12).map(|_| r.failed(id).as_secs()).collect();
+		assert_eq!(delays[..5], [2, 4, 8, 16, 32]);
+		assert_eq!(*delays.last().unwrap(), 300);
+		assert!(r.waiting(&id));
+		r.done(&id);
+		assert!(!r.waiting(&id) && r.is_empty());
 	}
 }

@@ -101,6 +101,9 @@ enum Command {
 	},
 	/// The device's identity and its payments, from the store (or the running daemon).
 	Status,
+	/// The receipts outbox: how many wait to be sent or to become final, and every receipt the
+	/// chain refused for good (the dead-letter list) with the chain's reason.
+	Outbox,
 	/// Change the device's on-chain identity (signed by its owner).
 	#[command(subcommand)]
 	Identity(Identity),
@@ -283,19 +286,48 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			Ok(())
 		},
 		Command::Status => {
-			let keys = keystore::load(&config.device.keystore)?;
-			let me = daemon::evm_address(&keys).to_checksum(None);
-			let status = match store::Store::open(&config.device.data_dir, &me) {
-				Ok(store) => status::of(&config, &keys, &store, None),
-				Err(e) if is_locked(&e) => {
-					control::call(&config, reqwest::Method::GET, "/status", None).await?
-				},
-				Err(e) => return Err(e.into()),
-			};
+			let status = local_status(&config).await?;
 			println!("{}", serde_json::to_string_pretty(&status)?);
 			Ok(())
 		},
+		Command::Outbox => {
+			let status = local_status(&config).await?;
+			println!(
+				"waiting to be sent or final: {}  (of which awaiting finality: {})",
+				status["outbox_depth"], status["receipts_awaiting_finality"]
+			);
+			let dead = status["dead_letters"].as_array().cloned().unwrap_or_default();
+			if dead.is_empty() {
+				println!("dead letters: none");
+			} else {
+				println!("dead letters: {} (refused by the chain for good)", dead.len());
+				println!("{:<66}  {:<24}  error", "receipt", "refused at (UTC)");
+				for d in dead {
+					let at = d["refused_ms"].as_u64().unwrap_or_default();
+					println!(
+						"0x{:<64}  {:<24}  {}",
+						d["id"].as_str().unwrap_or_default(),
+						report::utc(at),
+						d["error"].as_str().unwrap_or_default()
+					);
+				}
+			}
+			Ok(())
+		},
 	}
+}
+
+/// The status, from the store, or from the running daemon that holds it.
+async fn local_status(config: &config::Config) -> Result<serde_json::Value> {
+	let keys = keystore::load(&config.device.keystore)?;
+	let me = daemon::evm_address(&keys).to_checksum(None);
+	Ok(match store::Store::open(&config.device.data_dir, &me) {
+		Ok(store) => status::of(config, &keys, &store, None),
+		Err(e) if is_locked(&e) => {
+			control::call(config, reqwest::Method::GET, "/status", None).await?
+		},
+		Err(e) => return Err(e.into()),
+	})
 }
 
 async fn own_device(chain: &ChainClient, config: &config::Config) -> Result<u64> {

@@ -36,12 +36,22 @@ pub fn render(store: &Store, health: &Health) -> String {
 	let gauges = [
 		(
 			"m2m_outbox_depth",
-			"Receipts waiting to be recorded on-chain.",
+			"Receipts waiting to be sent or to become final on-chain.",
 			store.outbox_len() as u64,
 		),
 		(
+			"m2m_receipts_awaiting_finality",
+			"Receipts in a block that is not final yet (they stay on the device until it is).",
+			tally.awaiting_finality,
+		),
+		(
+			"m2m_receipts_dead_letter",
+			"Receipts the chain refused for good (see `machine-agent outbox`).",
+			tally.dead_letters,
+		),
+		(
 			"m2m_receipts_recorded_total",
-			"Receipts this run recorded on-chain.",
+			"Receipts this run saw become final on-chain.",
 			health.receipts_recorded.load(Ordering::Relaxed),
 		),
 		(

@@ -2,7 +2,7 @@
 //! table, JSON or CSV.
 
 use anyhow::{Context, Result};
-use m2m_chain_client::{ChainClient, DeviceId, Role, Totals};
+use m2m_chain_client::{ChainClient, DeviceId, Evidence, Flow, Role, Totals};
 use serde_json::{json, Value};
 
 /// How to print a report.
@@ -15,6 +15,36 @@ pub enum Format {
 
 fn usdt(base_units: u128) -> String {
 	format!("{}.{:06}", base_units / 1_000_000, base_units % 1_000_000)
+}
+
+/// `2026-12-02 14:05:09` for Unix milliseconds (UTC, proleptic Gregorian).
+pub fn utc(unix_ms: u64) -> String {
+	let secs = unix_ms / 1000;
+	let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+	// Days to civil date (Howard Hinnant's algorithm).
+	let z = days + 719_468;
+	let era = z.div_euclid(146_097);
+	let doe = z - era * 146_097;
+	let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+	let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	let mp = (5 * doy + 2) / 153;
+	let day = doy - (153 * mp + 2) / 5 + 1;
+	let month = if mp < 10 { mp + 3 } else { mp - 9 };
+	let year = yoe + era * 400 + i64::from(month <= 2);
+	format!(
+		"{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+		rem / 3600,
+		rem % 3600 / 60,
+		rem % 60
+	)
+}
+
+/// What a receipt proves, as reports name it.
+fn evidence(e: &Evidence) -> &'static str {
+	match e {
+		Evidence::Proven => "proven",
+		Evidence::SignedOnly => "signed-only",
+	}
 }
 
 /// Prints `rows` (the first is the header) in `format`; `json` is printed for JSON.
@@ -64,7 +94,7 @@ pub async fn receipts(
 		"payee",
 		"amount_usdt",
 		"requests",
-		"settled_on_chain",
+		"evidence",
 		"period_end_ms",
 		"settlement_tx",
 	]
@@ -82,21 +112,26 @@ pub async fn receipts(
 				Role::Payer => "payer",
 				Role::Payee => "payee",
 			};
+			let payer = match r.payer_device {
+				Some(device) => format!("{:?} (#{device})", r.payer),
+				None => format!("{:?} (not a device)", r.payer),
+			};
 			rows.push(vec![
 				format!("{id:?}"),
 				role.into(),
-				r.payer.to_string(),
-				r.payee.to_string(),
+				payer,
+				format!("#{}", r.payee),
 				usdt(r.amount),
 				r.request_count.to_string(),
-				r.settled_on_chain.to_string(),
+				evidence(&r.evidence).into(),
 				r.period_end.to_string(),
 				format!("{:?}", r.settlement_tx),
 			]);
 			items.push(json!({
-				"receipt": format!("{id:?}"), "role": role, "payer": r.payer, "payee": r.payee,
+				"receipt": format!("{id:?}"), "role": role,
+				"payer": format!("{:?}", r.payer), "payer_device": r.payer_device, "payee": r.payee,
 				"amount": r.amount.to_string(), "amount_usdt": usdt(r.amount), "requests": r.request_count,
-				"settled_on_chain": r.settled_on_chain, "period_end_ms": r.period_end,
+				"evidence": evidence(&r.evidence), "period_end_ms": r.period_end,
 				"settlement_tx": format!("{:?}", r.settlement_tx),
 			}));
 		}
@@ -113,13 +148,18 @@ pub async fn receipts(
 	Ok(())
 }
 
-fn totals_json(t: &Totals) -> Value {
+fn flow_json(t: &Flow) -> Value {
 	json!({
 		"spent": t.spent.to_string(), "earned": t.earned.to_string(),
 		"spent_usdt": usdt(t.spent), "earned_usdt": usdt(t.earned),
 		"payments_made": t.payments_made, "payments_received": t.payments_received,
 		"requests_bought": t.requests_bought, "requests_sold": t.requests_sold,
 	})
+}
+
+/// Proven and signed-only amounts apart: an auditor adds them up only knowingly.
+fn totals_json(t: &Totals) -> Value {
+	json!({"proven": flow_json(&t.proven), "signed_only": flow_json(&t.signed_only)})
 }
 
 /// An owner's accounting, per device and in total.
@@ -137,8 +177,10 @@ pub async fn fleet(
 	let mut rows = vec![[
 		"device",
 		"token",
-		"spent_usdt",
-		"earned_usdt",
+		"proven_spent_usdt",
+		"proven_earned_usdt",
+		"signed_only_spent_usdt",
+		"signed_only_earned_usdt",
 		"payments_made",
 		"payments_received",
 	]
@@ -148,10 +190,12 @@ pub async fn fleet(
 		vec![
 			device,
 			token,
-			usdt(t.spent),
-			usdt(t.earned),
-			t.payments_made.to_string(),
-			t.payments_received.to_string(),
+			usdt(t.proven.spent),
+			usdt(t.proven.earned),
+			usdt(t.signed_only.spent),
+			usdt(t.signed_only.earned),
+			(t.proven.payments_made + t.signed_only.payments_made).to_string(),
+			(t.proven.payments_received + t.signed_only.payments_received).to_string(),
 		]
 	};
 	let mut devices = Vec::new();
@@ -172,4 +216,14 @@ pub async fn fleet(
 		json!({"owner": owner.to_string(), "from_ms": from_ms, "to_ms": to_ms, "devices": devices, "totals": totals}),
 	);
 	Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+	#[test]
+	fn times_print_as_utc_calendar_dates() {
+		assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+		assert_eq!(super::utc(1_796_220_309_000), "2026-12-02 14:05:09");
+		assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00");
+	}
 }

@@ -29,5 +29,7 @@ pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Hea
 		"purchases_in_flight": count(Role::Buy, State::in_flight),
 		"purchases_failed": count(Role::Buy, |s| s == State::Failed),
 		"outbox_depth": tally.outbox,
+		"receipts_awaiting_finality": tally.awaiting_finality,
+		"dead_letters": store.dead_letters(),
 	})
 }

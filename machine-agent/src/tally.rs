@@ -16,7 +16,12 @@ pub struct Tally {
 	pub revenue: BTreeMap<String, U256>,
 	/// Settled purchases, by asset, in base units.
 	pub spend: BTreeMap<String, U256>,
+	/// Receipts waiting to be sent or to become final.
 	pub outbox: u64,
+	/// Of those, receipts in a block that is not final yet.
+	pub awaiting_finality: u64,
+	/// Receipts the chain refused for good.
+	pub dead_letters: u64,
 }
 
 impl Tally {

@@ -8,6 +8,17 @@ pub enum Sealing {
 	/// A block as soon as a transaction arrives, finalized at once. Single-node development
 	/// only: peers cannot import these blocks.
 	Instant,
+	/// Like `instant`, but blocks are final only when the `engine_finalizeBlock` RPC says so
+	/// (and `engine_createBlock` seals on demand, also on another parent: a fork). For testing
+	/// what clients do before finality and across reorgs. Single-node development only.
+	ManualFinality,
+}
+
+impl Sealing {
+	/// Whether blocks come from manual-seal (instant or manual finality) rather than Aura.
+	pub fn is_manual(self) -> bool {
+		matches!(self, Sealing::Instant | Sealing::ManualFinality)
+	}
 }
 
 #[derive(Debug, clap::Parser)]
@@ -18,6 +29,7 @@ pub enum Sealing {
 	              Quick start:\n  \
 	              m2m-node --dev                  single development node, instant sealing, RPC on 127.0.0.1:9944\n  \
 	              m2m-node --dev --sealing aura   the same with 6 s Aura slots\n  \
+	              m2m-node --dev --sealing manual-finality   instant blocks, final only on engine_finalizeBlock\n  \
 	              m2m-node --chain local --alice  a validator of the 3-validator local testnet\n  \
 	              m2m-node export-chain-spec --chain local --output local.json"
 )]

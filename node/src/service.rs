@@ -88,7 +88,7 @@ pub fn new_partial(config: &Configuration, sealing: Sealing) -> Result<Service, 
 	)?;
 
 	let import_queue = match sealing {
-		Sealing::Instant => sc_consensus_manual_seal::import_queue(
+		Sealing::Instant | Sealing::ManualFinality => sc_consensus_manual_seal::import_queue(
 			Box::new(client.clone()),
 			&task_manager.spawn_essential_handle(),
 			config.prometheus_registry(),
@@ -175,7 +175,7 @@ pub fn new_full<
 			net_config.add_notification_protocol(grandpa_protocol_config);
 			Some(grandpa_notification_service)
 		},
-		Sealing::Instant => None,
+		Sealing::Instant | Sealing::ManualFinality => None,
 	};
 	let warp_sync_config = grandpa_network.as_ref().map(|_| {
 		WarpSyncConfig::WithProvider(Arc::new(
@@ -230,11 +230,23 @@ pub fn new_full<
 	let enable_grandpa = !config.disable_grandpa;
 	let prometheus_registry = config.prometheus_registry().cloned();
 
+	// With manual finality, the `engine_*` RPCs steer block production and finality.
+	let (engine_sink, engine_commands) = match sealing {
+		Sealing::ManualFinality => {
+			let (sink, commands) = futures::channel::mpsc::channel(1024);
+			(Some(sink), Some(commands))
+		},
+		_ => (None, None),
+	};
 	let rpc_extensions_builder = {
 		let client = client.clone();
 		let pool = transaction_pool.clone();
 		Box::new(move |_| {
-			let deps = crate::rpc::FullDeps { client: client.clone(), pool: pool.clone() };
+			let deps = crate::rpc::FullDeps {
+				client: client.clone(),
+				pool: pool.clone(),
+				manual_seal: engine_sink.clone(),
+			};
 			crate::rpc::create_full(deps).map_err(Into::into)
 		})
 	};
@@ -263,25 +275,24 @@ pub fn new_full<
 		telemetry.as_ref().map(|x| x.handle()),
 	);
 
-	if sealing == Sealing::Instant {
+	if sealing.is_manual() {
 		let slot_duration = sc_consensus_aura::slot_duration(&*client)?;
 		let cidp_client = client.clone();
-		let params = sc_consensus_manual_seal::InstantSealParams {
-			block_import: client.clone(),
-			env: proposer_factory,
-			client: client.clone(),
-			pool: transaction_pool,
-			select_chain,
-			consensus_data_provider: Some(Box::new(
-				sc_consensus_manual_seal::consensus::aura::AuraConsensusDataProvider::new_with_slot_duration(
-					slot_duration,
-				),
-			)),
-			// Aura needs a strictly increasing slot per block, while blocks come as fast as
+		let consensus_data_provider: Box<
+			dyn sc_consensus_manual_seal::consensus::ConsensusDataProvider<
+				Block,
+				Proof = (),
+			>,
+		> = Box::new(
+			sc_consensus_manual_seal::consensus::aura::AuraConsensusDataProvider::new_with_slot_duration(
+				slot_duration,
+			),
+		);
+		// Aura needs a strictly increasing slot per block, while blocks come as fast as
 			// transactions do: use the wall clock, or the next slot if that is later. Chain time
 			// then never lags the wall clock and runs ahead only while blocks come faster than
 			// one per slot.
-			create_inherent_data_providers: move |parent: <Block as sp_runtime::traits::Block>::Hash, ()| {
+		let create_inherent_data_providers = move |parent: <Block as sp_runtime::traits::Block>::Hash, ()| {
 				let client = cidp_client.clone();
 				async move {
 					let header = client.header(parent)?.ok_or("parent header not found")?;
@@ -293,13 +304,50 @@ pub fn new_full<
 						sp_timestamp::InherentDataProvider::new(timestamp.into()),
 					)
 				}
-			},
-		};
-		task_manager.spawn_essential_handle().spawn_blocking(
-			"instant-seal",
-			Some("block-authoring"),
-			sc_consensus_manual_seal::run_instant_seal_and_finalize(params),
-		);
+			};
+		if let Some(rpc_commands) = engine_commands {
+			use futures::StreamExt;
+			use sc_consensus_manual_seal::EngineCommand;
+			// A block per transaction, never finalized by itself; the RPC adds the rest.
+			let from_pool = transaction_pool.import_notification_stream().map(|_| {
+				EngineCommand::SealNewBlock {
+					create_empty: false,
+					finalize: false,
+					parent_hash: None,
+					sender: None,
+				}
+			});
+			let params = sc_consensus_manual_seal::ManualSealParams {
+				block_import: client.clone(),
+				env: proposer_factory,
+				client: client.clone(),
+				pool: transaction_pool,
+				commands_stream: futures::stream::select(from_pool, rpc_commands),
+				select_chain,
+				consensus_data_provider: Some(consensus_data_provider),
+				create_inherent_data_providers,
+			};
+			task_manager.spawn_essential_handle().spawn_blocking(
+				"manual-seal",
+				Some("block-authoring"),
+				sc_consensus_manual_seal::run_manual_seal(params),
+			);
+		} else {
+			let params = sc_consensus_manual_seal::InstantSealParams {
+				block_import: client.clone(),
+				env: proposer_factory,
+				client: client.clone(),
+				pool: transaction_pool,
+				select_chain,
+				consensus_data_provider: Some(consensus_data_provider),
+				create_inherent_data_providers,
+			};
+			task_manager.spawn_essential_handle().spawn_blocking(
+				"instant-seal",
+				Some("block-authoring"),
+				sc_consensus_manual_seal::run_instant_seal_and_finalize(params),
+			);
+		}
 		return Ok(task_manager);
 	}
 

@@ -15,7 +15,7 @@ use pallet_grandpa::AuthorityId as GrandpaId;
 use pallet_settlement_receipts::{
 	queries,
 	runtime_api::{DeviceSummary, OwnerSummary, QueryError, ReceiptPage},
-	AssetInfo, Receipt, ReceiptCursor, Totals,
+	AssetInfo, AssetVolume, Receipt, ReceiptCursor, Totals,
 };
 use sp_api::impl_runtime_apis;
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
@@ -266,8 +266,22 @@ pallet_revive::impl_runtime_apis_plus_revive_traits! {
 			pallet_settlement_receipts::DeviceTotals::<Runtime>::iter_prefix(device).collect()
 		}
 
-		fn owner_summary(owner: AccountId, from_ms: u64, to_ms: u64) -> Result<OwnerSummary, QueryError> {
-			queries::owner_summary::<Runtime>(&owner, from_ms, to_ms)
+		fn owner_summary(
+			owner: AccountId,
+			from_ms: u64,
+			to_ms: u64,
+			after: Option<DeviceId>,
+			limit: u32,
+		) -> Result<OwnerSummary, QueryError> {
+			queries::owner_summary::<Runtime>(&owner, from_ms, to_ms, after, limit)
+		}
+
+		fn payer_totals(payer: H160) -> Vec<(AssetKey, Totals)> {
+			pallet_settlement_receipts::PayerTotals::<Runtime>::iter_prefix(payer).collect()
+		}
+
+		fn asset_volume(asset: AssetKey) -> AssetVolume {
+			pallet_settlement_receipts::AssetTotals::<Runtime>::get(asset)
 		}
 
 		fn device_summary(device: DeviceId, from_ms: u64, to_ms: u64) -> Result<DeviceSummary, QueryError> {

@@ -152,7 +152,8 @@ pub type UncheckedExtrinsic =
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
 #[allow(unused_parens)]
-type Migrations = ();
+/// Storage migrations run on the next runtime upgrade, each guarded by its pallet's version.
+type Migrations = (pallet_settlement_receipts::migration::v1::MigrateV0ToV1<Runtime>,);
 
 pub type Executive = frame_executive::Executive<
 	Runtime,

@@ -111,7 +111,7 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	let sold = receipts_json(&sensor, &[]);
 	assert_eq!(sold["receipts"][0]["role"], "payee");
 	assert_eq!(sold["receipts"][0]["amount"], READING_PRICE.to_string());
-	assert_eq!(sold["receipts"][0]["settled_on_chain"], true);
+	assert_eq!(sold["receipts"][0]["evidence"], "proven", "the token executed exactly this payment");
 	let bought = receipts_json(&robot, &[]);
 	assert_eq!(bought["receipts"][0]["role"], "payer");
 	assert_eq!(bought["receipts"][0]["receipt"], sold["receipts"][0]["receipt"]);
@@ -119,11 +119,17 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	// Both owners' accounting, in every format.
 	let alice = sensor.cli(&["fleet", "--format", "json"]);
 	let alice: serde_json::Value = serde_json::from_str(&text(&alice).0).unwrap();
-	assert_eq!(alice["totals"][0]["totals"]["earned_usdt"], "0.010000");
+	assert_eq!(alice["totals"][0]["totals"]["proven"]["earned_usdt"], "0.010000");
+	assert_eq!(alice["totals"][0]["totals"]["signed_only"]["earned_usdt"], "0.000000");
 	let bob = robot.cli(&["fleet", "--format", "csv"]);
 	let csv = text(&bob).0;
-	assert!(csv.starts_with("device,token,spent_usdt,earned_usdt"), "{csv}");
-	assert!(csv.contains(",0.010000,0.000000,1,0"), "{csv}");
+	assert!(
+		csv.starts_with(
+			"device,token,proven_spent_usdt,proven_earned_usdt,signed_only_spent_usdt,signed_only_earned_usdt"
+		),
+		"{csv}"
+	);
+	assert!(csv.contains(",0.010000,0.000000,0.000000,0.000000,1,0"), "{csv}");
 	let table = text(&sensor.cli(&["receipts"])).0;
 	assert!(table.contains("payee") && table.contains("0.010000"), "{table}");
 
@@ -180,7 +186,9 @@ fn a_foreign_or_corrupted_store_is_a_clear_error() {
 
 /// The chain is stopped while sales go on (they settle on the EVM side, anvil here): their
 /// receipts wait in the outbox, on disk; the chain is restarted on its own database, and every
-/// receipt is recorded, once.
+/// receipt is recorded, once. Among them is a poison receipt the chain refuses for good (a
+/// sibling device of the seller's own owner paying on an asset that cannot prove settlement):
+/// it goes to the dead-letter list with the pallet's error, and the receipts around it land.
 #[test]
 fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 	let rt = runtime();
@@ -193,7 +201,9 @@ fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 	let seller =
 		Device::init("outage-seller", "//Alice", market.token, &chain_url, &market.anvil.url);
 	let buyer = Device::init("outage-buyer", "//Bob", market.token, &chain_url, &market.anvil.url);
-	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let sibling =
+		Device::init("outage-sibling", "//Alice", market.token, &chain_url, &market.anvil.url);
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer, &sibling]));
 	// The chain must know the anvil USDT (another chain's asset); the devices need fees.
 	rt.block_on(async {
 		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
@@ -207,15 +217,25 @@ fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 		};
 		let alice = subxt_signer::sr25519::dev::alice();
 		chain
-			.register_asset_sudo(&alice, asset, &domain.name, &domain.version, 6, "USDT")
+			.register_asset_sudo(
+				&alice,
+				asset,
+				&domain.name,
+				&domain.version,
+				6,
+				"USDT",
+				m2m_chain_client::SettlementCheck::SignedOnly,
+			)
 			.await
 			.unwrap();
 		for d in [&seller, &buyer] {
 			chain.transfer(&alice, d.keys().account_id(), 10 * NATIVE_UNIT).await.unwrap();
 		}
 	});
-	let out = buyer.cli(&["register"]);
-	assert!(out.status.success(), "{}", text(&out).1);
+	for device in [&buyer, &sibling] {
+		let out = device.cli(&["register"]);
+		assert!(out.status.success(), "{}", text(&out).1);
+	}
 	let (_daemon, url) = seller.run();
 	let buy = || {
 		let out = buyer.cli(&["pay", &format!("{url}/reading")]);
@@ -232,20 +252,25 @@ fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 		metrics(&url).contains("m2m_chain_connected 0")
 	});
 	buy();
+	let out = sibling.cli(&["pay", &format!("{url}/reading")]);
+	assert!(out.status.success(), "{}", text(&out).1);
 	buy();
 	let m = metrics(&url);
-	assert!(m.contains("m2m_outbox_depth 2"), "{m}");
+	assert!(m.contains("m2m_outbox_depth 3"), "{m}");
 
 	let _node = Node::start_at(&base, &node_args);
 	eventually("the outbox to drain", Duration::from_secs(90), || {
 		metrics(&url).contains("m2m_outbox_depth 0")
 	});
+	let m = metrics(&url);
+	assert!(m.contains("m2m_receipts_dead_letter 1"), "{m}");
+	assert!(m.contains("m2m_receipts_recorded_total 3"), "{m}");
+	let outbox = text(&seller.cli(&["outbox"])).0;
+	assert!(outbox.contains("dead letters: 1"), "{outbox}");
+	assert!(outbox.contains("SettlementReceipts::UnprovenWithinOneOwner"), "{outbox}");
 	let sold = receipts_json(&seller, &[]);
 	assert_eq!(sold["receipts"].as_array().unwrap().len(), 3, "{sold}");
-	assert_eq!(
-		sold["receipts"][0]["settled_on_chain"], false,
-		"another chain's asset: payer-signed only"
-	);
+	assert_eq!(sold["receipts"][0]["evidence"], "signed-only", "another chain's asset");
 	drop(_node);
 	let _ = std::fs::remove_dir_all(&base);
 }
@@ -509,4 +534,105 @@ fn a_seller_killed_between_settling_and_answering_serves_the_paid_retry() {
 		"paid once"
 	);
 	assert!(metrics(&url).contains("m2m_outbox_depth 1"), "the recovered sale's receipt is queued");
+}
+
+/// Calls a JSON-RPC method of the node over HTTP (the node serves HTTP and WebSocket on one
+/// port).
+fn node_rpc(ws_url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+	let url = ws_url.replacen("ws://", "http://", 1);
+	runtime().block_on(async {
+		let answer: serde_json::Value = reqwest::Client::new()
+			.post(url)
+			.json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+			.send()
+			.await
+			.unwrap()
+			.json()
+			.await
+			.unwrap();
+		assert!(answer.get("error").is_none(), "{method}: {answer}");
+		answer["result"].clone()
+	})
+}
+
+/// A receipt leaves the device only once its block is final. On a node whose blocks become
+/// final only when told (`--sealing manual-finality`), the receipt is included but not final
+/// when the seller's agent crashes; the restarted agent still holds it, and lets it go once the
+/// block is finalized.
+#[test]
+fn a_receipt_is_kept_until_its_block_is_final_even_across_a_crash() {
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	let node = Node::start(&["--dev", "--sealing", "manual-finality"]);
+	let seller =
+		Device::init("final-seller", "//Alice", market.token, &node.ws_url, &market.anvil.url);
+	let buyer = Device::init("final-buyer", "//Bob", market.token, &node.ws_url, &market.anvil.url);
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	rt.block_on(async {
+		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
+		let domain =
+			usdt::domain(&m2m_evm::connect(&market.anvil.url, None).unwrap(), market.token)
+				.await
+				.unwrap();
+		let asset = m2m_primitives::receipt::AssetKey {
+			chain_id: domain.chain_id,
+			token: m2m_primitives::H160(market.token.0 .0),
+		};
+		let alice = subxt_signer::sr25519::dev::alice();
+		chain
+			.register_asset_sudo(
+				&alice,
+				asset,
+				&domain.name,
+				&domain.version,
+				6,
+				"USDT",
+				m2m_chain_client::SettlementCheck::SignedOnly,
+			)
+			.await
+			.unwrap();
+		chain.transfer(&alice, seller.keys().account_id(), 10 * NATIVE_UNIT).await.unwrap();
+	});
+	let out = buyer.cli(&["register"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	let finalized_before = node_rpc(&node.ws_url, "chain_getFinalizedHead", serde_json::json!([]));
+
+	let (daemon, url) = seller.run();
+	let out = buyer.cli(&["pay", &format!("{url}/reading")]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	eventually("the receipt in a block that is not final", Duration::from_secs(60), || {
+		metrics(&url).contains("m2m_receipts_awaiting_finality 1")
+	});
+	drop(daemon); // SIGKILL: a crash, with the receipt included but not final
+
+	let status: serde_json::Value =
+		serde_json::from_str(&text(&seller.cli(&["status"])).0).unwrap();
+	assert_eq!(status["receipts_awaiting_finality"], 1, "{status}");
+	assert_eq!(status["outbox_depth"], 1, "{status}");
+	assert_eq!(
+		node_rpc(&node.ws_url, "chain_getFinalizedHead", serde_json::json!([])),
+		finalized_before,
+		"nothing was finalized meanwhile"
+	);
+
+	let (_daemon, url) = seller.run();
+	// Restarted, and the block still not final: the receipt stays.
+	eventually("the restarted agent to reach the chain", Duration::from_secs(60), || {
+		metrics(&url).contains("m2m_chain_connected 1")
+	});
+	let m = metrics(&url);
+	assert!(m.contains("m2m_outbox_depth 1"), "{m}");
+	assert!(m.contains("m2m_receipts_recorded_total 0"), "{m}");
+
+	let best = node_rpc(&node.ws_url, "chain_getBlockHash", serde_json::json!([]));
+	assert_eq!(
+		node_rpc(&node.ws_url, "engine_finalizeBlock", serde_json::json!([best, null])),
+		true
+	);
+	eventually("the receipt forgotten once final", Duration::from_secs(60), || {
+		let m = metrics(&url);
+		m.contains("m2m_outbox_depth 0") && m.contains("m2m_receipts_recorded_total 1")
+	});
+	let sold = receipts_json(&seller, &[]);
+	assert_eq!(sold["receipts"].as_array().unwrap().len(), 1, "{sold}");
 }

@@ -1,7 +1,7 @@
 //! The chain's EVM side through the real node and `m2m-eth-rpc`, and the same contract suite on
 //! anvil; the USDT artifacts; receipts verified against the token.
 
-use m2m_chain_client::{ChainClient, ReceiptInput};
+use m2m_chain_client::{ChainClient, Evidence, ReceiptInput};
 use m2m_devnet::{device_keys, evm_signer, sign_payment, Endpoints, SignedPayment, NATIVE_UNIT};
 use m2m_e2e_tests::{usdt_suite, Anvil, EthRpc, Node};
 use m2m_evm::{alloy::primitives::U256, usdt};
@@ -92,9 +92,25 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 		let receipt = ReceiptInput { settlement_tx: H256(tx.0), ..receipt };
 		let id = chain.record_receipt(&charger.account, receipt.clone()).await.expect("recorded");
 		let stored = chain.receipt(id).await.unwrap().expect("body");
-		assert!(stored.settled_on_chain, "the token confirmed the transfer");
+		assert_eq!(stored.evidence, Evidence::Proven, "the token executed exactly this payment");
 		assert_eq!(stored.amount, 250_000);
 		let again = chain.record_receipt(&charger.account, receipt).await.unwrap_err();
 		assert_eq!(again.pallet_error(), Some(("SettlementReceipts", "DuplicateReceipt")));
+
+		// The forgery `authorizationState` let through: sign 1,000 USDT and 0.01 USDT under
+		// one nonce, settle the small one, record the large one.
+		let nonce = H256(usdt_suite::nonce("forgery").0);
+		let large = sign_payment(&token, &robot, &charger, charger_id, 1_000_000_000, now * 1000, nonce);
+		let small = sign_payment(&token, &robot, &charger, charger_id, 10_000, now * 1000, nonce);
+		let tx = small.settlement.submit(token.address, &charger_evm).await.expect("settlement");
+		let forged = ReceiptInput { settlement_tx: H256(tx.0), ..large.receipt };
+		let refused = chain.record_receipt(&charger.account, forged).await.unwrap_err();
+		assert_eq!(
+			refused.pallet_error(),
+			Some(("SettlementReceipts", "DifferentAuthorizationExecuted")),
+			"{refused}"
+		);
+		let honest = ReceiptInput { settlement_tx: H256(tx.0), ..small.receipt };
+		chain.record_receipt(&charger.account, honest).await.expect("the executed one records");
 	});
 }

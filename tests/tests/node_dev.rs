@@ -1,6 +1,8 @@
 //! The dev node end to end: real process, real RPC (subxt), real signatures.
 
-use m2m_chain_client::{ChainClient, ChainError, DeviceKeys, PaymentProof, ReceiptInput, Role};
+use m2m_chain_client::{
+	ChainClient, ChainError, DeviceKeys, Evidence, PaymentProof, ReceiptInput, Role, SettlementCheck,
+};
 use m2m_e2e_tests::{now_ms, Node};
 use m2m_primitives::{
 	eip712::{domain_separator, TransferWithAuthorization},
@@ -70,7 +72,7 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	let (alice, bob) = (dev::alice(), dev::bob());
 
 	chain
-		.register_asset_sudo(&alice, usdt(), "Tether USD", "1", 6, "USDT")
+		.register_asset_sudo(&alice, usdt(), "Tether USD", "1", 6, "USDT", SettlementCheck::SignedOnly)
 		.await
 		.expect("sudo registers the asset");
 
@@ -111,7 +113,11 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	assert_eq!(chain.record_receipt(&alice, paid.clone()).await.expect("receipt recorded"), id);
 	assert!(chain.is_recorded(id).await.unwrap());
 	let stored = chain.receipt(id).await.unwrap().expect("receipt body");
-	assert_eq!((stored.payer, stored.payee, stored.amount), (robot_id, charger_id, 250_000));
+	assert_eq!(
+		(stored.payer, stored.payer_device, stored.payee, stored.amount),
+		(robot.evm_address(), Some(robot_id), charger_id, 250_000)
+	);
+	assert_eq!(stored.evidence, Evidence::SignedOnly, "a token elsewhere proves nothing here");
 
 	// A replay of the same payment is refused, however it is relabelled.
 	assert_refused(
@@ -130,7 +136,7 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	// A batch with a duplicate records only the new payment.
 	let (again, _) = receipt(&robot, &robot, &charger, charger_id, 250_000, 1);
 	let (second, second_id) = receipt(&robot, &robot, &charger, charger_id, 50_000, 3);
-	assert_eq!(chain.record_receipts(&alice, vec![again, second]).await.unwrap(), vec![second_id]);
+	assert_eq!(chain.record_receipts(&alice, vec![again, second]).await.unwrap().0, vec![second_id]);
 
 	// Fleet accounting, read back through the runtime API.
 	let now = now_ms();
@@ -139,7 +145,9 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	assert_eq!(alice_summary.totals.len(), 1);
 	let (asset, totals) = &alice_summary.totals[0];
 	assert_eq!(asset.0, usdt());
-	assert_eq!((totals.earned, totals.payments_received, totals.requests_sold), (300_000, 2, 6));
+	let earned = &totals.signed_only;
+	assert_eq!((earned.earned, earned.payments_received, earned.requests_sold), (300_000, 2, 6));
+	assert_eq!(totals.proven, Default::default());
 	assert_eq!(
 		alice_summary.devices.iter().map(|(d, _, _)| *d).collect::<Vec<_>>(),
 		vec![charger_id]
@@ -147,7 +155,7 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	let bob_summary =
 		chain.owner_summary(&bob.public_key().into(), now - 60_000, now).await.unwrap();
 	assert_eq!(
-		(bob_summary.totals[0].1.spent, bob_summary.totals[0].1.payments_made),
+		(bob_summary.totals[0].1.signed_only.spent, bob_summary.totals[0].1.signed_only.payments_made),
 		(300_000, 2)
 	);
 
@@ -155,7 +163,7 @@ async fn devices_register_and_receipts_round_trip_through_the_runtime_api() {
 	assert_eq!(page.receipts.len(), 2);
 	assert!(page.receipts.iter().all(|(_, role, _)| *role == Role::Payer));
 	let device = chain.device_summary(charger_id, now - 60_000, now).await.unwrap();
-	assert_eq!(device.totals[0].1.earned, 300_000);
+	assert_eq!(device.totals[0].1.signed_only.earned, 300_000);
 
 	// Out-of-range queries get a precise refusal.
 	match chain.owner_summary(&alice.public_key().into(), now, now - 1).await {

@@ -10,7 +10,12 @@ use super::idempotency::{IdempotencyEntry, StoredAnswer};
 /// One schema upgrade.
 pub(super) type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
 /// `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_v1_to_v2];
+pub(super) const MIGRATIONS: &[Migration] = &[migrate_v1_to_v2, migrate_v2_to_v3];
+
+/// v3 only adds column families (`outbox_sent`, `dead_letter`), which opening creates.
+fn migrate_v2_to_v3(_: &DB) -> Result<(), rocksdb::Error> {
+	Ok(())
+}
 
 /// Schema 1 → 2: purchases keep their signed payment and a locator instead of an HTTP header;
 /// sales are keyed by (payer, nonce); idempotency answers become transport-neutral. One
@@ -199,7 +204,7 @@ mod tests {
 		}
 
 		let s = Store::open(&d, "0xAA").unwrap();
-		assert_eq!(s.get("meta", b"schema_version").unwrap(), b"2");
+		assert_eq!(s.get("meta", b"schema_version").unwrap(), SCHEMA_VERSION.to_string().as_bytes());
 		let flights = s.purchases_in_flight();
 		assert_eq!(flights.len(), 1, "the purchase in flight is resumable");
 		assert_eq!(flights[0].payment.payload, payload, "the same signed payment");

@@ -7,7 +7,9 @@
 //! | [`payments`] | `buy/<nonce>`, `sell/<scheme>/<payer>/<nonce>` | [`PaymentRecord`] (JSON), with its lifecycle [`State`] |
 //! | [`spend`] | `<day>/<network>/<asset>` | base units committed that UTC day |
 //! | [`idempotency`] | payment id | the payment's fingerprint, whether its settlement is pending, and its answer once sent |
-//! | [`outbox`] | receipt id | a receipt (SCALE) waiting to be recorded on-chain |
+//! | [`outbox`] `outbox` | receipt id | a receipt (SCALE) waiting to be sent to the chain |
+//! | [`outbox`] `outbox_sent` | receipt id | a receipt in a block that is not final yet, with the block's height |
+//! | [`outbox`] `dead_letter` | receipt id | a receipt the chain refused for good, with its error (JSON) |
 //! | [`channels`] | | reserved for payment channels ([`channels::ChannelRecord`]) |
 //!
 //! Every write that protects money is synced before it returns: a signed authorization is on
@@ -15,14 +17,16 @@
 //! protect money fail closed: a spend total that cannot be read refuses the payment.
 //!
 //! Schema history: v1 kept a purchase as the HTTP header it was sent in, sales by nonce alone
-//! and idempotency answers as HTTP responses; v2 (this build) keeps the signed payment and a
-//! transport-neutral locator, sales by (payer, nonce), and transport-neutral answers.
-//! [`migrate`] rewrites a v1 store in one synced batch.
+//! and idempotency answers as HTTP responses; v2 keeps the signed payment and a
+//! transport-neutral locator, sales by (payer, nonce), and transport-neutral answers; v3 (this
+//! build) adds the `outbox_sent` and `dead_letter` column families, so that a receipt leaves
+//! the store only once final and a refused one no longer blocks the others. [`migrate`]
+//! rewrites a v1 store in one synced batch; v2 needs no rewrite.
 
 pub mod channels;
 mod idempotency;
 mod migrate;
-mod outbox;
+pub mod outbox;
 mod payments;
 mod spend;
 
@@ -35,11 +39,19 @@ pub use crate::records::{PaymentRecord, Role, State};
 use crate::tally::Tally;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Keys: `schema_version`, `device`; values: UTF-8 text.
 const META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 6] =
-	[META, payments::CF, spend::CF, idempotency::CF, outbox::CF, channels::CF];
+const COLUMN_FAMILIES: [&str; 8] = [
+	META,
+	payments::CF,
+	spend::CF,
+	idempotency::CF,
+	outbox::CF,
+	outbox::SENT_CF,
+	outbox::DEAD_CF,
+	channels::CF,
+];
 
 /// Why the store cannot be used. Each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +113,7 @@ impl Store {
 		for (_, record) in store.payments() {
 			tally.replace(None, &record);
 		}
-		tally.outbox = store.scan(outbox::CF).count() as u64;
+		(tally.outbox, tally.awaiting_finality, tally.dead_letters) = store.count_outbox();
 		*store.tally.lock().expect("tally lock") = tally;
 		let pruned = store.prune_idempotency(now_ms() / 1000)?;
 		if pruned > 0 {

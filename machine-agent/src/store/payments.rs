@@ -89,10 +89,14 @@ impl Store {
 		let key = sale_key(sale);
 		let mut tally = self.tally.lock().expect("tally lock");
 		let old = self.payment(&key);
-		let queued = self.read(outbox::CF, receipt_id)?.is_some();
+		// Already waiting (to be sent, or to become final): one receipt, one place.
+		let queued = self.read(outbox::CF, receipt_id)?.is_some() ||
+			self.read(outbox::SENT_CF, receipt_id)?.is_some();
 		let mut batch = WriteBatch::default();
 		batch.put_cf(self.cf(CF), &key, serde_json::to_vec(record).expect("serializable"));
-		batch.put_cf(self.cf(outbox::CF), receipt_id, receipt);
+		if !queued {
+			batch.put_cf(self.cf(outbox::CF), receipt_id, receipt);
+		}
 		self.write(batch)?;
 		tally.replace(old.as_ref(), record);
 		if !queued {

@@ -477,6 +477,7 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut record = Self::owned_device(&who, device)?;
 			ensure!(!name.is_empty(), Error::<T>::EmptyAttributeName);
+			Self::withdraw_offer(device);
 			let value: BoundedVec<u8, T::MaxAttributeValueLen> =
 				value.try_into().map_err(|_| Error::<T>::AttributeValueTooLong)?;
 			let now = frame_system::Pallet::<T>::block_number();
@@ -532,6 +533,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let record = Self::owned_device(&who, device)?;
+			Self::withdraw_offer(device);
 			Self::take_attribute(device, record, &name)
 		}
 
@@ -632,6 +634,7 @@ pub mod pallet {
 			};
 			ProofNonces::<T>::insert(&who, nonce.saturating_add(1));
 			Devices::<T>::insert(device, record);
+			Self::withdraw_offer(device);
 			Self::deposit_event(Event::KeyRotated { device, kind });
 			Ok(())
 		}
@@ -717,6 +720,9 @@ pub mod pallet {
 				DeviceStatus::SuspendedByOwner
 			};
 			Devices::<T>::insert(device, record);
+			if !by_force {
+				Self::withdraw_offer(device);
+			}
 			Self::deposit_event(Event::DeviceSuspended { device, by_force });
 			Ok(())
 		}
@@ -736,6 +742,9 @@ pub mod pallet {
 			}
 			record.status = DeviceStatus::Active;
 			Devices::<T>::insert(device, record);
+			if !by_force {
+				Self::withdraw_offer(device);
+			}
 			Self::deposit_event(Event::DeviceReactivated { device });
 			Ok(())
 		}
@@ -789,6 +798,15 @@ pub mod pallet {
 			let bytes: BalanceOf<T> = ((name_len + value_len) as u128).saturated_into();
 			T::AttributeDepositBase::get()
 				.saturating_add(T::AttributeDepositPerByte::get().saturating_mul(bytes))
+		}
+
+		/// An owner who changes a device after offering it withdraws the offer: the recipient
+		/// accepted the device as it was offered, so acceptance must not hand over a different
+		/// one. Emits [`Event::TransferCancelled`] when an offer was pending.
+		fn withdraw_offer(device: DeviceId) {
+			if PendingTransfers::<T>::take(device).is_some() {
+				Self::deposit_event(Event::TransferCancelled { device });
+			}
 		}
 
 		fn owned_device(

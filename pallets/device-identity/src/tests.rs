@@ -790,6 +790,54 @@ mod transfer {
 		});
 	}
 
+	/// The recipient accepts the device as offered: any owner-side change in between (an
+	/// attribute, a key, a suspension) withdraws the offer, so acceptance then fails.
+	#[test]
+	fn an_owner_change_after_the_offer_withdraws_it() {
+		new_test_ext().execute_with(|| {
+			let id = register(OWNER, &DeviceKeys::new(1));
+			let offer = || {
+				assert_ok!(DeviceIdentity::offer_transfer(
+					origin(OWNER),
+					id,
+					account(OTHER_OWNER)
+				));
+			};
+			let changes: [&dyn Fn(); 4] = [
+				&|| {
+					assert_ok!(DeviceIdentity::set_attribute(
+						origin(OWNER),
+						id,
+						name("kind"),
+						b"robot".to_vec(),
+						None
+					))
+				},
+				&|| assert_ok!(DeviceIdentity::remove_attribute(origin(OWNER), id, name("kind"))),
+				&|| assert_ok!(DeviceIdentity::suspend(origin(OWNER), id)),
+				&|| assert_ok!(DeviceIdentity::reactivate(origin(OWNER), id)),
+			];
+			for change in changes {
+				offer();
+				change();
+				assert!(System::events().iter().any(|r| r.event ==
+					RuntimeEvent::DeviceIdentity(Event::TransferCancelled { device: id })));
+				assert_eq!(PendingTransfers::<Test>::get(id), None);
+				assert_noop!(
+					DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id),
+					Error::<Test>::NoPendingTransfer
+				);
+				System::reset_events();
+			}
+			assert_eq!(Devices::<Test>::get(id).unwrap().owner, account(OWNER));
+
+			// Offered again and left alone, the same device transfers.
+			offer();
+			assert_ok!(DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id));
+			assert_eq!(Devices::<Test>::get(id).unwrap().owner, account(OTHER_OWNER));
+		});
+	}
+
 	#[test]
 	fn the_recipient_must_afford_the_deposit_and_have_room() {
 		new_test_ext().execute_with(|| {

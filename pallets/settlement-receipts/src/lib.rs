@@ -3,23 +3,59 @@
 //! Devices record here what they were paid, so that fleet owners can account for what their
 //! machines spent and earned without trusting any device's word.
 //!
-//! ## Receipts cannot be invented
+//! ## What a receipt proves
 //!
 //! A receipt carries the payer's signed EIP-3009 `TransferWithAuthorization`: all six fields and
 //! the signature. The pallet recomputes the EIP-712 digest with the token's domain from the
-//! registry of accepted assets ([`Assets`]) and checks that
-//! - the signature recovers to the payer device's registered EVM address, and
-//! - the authorization's recipient is the payee device's EVM address.
+//! registry of accepted assets ([`Assets`]) and checks that the signature recovers to the
+//! authorization's `from` and that its `to` is the payee device's EVM address. Every receipt
+//! therefore proves at least that **the payer signed exactly this payment to exactly this
+//! payee** ([`Evidence::SignedOnly`]).
 //!
-//! So a receipt proves that the payer authorised exactly this payment to exactly this payee.
+//! **"Proven" ([`Evidence::Proven`]) means more: the token on this chain executed exactly this
+//! authorization, so this value moved from this payer to this payee.** For assets registered
+//! with [`SettlementCheck::TokenDigest`], the pallet asks the token, through
+//! [`Config::Settlement`], which authorization it executed under `(from, nonce)`
+//! (`authorizationDigest(from, nonce)`): the EIP-712 digest of what it executed, a cancellation
+//! mark, or nothing. The receipt is recorded only if that digest equals the digest of the cited
+//! authorization. A digest covers from, to, value, validity and nonce, so none of these can
+//! differ:
+//! - a second, smaller authorization executed under the same nonce is refused
+//!   ([`Error::DifferentAuthorizationExecuted`]);
+//! - a cancelled nonce is refused ([`Error::AuthorizationCancelled`]);
+//! - an authorization that was never executed is refused ([`Error::NotSettled`]).
 //!
-//! ## Receipts for tokens on this chain are proven settled
+//! ### Why the token remembers digests (and the pallet does not settle itself)
 //!
-//! When the asset lives on this chain's own EVM, a signature is not the end of it: the pallet
-//! asks the token contract itself, through [`Config::Settlement`], whether the cited
-//! authorization was used (EIP-3009 `authorizationState(from, nonce)`). A receipt whose payment
-//! has not settled is refused with [`Error::NotSettled`]; a recorded one carries
-//! `settled_on_chain: true`. Assets on other chains stay payer-signed only.
+//! EIP-3009's `authorizationState(from, nonce)` only says that *something* used the nonce, and
+//! cancellation sets it too, so it cannot prove an amount. Two fixes were possible: settle
+//! through the pallet (a call that executes the transfer in pallet-revive and records the
+//! receipt in the same extrinsic), or have the token remember what it executed. We chose the
+//! second: x402 buyers, sellers and explorers keep seeing an ordinary EVM transaction with its
+//! hash, the facilitator stays a plain EIP-3009 submitter that works on any chain, and the proof
+//! costs the token nothing extra (the per-nonce slot it already writes now holds a digest
+//! instead of `true`). Tokens that cannot prove it (another chain, or a token that keeps only
+//! the flag, such as peaq's USDT today) are registered [`SettlementCheck::SignedOnly`], and
+//! their receipts stay payer-signed only.
+//!
+//! ## Receipts from any payer
+//!
+//! The payee must be a registered device (it records its own earnings); the payer is whoever
+//! signed: a device, a browser, another company's agent. The receipt names the payer's EVM
+//! address, and the payer device when one is registered with that address. Per-payer totals
+//! ([`PayerTotals`]) cover every payer.
+//!
+//! ## Accounting an auditor can trust
+//!
+//! - Proven and signed-only amounts are kept apart in every total ([`Totals`]).
+//! - Signed-only receipts between two devices of one owner are refused
+//!   ([`Error::UnprovenWithinOneOwner`]): an owner could otherwise sign itself any volume.
+//! - Closed days stay closed: a receipt whose period ended more than [`Config::MaxBackdate`]
+//!   ago is refused ([`Error::PeriodClosed`]).
+//! - Receipt bodies live for the retention period ([`RetentionPeriod`], at most
+//!   [`Config::MaxRetention`]), and the chain removes them itself in `on_idle`; the aggregates
+//!   and the duplicate guard stay forever.
+//! - `try_state` checks that the daily rows add up to the all-time totals.
 //!
 //! ## Idempotent
 //!
@@ -29,13 +65,11 @@
 //! [`Pallet::record_receipts`] skips duplicates with an event, so an agent can resubmit a whole
 //! outbox batch after a crash without caring which part already landed.
 //!
-//! ## Fleet accounting
+//! ## Layout
 //!
-//! Every recorded receipt updates running totals per device and per owner, per asset, and
-//! per-day aggregates per device and per (owner, device). Range queries
-//! ([`runtime_api::SettlementReceiptsApi`]) read one aggregate per day instead of scanning
-//! receipts. Receipt bodies can be pruned after [`RetentionPeriod`]; aggregates and the
-//! duplicate guard stay forever.
+//! `types.rs` holds the types, `proof.rs` checks a payment proof (one arm per proof kind),
+//! `accounting.rs` is the single accounting path every proof kind ends in, `queries.rs` answers
+//! the runtime API, and `migration/` upgrades stored data.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -43,203 +77,22 @@ extern crate alloc;
 
 pub use pallet::*;
 
+mod accounting;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod migration;
 #[cfg(test)]
 mod mock;
+mod proof;
+pub mod queries;
+pub mod runtime_api;
 #[cfg(test)]
 mod tests;
-
-pub mod runtime_api;
+mod types;
 pub mod weights;
+
+pub use types::*;
 pub use weights::WeightInfo;
-
-use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use frame_support::{pallet_prelude::ConstU32, BoundedVec};
-use m2m_primitives::{
-	eip712::{EcdsaSignature, TransferWithAuthorization},
-	receipt::{AssetKey, ReceiptId},
-	H256,
-};
-use pallet_device_identity::DeviceId;
-use scale_info::TypeInfo;
-
-/// Longest EIP-712 domain name of an asset, in bytes.
-pub const MAX_ASSET_NAME_LEN: u32 = 64;
-/// Longest EIP-712 domain version or ticker symbol, in bytes.
-pub const MAX_ASSET_LABEL_LEN: u32 = 16;
-
-/// An accepted asset: its EIP-712 domain (as the token reports it on-chain) and display data.
-#[derive(
-	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
-)]
-pub struct AssetInfo {
-	/// The token's EIP-712 domain `name` (UTF-8, e.g. `USD₮0`).
-	pub name: BoundedVec<u8, ConstU32<MAX_ASSET_NAME_LEN>>,
-	/// The token's EIP-712 domain `version`.
-	pub version: BoundedVec<u8, ConstU32<MAX_ASSET_LABEL_LEN>>,
-	pub decimals: u8,
-	pub symbol: BoundedVec<u8, ConstU32<MAX_ASSET_LABEL_LEN>>,
-	/// Derived from name, version, chain id and token address at registration.
-	pub domain_separator: H256,
-	/// Disabled assets accept no new receipts; their history stays.
-	pub enabled: bool,
-}
-
-/// What the payer signed, by payment scheme.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
-pub enum PaymentProof {
-	/// x402 `exact`: an EIP-3009 `TransferWithAuthorization` and its signature.
-	#[codec(index = 0)]
-	Exact { authorization: TransferWithAuthorization, signature: EcdsaSignature },
-	// Index 1 is reserved for `Channel { channel_id, cumulative_amount, voucher_nonce,
-	// signature }`: payment-channel vouchers, added with the payment-channel issue.
-}
-
-/// A receipt as the payee submits it.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
-pub struct ReceiptInput {
-	/// The device that was paid.
-	pub payee: DeviceId,
-	/// The token and its chain.
-	pub asset: AssetKey,
-	pub proof: PaymentProof,
-	/// The EVM transaction that settled the payment.
-	pub settlement_tx: H256,
-	/// Hash of the service or resource identifier that was sold.
-	pub resource: H256,
-	/// How many requests the payment covered.
-	pub request_count: u32,
-	/// The period of service covered, Unix milliseconds, inclusive.
-	pub period_start: u64,
-	pub period_end: u64,
-}
-
-/// How a recorded receipt was paid, kept with its body.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-pub enum SchemeRecord {
-	#[codec(index = 0)]
-	Exact { authorization: TransferWithAuthorization, signature: EcdsaSignature },
-}
-
-/// A recorded receipt.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-pub struct Receipt<AccountId> {
-	pub payer: DeviceId,
-	pub payee: DeviceId,
-	/// Owners at the time of recording: accounting follows the owner who held the device.
-	pub payer_owner: AccountId,
-	pub payee_owner: AccountId,
-	pub asset: AssetKey,
-	/// Token base units.
-	pub amount: u128,
-	pub scheme: SchemeRecord,
-	pub settlement_tx: H256,
-	pub resource: H256,
-	pub request_count: u32,
-	pub period_start: u64,
-	pub period_end: u64,
-	/// Chain time of recording, Unix milliseconds.
-	pub recorded_at: u64,
-	/// The token on this chain confirmed that the authorization was used: the money moved.
-	/// `false` for assets on other chains, whose receipts are payer-signed only.
-	pub settled_on_chain: bool,
-}
-
-/// What the token contract says about an EIP-3009 authorization.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SettlementState {
-	/// The asset does not live on this chain; settlement cannot be checked here.
-	NotLocal,
-	/// `authorizationState(from, nonce)` is true: the transfer happened.
-	Used,
-	/// `authorizationState(from, nonce)` is false: nothing was transferred (yet).
-	Unused,
-	/// The asset should live on this chain, but its contract could not answer (no code, revert,
-	/// malformed answer or out of weight).
-	Unavailable,
-}
-
-/// Asks the chain's EVM whether a payment settled. The runtime implements it over
-/// pallet-revive; `()` treats every asset as living elsewhere.
-pub trait SettlementOracle {
-	/// Weight charged per receipt for one [`Self::authorization_state`] call: an upper bound,
-	/// because the call is metered against it.
-	fn check_weight() -> frame_support::weights::Weight;
-	/// The state of `from`'s authorization `nonce` on `asset`'s token contract.
-	fn authorization_state(
-		asset: &AssetKey,
-		from: &m2m_primitives::H160,
-		nonce: &H256,
-	) -> SettlementState;
-}
-
-impl SettlementOracle for () {
-	fn check_weight() -> frame_support::weights::Weight {
-		frame_support::weights::Weight::zero()
-	}
-	fn authorization_state(_: &AssetKey, _: &m2m_primitives::H160, _: &H256) -> SettlementState {
-		SettlementState::NotLocal
-	}
-}
-
-/// Which side of a receipt a device was on.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-pub enum Role {
-	Payer,
-	Payee,
-}
-
-/// Running totals for one asset.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
-pub struct Totals {
-	/// Paid out, token base units.
-	pub spent: u128,
-	/// Received, token base units.
-	pub earned: u128,
-	pub payments_made: u32,
-	pub payments_received: u32,
-	pub requests_bought: u64,
-	pub requests_sold: u64,
-}
-
-impl Totals {
-	fn add_spend(&mut self, amount: u128, requests: u32) {
-		self.spent = self.spent.saturating_add(amount);
-		self.payments_made = self.payments_made.saturating_add(1);
-		self.requests_bought = self.requests_bought.saturating_add(requests as u64);
-	}
-
-	fn add_earning(&mut self, amount: u128, requests: u32) {
-		self.earned = self.earned.saturating_add(amount);
-		self.payments_received = self.payments_received.saturating_add(1);
-		self.requests_sold = self.requests_sold.saturating_add(requests as u64);
-	}
-
-	/// Component-wise sum.
-	pub fn merge(&mut self, other: &Totals) {
-		self.spent = self.spent.saturating_add(other.spent);
-		self.earned = self.earned.saturating_add(other.earned);
-		self.payments_made = self.payments_made.saturating_add(other.payments_made);
-		self.payments_received = self.payments_received.saturating_add(other.payments_received);
-		self.requests_bought = self.requests_bought.saturating_add(other.requests_bought);
-		self.requests_sold = self.requests_sold.saturating_add(other.requests_sold);
-	}
-}
-
-/// Position in a device's time-ordered receipt index: big-endian milliseconds, then the id, so
-/// that storage order is chronological.
-pub type ReceiptCursor = ([u8; 8], ReceiptId);
-
-/// An asset to register at genesis.
-#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-pub struct GenesisAsset {
-	pub asset: AssetKey,
-	pub name: alloc::string::String,
-	pub version: alloc::string::String,
-	pub decimals: u8,
-	pub symbol: alloc::string::String,
-}
 
 #[frame_support::pallet]
 pub mod pallet {
@@ -249,14 +102,19 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 	use m2m_primitives::{
 		eip712::domain_separator,
-		receipt::{day_of, exact_receipt_id},
-		H160,
+		receipt::{day_of, AssetKey, ReceiptId},
+		H160, H256,
 	};
-	use pallet_device_identity::{pallet::recover_evm_address, DeviceDirectory};
+	use pallet_device_identity::{DeviceDirectory, DeviceId};
 
 	pub type ReceiptOf<T> = Receipt<<T as frame_system::Config>::AccountId>;
 
+	/// v1: digest-proven settlement, any payer, proven and signed-only totals apart, owner
+	/// aggregates keyed by device first, and the expiry queue. See [`crate::migration`].
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	#[pallet::config]
@@ -276,9 +134,17 @@ pub mod pallet {
 		/// How far past chain time a receipt's period may end, in milliseconds (clock skew).
 		#[pallet::constant]
 		type MaxClockSkew: Get<u64>;
+		/// How long before chain time a receipt's period may have ended, in milliseconds. Older
+		/// days are closed: their accounting no longer changes.
+		#[pallet::constant]
+		type MaxBackdate: Get<u64>;
 		/// Retention period used until [`Pallet::set_retention_period`] sets one, milliseconds.
 		#[pallet::constant]
 		type DefaultRetention: Get<u64>;
+		/// The longest retention period governance may set, milliseconds: receipt bodies never
+		/// outlive it.
+		#[pallet::constant]
+		type MaxRetention: Get<u64>;
 		/// Confirms on-chain settlement for assets on this chain's EVM.
 		type Settlement: SettlementOracle;
 		type WeightInfo: WeightInfo;
@@ -288,13 +154,18 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Assets<T> = StorageMap<_, Blake2_128Concat, AssetKey, AssetInfo>;
 
-	/// Receipt bodies (prunable).
+	/// Receipt bodies, removed after the retention period.
 	#[pallet::storage]
 	pub type Receipts<T: Config> = StorageMap<_, Identity, ReceiptId, ReceiptOf<T>>;
 
 	/// Every receipt id ever recorded, with its accounting day: the duplicate guard. Never pruned.
 	#[pallet::storage]
 	pub type Recorded<T> = StorageMap<_, Identity, ReceiptId, u32>;
+
+	/// Receipt bodies by recording time (big-endian milliseconds), oldest first: what `on_idle`
+	/// removes once the retention period has passed.
+	#[pallet::storage]
+	pub type Expiries<T> = StorageDoubleMap<_, Identity, [u8; 8], Identity, ReceiptId, ()>;
 
 	/// Per device, its receipts in chronological order (the key is big-endian time, then id).
 	#[pallet::storage]
@@ -318,6 +189,11 @@ pub mod pallet {
 		ValueQuery,
 	>;
 
+	/// All-time spending per payer address and asset, whether or not the payer is a device.
+	#[pallet::storage]
+	pub type PayerTotals<T> =
+		StorageDoubleMap<_, Identity, H160, Blake2_128Concat, AssetKey, Totals, ValueQuery>;
+
 	/// Per device, UTC day and asset.
 	#[pallet::storage]
 	pub type DeviceDaily<T> = StorageNMap<
@@ -331,25 +207,46 @@ pub mod pallet {
 		ValueQuery,
 	>;
 
-	/// Per owner, UTC day, device and asset: an owner's range query reads its days only.
+	/// Per owner, UTC day and asset, across the owner's devices: an owner's summary reads one
+	/// row per day and asset, however many devices it has.
 	#[pallet::storage]
 	pub type OwnerDaily<T: Config> = StorageNMap<
 		_,
 		(
 			NMapKey<Blake2_128Concat, T::AccountId>,
 			NMapKey<Twox64Concat, u32>,
-			NMapKey<Twox64Concat, DeviceId>,
 			NMapKey<Blake2_128Concat, AssetKey>,
 		),
 		Totals,
 		ValueQuery,
 	>;
 
+	/// Per owner, device, UTC day and asset: the per-device part of an owner's summary, one page
+	/// of devices at a time.
+	#[pallet::storage]
+	pub type OwnerDeviceDaily<T: Config> = StorageNMap<
+		_,
+		(
+			NMapKey<Blake2_128Concat, T::AccountId>,
+			NMapKey<Identity, DeviceId>,
+			NMapKey<Twox64Concat, u32>,
+			NMapKey<Blake2_128Concat, AssetKey>,
+		),
+		Totals,
+		ValueQuery,
+	>;
+
+	/// Every device an owner had receipts for while owning it, in id order (`Identity` keys
+	/// iterate in order), for paging an owner's summary.
+	#[pallet::storage]
+	pub type OwnerDevices<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Identity, DeviceId, ()>;
+
 	/// Volume and receipt count per asset, across all devices.
 	#[pallet::storage]
-	pub type AssetTotals<T> = StorageMap<_, Blake2_128Concat, AssetKey, (u128, u64), ValueQuery>;
+	pub type AssetTotals<T> = StorageMap<_, Blake2_128Concat, AssetKey, AssetVolume, ValueQuery>;
 
-	/// How long receipt bodies are kept before anyone may prune them, milliseconds.
+	/// How long receipt bodies are kept, milliseconds.
 	#[pallet::storage]
 	pub type RetentionPeriod<T: Config> =
 		StorageValue<_, u64, ValueQuery, <T as Config>::DefaultRetention>;
@@ -373,11 +270,13 @@ pub mod pallet {
 					a.version.as_bytes().to_vec(),
 					a.decimals,
 					a.symbol.as_bytes().to_vec(),
+					a.settlement,
 				)
 				.expect("genesis asset labels fit their bounds");
 				Assets::<T>::insert(a.asset, info);
 			}
 			if let Some(period) = self.retention_period {
+				assert!(period <= T::MaxRetention::get(), "genesis retention exceeds MaxRetention");
 				RetentionPeriod::<T>::put(period);
 			}
 		}
@@ -389,6 +288,7 @@ pub mod pallet {
 		AssetRegistered {
 			asset: AssetKey,
 			domain_separator: H256,
+			settlement: SettlementCheck,
 		},
 		AssetEnabled {
 			asset: AssetKey,
@@ -396,18 +296,19 @@ pub mod pallet {
 		},
 		ReceiptRecorded {
 			id: ReceiptId,
-			payer: DeviceId,
+			payer: H160,
+			payer_device: Option<DeviceId>,
 			payee: DeviceId,
 			asset: AssetKey,
 			amount: u128,
 			settlement_tx: H256,
-			/// The token on this chain confirmed the transfer.
-			settled_on_chain: bool,
+			evidence: Evidence,
 		},
 		/// A batch contained a receipt that was already recorded; it was skipped.
 		DuplicateReceiptSkipped {
 			id: ReceiptId,
 		},
+		/// Receipt bodies past the retention period were removed (by a call or by `on_idle`).
 		ReceiptsPruned {
 			count: u32,
 		},
@@ -434,12 +335,10 @@ pub mod pallet {
 		NotPayeeOrOwner,
 		/// The authorization pays someone other than the payee device's EVM address.
 		RecipientMismatch,
-		/// No registered device has the authorization's `from` address.
-		PayerNotRegistered,
-		/// Payer and payee are the same device.
+		/// The payer is the payee itself.
 		SelfPayment,
-		/// The signature is malformed or does not recover to the payer's EVM address under this
-		/// asset's EIP-712 domain.
+		/// The signature is malformed or does not recover to the authorization's `from` under
+		/// this asset's EIP-712 domain.
 		InvalidSignature,
 		/// The authorized value does not fit in 128 bits.
 		AmountTooLarge,
@@ -451,23 +350,53 @@ pub mod pallet {
 		InvalidPeriod,
 		/// The period ends in the future (beyond the allowed clock skew).
 		PeriodInFuture,
+		/// The period ended before [`Config::MaxBackdate`]: that day's accounting is closed.
+		PeriodClosed,
 		/// The batch is empty.
 		EmptyBatch,
 		/// No receipt body has this id (never recorded, or already pruned).
 		UnknownReceipt,
 		/// The receipt is younger than the retention period.
 		RetentionNotElapsed,
-		/// The token lives on this chain and reports the authorization as unused: the payment
-		/// has not settled. Record the receipt after the settlement transaction is included.
+		/// The retention period exceeds [`Config::MaxRetention`].
+		RetentionTooLong,
+		/// The token executed nothing under this authorization's nonce: the payment has not
+		/// settled. Record the receipt after the settlement transaction is included.
 		NotSettled,
-		/// The token should live on this chain's EVM, but its contract could not be asked
-		/// whether the authorization was used (no contract at the address, or it reverted).
+		/// The token executed a different authorization under this nonce (another value,
+		/// recipient or validity): this one never moved any money.
+		DifferentAuthorizationExecuted,
+		/// The payer cancelled this authorization: no money moved.
+		AuthorizationCancelled,
+		/// The asset is registered as provable on this chain, but its token could not be asked
+		/// what it executed (no contract at the address, it reverted, or answered nonsense).
 		SettlementUnverifiable,
+		/// Payer and payee devices belong to the same owner, and the asset cannot prove the
+		/// payment moved: such a receipt would be an owner paying itself on paper.
+		UnprovenWithinOneOwner,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		/// Removes receipt bodies past the retention period, oldest first, with the block's
+		/// spare weight.
+		fn on_idle(_n: BlockNumberFor<T>, remaining: Weight) -> Weight {
+			Self::expire(remaining)
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
 	}
 
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
-		/// Record one receipt. Signed by the payee device's account or its owner.
+		/// Record one receipt.
+		///
+		/// Origin: signed by the payee device's account or its owner. Emits
+		/// [`Event::ReceiptRecorded`]; a payment that already has a receipt is refused with
+		/// [`Error::DuplicateReceipt`].
 		#[pallet::call_index(0)]
 		#[pallet::weight(
 			T::WeightInfo::record_receipt().saturating_add(T::Settlement::check_weight())
@@ -481,8 +410,11 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Record a batch of receipts. Receipts already recorded are skipped
-		/// ([`Event::DuplicateReceiptSkipped`]); any other invalid receipt fails the whole batch.
+		/// Record a batch of receipts.
+		///
+		/// Origin: signed by the payee device's account or its owner, for every receipt. Emits
+		/// [`Event::ReceiptRecorded`] per new receipt and [`Event::DuplicateReceiptSkipped`] per
+		/// receipt already recorded; any other invalid receipt fails the whole batch.
 		#[pallet::call_index(1)]
 		#[pallet::weight(
 			T::WeightInfo::record_receipts(receipts.len() as u32)
@@ -507,7 +439,10 @@ pub mod pallet {
 		}
 
 		/// Add or replace an accepted asset. `name` and `version` must be the token's EIP-712
-		/// domain as its contract reports it (`eip712Domain()` / `name()`, `version()`).
+		/// domain as its contract reports it (`eip712Domain()` / `name()`, `version()`);
+		/// `settlement` says whether the token can prove what it executed.
+		///
+		/// Origin: [`Config::AdminOrigin`]. Emits [`Event::AssetRegistered`].
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::register_asset())]
 		pub fn register_asset(
@@ -517,16 +452,19 @@ pub mod pallet {
 			version: Vec<u8>,
 			decimals: u8,
 			symbol: Vec<u8>,
+			settlement: SettlementCheck,
 		) -> DispatchResult {
 			T::AdminOrigin::ensure_origin(origin)?;
-			let info = Self::asset_info(&asset, name, version, decimals, symbol)?;
+			let info = Self::asset_info(&asset, name, version, decimals, symbol, settlement)?;
 			let domain_separator = info.domain_separator;
 			Assets::<T>::insert(asset, info);
-			Self::deposit_event(Event::AssetRegistered { asset, domain_separator });
+			Self::deposit_event(Event::AssetRegistered { asset, domain_separator, settlement });
 			Ok(())
 		}
 
 		/// Enable or disable an accepted asset.
+		///
+		/// Origin: [`Config::AdminOrigin`]. Emits [`Event::AssetEnabled`].
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::set_asset_enabled())]
 		pub fn set_asset_enabled(
@@ -544,18 +482,25 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Set how long receipt bodies are kept, in milliseconds.
+		/// Set how long receipt bodies are kept, in milliseconds, at most
+		/// [`Config::MaxRetention`].
+		///
+		/// Origin: [`Config::AdminOrigin`]. Emits [`Event::RetentionPeriodSet`].
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::set_retention_period())]
 		pub fn set_retention_period(origin: OriginFor<T>, millis: u64) -> DispatchResult {
 			T::AdminOrigin::ensure_origin(origin)?;
+			ensure!(millis <= T::MaxRetention::get(), Error::<T>::RetentionTooLong);
 			RetentionPeriod::<T>::put(millis);
 			Self::deposit_event(Event::RetentionPeriodSet { millis });
 			Ok(())
 		}
 
-		/// Remove the bodies of receipts older than the retention period. Anyone may call this;
-		/// it is free when every id was prunable. Aggregates and the duplicate guard stay.
+		/// Remove the bodies of receipts older than the retention period now, rather than
+		/// waiting for `on_idle`. Aggregates and the duplicate guard stay.
+		///
+		/// Origin: any signed account; free when every id was prunable. Emits
+		/// [`Event::ReceiptsPruned`].
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::prune_receipts(ids.len() as u32))]
 		pub fn prune_receipts(
@@ -572,10 +517,7 @@ pub mod pallet {
 					receipt.recorded_at.saturating_add(retention) <= now,
 					Error::<T>::RetentionNotElapsed
 				);
-				let key = (receipt.period_end.to_be_bytes(), id);
-				DeviceReceipts::<T>::remove(receipt.payer, key);
-				DeviceReceipts::<T>::remove(receipt.payee, key);
-				Receipts::<T>::remove(id);
+				Self::remove_body(id, &receipt);
 			}
 			Self::deposit_event(Event::ReceiptsPruned { count });
 			Ok(Pays::No.into())
@@ -595,31 +537,25 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
-		/// Validates and stores one receipt; cheap checks first, then signature recovery, then
-		/// the settlement check on the token contract.
+		/// Validates and stores one receipt: cheap checks first, then the proof (signature and
+		/// settlement), then the one accounting path.
 		pub(crate) fn do_record(
 			who: &T::AccountId,
 			input: ReceiptInput,
 		) -> Result<ReceiptId, RecordError> {
 			let asset = Assets::<T>::get(input.asset).ok_or(Error::<T>::UnknownAsset)?;
 			ensure!(asset.enabled, Error::<T>::AssetDisabled);
-			let PaymentProof::Exact { authorization, signature } = input.proof;
-			let id = exact_receipt_id(&input.asset, &authorization.from, &authorization.nonce);
-			if Recorded::<T>::contains_key(id) {
-				return Err(RecordError::Duplicate(id));
+			let claim = input.proof.claim(&input.asset);
+			if Recorded::<T>::contains_key(claim.id) {
+				return Err(RecordError::Duplicate(claim.id));
 			}
 
 			let payee = T::Devices::device(input.payee).ok_or(Error::<T>::UnknownPayee)?;
 			ensure!(who == &payee.account || who == &payee.owner, Error::<T>::NotPayeeOrOwner);
 			ensure!(payee.active, Error::<T>::PayeeSuspended);
-			ensure!(authorization.to == payee.evm_address, Error::<T>::RecipientMismatch);
-			let payer = T::Devices::device_by_evm(&authorization.from)
-				.ok_or(Error::<T>::PayerNotRegistered)?;
-			ensure!(payer.id != payee.id, Error::<T>::SelfPayment);
-
-			ensure!(authorization.value <= u128::MAX.into(), Error::<T>::AmountTooLarge);
-			let amount = authorization.value.low_u128();
-			ensure!(amount > 0, Error::<T>::ZeroAmount);
+			ensure!(claim.to == payee.evm_address, Error::<T>::RecipientMismatch);
+			ensure!(claim.payer != payee.evm_address, Error::<T>::SelfPayment);
+			let amount = claim.amount::<T>()?;
 			ensure!(input.request_count > 0, Error::<T>::ZeroRequests);
 			ensure!(input.period_start <= input.period_end, Error::<T>::InvalidPeriod);
 			let now = Self::now_millis();
@@ -627,80 +563,94 @@ pub mod pallet {
 				input.period_end <= now.saturating_add(T::MaxClockSkew::get()),
 				Error::<T>::PeriodInFuture
 			);
-
-			let digest = authorization.signing_digest(&asset.domain_separator);
-			let signer: Option<H160> = recover_evm_address(&signature, &digest.0);
-			ensure!(signer == Some(authorization.from), Error::<T>::InvalidSignature);
-
-			let settled_on_chain = match T::Settlement::authorization_state(
-				&input.asset,
-				&authorization.from,
-				&authorization.nonce,
-			) {
-				SettlementState::NotLocal => false,
-				SettlementState::Used => true,
-				SettlementState::Unused => return Err(Error::<T>::NotSettled.into()),
-				SettlementState::Unavailable => {
-					return Err(Error::<T>::SettlementUnverifiable.into())
-				},
-			};
-
-			let day = day_of(input.period_end);
-			let (key, requests) = ((input.period_end.to_be_bytes(), id), input.request_count);
-			Recorded::<T>::insert(id, day);
-			DeviceReceipts::<T>::insert(payer.id, key, Role::Payer);
-			DeviceReceipts::<T>::insert(payee.id, key, Role::Payee);
-			DeviceTotals::<T>::mutate(payer.id, input.asset, |t| t.add_spend(amount, requests));
-			DeviceTotals::<T>::mutate(payee.id, input.asset, |t| t.add_earning(amount, requests));
-			OwnerTotals::<T>::mutate(&payer.owner, input.asset, |t| t.add_spend(amount, requests));
-			OwnerTotals::<T>::mutate(&payee.owner, input.asset, |t| {
-				t.add_earning(amount, requests)
-			});
-			DeviceDaily::<T>::mutate((payer.id, day, input.asset), |t| {
-				t.add_spend(amount, requests)
-			});
-			DeviceDaily::<T>::mutate((payee.id, day, input.asset), |t| {
-				t.add_earning(amount, requests)
-			});
-			OwnerDaily::<T>::mutate((&payer.owner, day, payer.id, input.asset), |t| {
-				t.add_spend(amount, requests)
-			});
-			OwnerDaily::<T>::mutate((&payee.owner, day, payee.id, input.asset), |t| {
-				t.add_earning(amount, requests)
-			});
-			AssetTotals::<T>::mutate(input.asset, |(volume, count)| {
-				*volume = volume.saturating_add(amount);
-				*count = count.saturating_add(1);
-			});
-			Receipts::<T>::insert(
-				id,
-				Receipt {
-					payer: payer.id,
-					payee: payee.id,
-					payer_owner: payer.owner,
-					payee_owner: payee.owner,
-					asset: input.asset,
-					amount,
-					scheme: SchemeRecord::Exact { authorization, signature },
-					settlement_tx: input.settlement_tx,
-					resource: input.resource,
-					request_count: input.request_count,
-					period_start: input.period_start,
-					period_end: input.period_end,
-					recorded_at: now,
-					settled_on_chain,
-				},
+			ensure!(
+				input.period_end.saturating_add(T::MaxBackdate::get()) >= now,
+				Error::<T>::PeriodClosed
 			);
-			Self::deposit_event(Event::ReceiptRecorded {
-				id,
-				payer: payer.id,
+
+			let (evidence, scheme) = proof::verify::<T>(&input.asset, &asset, input.proof)?;
+			let payer = T::Devices::device_by_evm(&claim.payer);
+			if evidence == Evidence::SignedOnly {
+				ensure!(
+					payer.as_ref().is_none_or(|p| p.owner != payee.owner),
+					Error::<T>::UnprovenWithinOneOwner
+				);
+			}
+
+			let receipt = Receipt {
+				payer: claim.payer,
+				payer_device: payer.as_ref().map(|p| p.id),
 				payee: payee.id,
+				payer_owner: payer.map(|p| p.owner),
+				payee_owner: payee.owner,
 				asset: input.asset,
 				amount,
+				scheme,
 				settlement_tx: input.settlement_tx,
-				settled_on_chain,
+				resource: input.resource,
+				request_count: input.request_count,
+				period_start: input.period_start,
+				period_end: input.period_end,
+				recorded_at: now,
+				evidence,
+			};
+			accounting::record::<T>(claim.id, &receipt, day_of(input.period_end));
+			Self::deposit_event(Event::ReceiptRecorded {
+				id: claim.id,
+				payer: receipt.payer,
+				payer_device: receipt.payer_device,
+				payee: receipt.payee,
+				asset: receipt.asset,
+				amount,
+				settlement_tx: receipt.settlement_tx,
+				evidence,
 			});
-			Ok(id)
+			Receipts::<T>::insert(claim.id, receipt);
+			Ok(claim.id)
+		}
+
+		/// Removes bodies past retention, oldest first, within `remaining` weight.
+		pub(crate) fn expire(remaining: Weight) -> Weight {
+			let per_item = T::WeightInfo::prune_receipts(1);
+			// Reading the retention period and the first expiry entry.
+			let mut used = T::DbWeight::get().reads(2);
+			if !remaining.all_gte(used.saturating_add(per_item)) {
+				return Weight::zero();
+			}
+			let cutoff = Self::now_millis().saturating_sub(RetentionPeriod::<T>::get());
+			let mut count = 0u32;
+			let mut expired = Vec::new();
+			for (at, id, ()) in Expiries::<T>::iter() {
+				if u64::from_be_bytes(at) > cutoff ||
+					!remaining.all_gte(used.saturating_add(per_item))
+				{
+					break;
+				}
+				used = used.saturating_add(per_item);
+				expired.push((at, id));
+			}
+			for (at, id) in expired {
+				match Receipts::<T>::get(id) {
+					Some(receipt) => Self::remove_body(id, &receipt),
+					None => Expiries::<T>::remove(at, id),
+				}
+				count += 1;
+			}
+			if count > 0 {
+				Self::deposit_event(Event::ReceiptsPruned { count });
+			}
+			used
+		}
+
+		/// Removes one receipt body and its index entries; aggregates stay.
+		fn remove_body(id: ReceiptId, receipt: &ReceiptOf<T>) {
+			let key = (receipt.period_end.to_be_bytes(), id);
+			if let Some(payer) = receipt.payer_device {
+				DeviceReceipts::<T>::remove(payer, key);
+			}
+			DeviceReceipts::<T>::remove(receipt.payee, key);
+			Expiries::<T>::remove(receipt.recorded_at.to_be_bytes(), id);
+			Receipts::<T>::remove(id);
 		}
 
 		pub(crate) fn asset_info(
@@ -709,6 +659,7 @@ pub mod pallet {
 			version: Vec<u8>,
 			decimals: u8,
 			symbol: Vec<u8>,
+			settlement: SettlementCheck,
 		) -> Result<AssetInfo, Error<T>> {
 			let domain_separator = domain_separator(&name, &version, asset.chain_id, asset.token);
 			Ok(AssetInfo {
@@ -718,133 +669,56 @@ pub mod pallet {
 				symbol: symbol.try_into().map_err(|_| Error::<T>::AssetLabelTooLong)?,
 				domain_separator,
 				enabled: true,
+				settlement,
 			})
 		}
 
 		pub(crate) fn now_millis() -> u64 {
 			T::UnixTime::now().as_millis() as u64
 		}
-	}
-}
 
-/// Queries behind the runtime API; see [`runtime_api::SettlementReceiptsApi`].
-pub mod queries {
-	use super::*;
-	use crate::runtime_api::{DeviceSummary, OwnerSummary, QueryError, ReceiptPage};
-	use alloc::{collections::btree_map::BTreeMap, vec::Vec};
-	use m2m_primitives::receipt::day_of;
-
-	/// Longest range a summary covers, in days.
-	pub const MAX_RANGE_DAYS: u32 = 366;
-	/// Largest page of receipts.
-	pub const MAX_PAGE: u32 = 100;
-
-	fn days(from_ms: u64, to_ms: u64) -> Result<(u32, u32), QueryError> {
-		if from_ms > to_ms {
-			return Err(QueryError::InvalidRange);
-		}
-		let (from, to) = (day_of(from_ms), day_of(to_ms));
-		if to - from >= MAX_RANGE_DAYS {
-			return Err(QueryError::RangeTooLong { max_days: MAX_RANGE_DAYS });
-		}
-		Ok((from, to))
-	}
-
-	fn into_vec(map: BTreeMap<AssetKey, Totals>) -> Vec<(AssetKey, Totals)> {
-		map.into_iter().collect()
-	}
-
-	/// An owner's totals per asset and per device, over the UTC days that `from_ms..=to_ms`
-	/// touches. Reads the owner's per-day aggregates only.
-	pub fn owner_summary<T: Config>(
-		owner: &T::AccountId,
-		from_ms: u64,
-		to_ms: u64,
-	) -> Result<OwnerSummary, QueryError> {
-		let (from_day, to_day) = days(from_ms, to_ms)?;
-		let mut totals = BTreeMap::<AssetKey, Totals>::new();
-		let mut per_device = BTreeMap::<(DeviceId, AssetKey), Totals>::new();
-		for day in from_day..=to_day {
-			for ((device, asset), t) in OwnerDaily::<T>::iter_prefix((owner, day)) {
-				totals.entry(asset).or_default().merge(&t);
-				per_device.entry((device, asset)).or_default().merge(&t);
+		/// The daily rows add up to the all-time totals, for devices and owners, and every
+		/// stored body is in the expiry queue.
+		#[cfg(any(feature = "try-runtime", test))]
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			use alloc::collections::btree_map::BTreeMap;
+			let mut by_device = BTreeMap::<(DeviceId, AssetKey), Totals>::new();
+			for ((device, _day, asset), t) in DeviceDaily::<T>::iter() {
+				by_device.entry((device, asset)).or_default().merge(&t);
 			}
-		}
-		Ok(OwnerSummary {
-			from_day,
-			to_day,
-			totals: into_vec(totals),
-			devices: per_device.into_iter().map(|((d, a), t)| (d, a, t)).collect(),
-		})
-	}
+			let device_totals: BTreeMap<_, _> =
+				DeviceTotals::<T>::iter().map(|(d, a, t)| ((d, a), t)).collect();
+			ensure!(by_device == device_totals, "device daily rows do not add up to device totals");
 
-	/// A device's totals per asset and per day over the UTC days that `from_ms..=to_ms` touches.
-	pub fn device_summary<T: Config>(
-		device: DeviceId,
-		from_ms: u64,
-		to_ms: u64,
-	) -> Result<DeviceSummary, QueryError> {
-		let (from_day, to_day) = days(from_ms, to_ms)?;
-		let mut totals = BTreeMap::<AssetKey, Totals>::new();
-		let mut daily = Vec::new();
-		for day in from_day..=to_day {
-			for (asset, t) in DeviceDaily::<T>::iter_prefix((device, day)) {
-				totals.entry(asset).or_default().merge(&t);
-				daily.push((day, asset, t));
+			let mut by_owner = BTreeMap::<(Vec<u8>, AssetKey), Totals>::new();
+			for ((owner, _day, asset), t) in OwnerDaily::<T>::iter() {
+				by_owner.entry((owner.encode(), asset)).or_default().merge(&t);
 			}
-		}
-		Ok(DeviceSummary { from_day, to_day, totals: into_vec(totals), daily })
-	}
+			let owner_totals: BTreeMap<_, _> =
+				OwnerTotals::<T>::iter().map(|(o, a, t)| ((o.encode(), a), t)).collect();
+			ensure!(by_owner == owner_totals, "owner daily rows do not add up to owner totals");
 
-	/// A device's receipts whose period ends within `from_ms..=to_ms`, oldest first, at most
-	/// `limit`, starting after `after`. Pruned receipts are not listed.
-	pub fn device_receipts<T: Config>(
-		device: DeviceId,
-		from_ms: u64,
-		to_ms: u64,
-		after: Option<ReceiptCursor>,
-		limit: u32,
-	) -> Result<ReceiptPage<T::AccountId>, QueryError> {
-		if from_ms > to_ms {
-			return Err(QueryError::InvalidRange);
-		}
-		if limit == 0 || limit > MAX_PAGE {
-			return Err(QueryError::InvalidPageSize { max: MAX_PAGE });
-		}
-		let start = match after {
-			Some(cursor) => cursor,
-			// `iter_prefix_from` starts strictly after its key; one millisecond earlier with
-			// the largest id covers every receipt at `from_ms`.
-			None => match from_ms.checked_sub(1) {
-				Some(before) => (before.to_be_bytes(), ReceiptId::repeat_byte(0xff)),
-				None => ([0u8; 8], ReceiptId::zero()),
-			},
-		};
-		let mut iter = if after.is_none() && from_ms == 0 {
-			DeviceReceipts::<T>::iter_prefix(device)
-		} else {
-			DeviceReceipts::<T>::iter_prefix_from(
-				device,
-				DeviceReceipts::<T>::hashed_key_for(device, start),
-			)
-		};
-		let mut receipts = Vec::new();
-		let mut next = None;
-		for (key, role) in iter.by_ref() {
-			if u64::from_be_bytes(key.0) > to_ms {
-				break;
+			let mut by_owner_device = BTreeMap::<(Vec<u8>, AssetKey), Totals>::new();
+			for ((owner, device, _day, asset), t) in OwnerDeviceDaily::<T>::iter() {
+				ensure!(
+					OwnerDevices::<T>::contains_key(&owner, device),
+					"an owner's device rows are not indexed"
+				);
+				by_owner_device.entry((owner.encode(), asset)).or_default().merge(&t);
 			}
-			if receipts.len() as u32 == limit {
-				next = receipts.last().map(|(cursor, _, _, _)| *cursor);
-				break;
+			ensure!(
+				by_owner_device == owner_totals,
+				"owner per-device rows do not add up to owner totals"
+			);
+
+			for (id, receipt) in Receipts::<T>::iter() {
+				ensure!(
+					Expiries::<T>::contains_key(receipt.recorded_at.to_be_bytes(), id),
+					"a receipt body is missing from the expiry queue"
+				);
+				ensure!(Recorded::<T>::contains_key(id), "a receipt body is not in the guard");
 			}
-			if let Some(receipt) = Receipts::<T>::get(key.1) {
-				receipts.push((key, key.1, role, receipt));
-			}
+			Ok(())
 		}
-		Ok(ReceiptPage {
-			receipts: receipts.into_iter().map(|(_, id, role, r)| (id, role, r)).collect(),
-			next,
-		})
 	}
 }

@@ -20,9 +20,9 @@ use sp_runtime::{
 
 pub use pallet_device_identity::testing::DeviceKeys;
 
-use crate::{GenesisAsset, PaymentProof, ReceiptInput, SettlementState};
+use crate::{AuthorizationRecord, GenesisAsset, PaymentProof, ReceiptInput, SettlementCheck};
 use frame_support::weights::Weight;
-use std::{cell::RefCell, collections::BTreeSet};
+use std::{cell::RefCell, collections::BTreeMap};
 
 pub type AccountId = <<MultiSignature as Verify>::Signer as IdentifyAccount>::AccountId;
 pub type Balance = u128;
@@ -82,6 +82,8 @@ impl pallet_device_identity::Config for Test {
 pub const MAX_BATCH: u32 = 4;
 pub const RETENTION_MS: u64 = 10 * DAY;
 pub const SKEW_MS: u64 = 60_000;
+pub const BACKDATE_MS: u64 = 2 * DAY;
+pub const MAX_RETENTION_MS: u64 = 400 * DAY;
 pub const DAY: u64 = 86_400_000;
 /// 2026-11-21T12:00:00Z: chain time at the start of every test.
 pub const NOW: u64 = 1_795_262_400_000;
@@ -93,7 +95,9 @@ impl crate::Config for Test {
 	type MaxBatchSize = ConstU32<MAX_BATCH>;
 	type MaxPruneBatch = ConstU32<4>;
 	type MaxClockSkew = ConstU64<SKEW_MS>;
+	type MaxBackdate = ConstU64<BACKDATE_MS>;
 	type DefaultRetention = ConstU64<RETENTION_MS>;
+	type MaxRetention = ConstU64<MAX_RETENTION_MS>;
 	type Settlement = MockSettlement;
 	type WeightInfo = ();
 }
@@ -104,34 +108,50 @@ pub const LOCAL_CHAIN_ID: u64 = 4242;
 pub const CHECK_WEIGHT: Weight = Weight::from_parts(1_000_000, 100);
 
 thread_local! {
-	static USED: RefCell<BTreeSet<(H160, H256)>> = const { RefCell::new(BTreeSet::new()) };
+	static TOKEN: RefCell<BTreeMap<(H160, H256), AuthorizationRecord>> =
+		const { RefCell::new(BTreeMap::new()) };
 }
 
-/// A MOCK settlement oracle for unit tests: authorizations marked with [`mark_settled`] are
-/// "used" on tokens of [`LOCAL_CHAIN_ID`]; a token at `0xdead…` answers nothing. The runtime
-/// uses the real one over pallet-revive, exercised by the end-to-end tests.
+/// A MOCK settlement oracle for unit tests, standing in for a token that remembers what it
+/// executed: [`mark_executed`] and [`mark_cancelled`] write its memory, for tokens of
+/// [`LOCAL_CHAIN_ID`]; a token at `0xdead…` answers nothing. The runtime uses the real one over
+/// pallet-revive and the real USDT (`runtime/src/configs/evm.rs` tests it, forgeries included).
 pub struct MockSettlement;
 
 impl crate::SettlementOracle for MockSettlement {
 	fn check_weight() -> Weight {
 		CHECK_WEIGHT
 	}
-	fn authorization_state(asset: &AssetKey, from: &H160, nonce: &H256) -> SettlementState {
-		if asset.chain_id != LOCAL_CHAIN_ID {
-			SettlementState::NotLocal
-		} else if asset.token == H160::repeat_byte(0xde) {
-			SettlementState::Unavailable
-		} else if USED.with(|u| u.borrow().contains(&(*from, *nonce))) {
-			SettlementState::Used
+	fn authorization_record(asset: &AssetKey, from: &H160, nonce: &H256) -> AuthorizationRecord {
+		if asset.chain_id != LOCAL_CHAIN_ID || asset.token == H160::repeat_byte(0xde) {
+			AuthorizationRecord::Unavailable
 		} else {
-			SettlementState::Unused
+			TOKEN.with(|t| {
+				t.borrow().get(&(*from, *nonce)).copied().unwrap_or(AuthorizationRecord::Unused)
+			})
 		}
 	}
 }
 
-/// Marks an authorization as used on the mock's local tokens.
-pub fn mark_settled(from: H160, nonce: H256) {
-	USED.with(|u| u.borrow_mut().insert((from, nonce)));
+/// The mock token executes `authorization` (under the "Tether USD" domain of `asset`).
+pub fn mark_executed(asset: AssetKey, authorization: &TransferWithAuthorization) {
+	let domain = domain_separator(b"Tether USD", b"1", asset.chain_id, asset.token);
+	let digest = authorization.signing_digest(&domain);
+	TOKEN.with(|t| {
+		t.borrow_mut()
+			.insert((authorization.from, authorization.nonce), AuthorizationRecord::Executed(digest))
+	});
+}
+
+/// The mock token executes the authorization a receipt cites.
+pub fn mark_settled(input: &ReceiptInput) {
+	let PaymentProof::Exact { authorization, .. } = &input.proof;
+	mark_executed(input.asset, authorization);
+}
+
+/// The payer cancels `nonce` on the mock token.
+pub fn mark_cancelled(from: H160, nonce: H256) {
+	TOKEN.with(|t| t.borrow_mut().insert((from, nonce), AuthorizationRecord::Cancelled));
 }
 
 /// USDT on this chain's own EVM (as the mock sees it), registered at genesis.
@@ -169,15 +189,20 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	.assimilate_storage(&mut storage)
 	.unwrap();
 	crate::GenesisConfig::<Test> {
-		assets: [usdt(), local_usdt(), broken_local_token()]
-			.into_iter()
-			.map(|asset| GenesisAsset {
-				asset,
-				name: "Tether USD".into(),
-				version: "1".into(),
-				decimals: 6,
-				symbol: "USDT".into(),
-			})
+		assets: [
+			(usdt(), SettlementCheck::SignedOnly),
+			(local_usdt(), SettlementCheck::TokenDigest),
+			(broken_local_token(), SettlementCheck::TokenDigest),
+		]
+		.into_iter()
+		.map(|(asset, settlement)| GenesisAsset {
+			asset,
+			name: "Tether USD".into(),
+			version: "1".into(),
+			decimals: 6,
+			symbol: "USDT".into(),
+			settlement,
+		})
 			.collect(),
 		retention_period: None,
 		_phantom: Default::default(),

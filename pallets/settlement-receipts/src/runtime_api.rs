@@ -7,7 +7,9 @@ use m2m_primitives::receipt::{AssetKey, ReceiptId};
 use pallet_device_identity::DeviceId;
 use scale_info::TypeInfo;
 
-use crate::{AssetInfo, Receipt, ReceiptCursor, Role, Totals};
+use m2m_primitives::H160;
+
+use crate::{AssetInfo, AssetVolume, Receipt, ReceiptCursor, Role, Totals};
 
 /// Why a query was refused.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
@@ -28,8 +30,10 @@ pub struct OwnerSummary {
 	pub to_day: u32,
 	/// Per asset, across all the owner's devices.
 	pub totals: Vec<(AssetKey, Totals)>,
-	/// Per device and asset.
+	/// Per device and asset, for one page of the owner's devices.
 	pub devices: Vec<(DeviceId, AssetKey, Totals)>,
+	/// Pass as `after` to get the next page of devices; `None` on the last page.
+	pub next: Option<DeviceId>,
 }
 
 /// A device's accounting over a range of UTC days.
@@ -67,8 +71,19 @@ sp_api::decl_runtime_apis! {
 		fn owner_totals(owner: AccountId) -> Vec<(AssetKey, Totals)>;
 		/// All-time totals of a device, per asset.
 		fn device_totals(device: DeviceId) -> Vec<(AssetKey, Totals)>;
-		/// An owner's summary over the UTC days that `from_ms..=to_ms` touches.
-		fn owner_summary(owner: AccountId, from_ms: u64, to_ms: u64) -> Result<OwnerSummary, QueryError>;
+		/// An owner's totals over the UTC days that `from_ms..=to_ms` touches, with one page of
+		/// at most `limit` devices after `after` (0 for totals only).
+		fn owner_summary(
+			owner: AccountId,
+			from_ms: u64,
+			to_ms: u64,
+			after: Option<DeviceId>,
+			limit: u32,
+		) -> Result<OwnerSummary, QueryError>;
+		/// All-time spending of a payer address, device or not, per asset.
+		fn payer_totals(payer: H160) -> Vec<(AssetKey, Totals)>;
+		/// An asset's volume across all devices.
+		fn asset_volume(asset: AssetKey) -> AssetVolume;
 		/// A device's summary over the UTC days that `from_ms..=to_ms` touches.
 		fn device_summary(device: DeviceId, from_ms: u64, to_ms: u64) -> Result<DeviceSummary, QueryError>;
 		/// A device's receipts with a period ending in `from_ms..=to_ms`, oldest first.

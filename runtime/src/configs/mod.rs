@@ -163,8 +163,12 @@ impl pallet_settlement_receipts::Config for Runtime {
 	type MaxPruneBatch = ConstU32<256>;
 	/// Five minutes of clock skew between devices and the chain.
 	type MaxClockSkew = ConstU64<300_000>;
-	/// Receipt bodies stay 90 days unless governance sets otherwise.
+	/// An agent whose chain was unreachable for up to a week still records its sales; older
+	/// days are closed.
+	type MaxBackdate = ConstU64<{ 7 * DAY_MS }>;
+	/// Receipt bodies stay 90 days unless governance sets otherwise, and never beyond a year.
 	type DefaultRetention = ConstU64<{ 90 * DAY_MS }>;
+	type MaxRetention = ConstU64<{ 366 * DAY_MS }>;
 	type Settlement = ReviveSettlement;
 	type WeightInfo = pallet_settlement_receipts::weights::SubstrateWeight<Runtime>;
 }

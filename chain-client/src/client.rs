@@ -124,13 +124,17 @@ impl ChainClient {
 	}
 
 	async fn block_number(&self, hash: H256) -> Result<u32, ChainError> {
-		let header = self
-			.rpc
-			.chain_get_header(Some(hash))
-			.await
-			.map_err(subxt::Error::from)?
-			.ok_or_else(|| ChainError::Query(format!("the node does not know block {hash:?}")))?;
+		let header =
+			self.rpc.chain_get_header(Some(hash)).await.map_err(subxt::Error::from)?.ok_or_else(
+				|| ChainError::Query(format!("the node does not know block {hash:?}")),
+			)?;
 		Ok(header.number as u32)
+	}
+
+	/// The finalized head's height.
+	pub async fn finalized_number(&self) -> Result<u32, ChainError> {
+		let head = self.rpc.chain_get_finalized_head().await.map_err(subxt::Error::from)?;
+		self.block_number(head).await
 	}
 
 	/// The finalized head's height, and for each of `ids` whether the finalized state holds

@@ -11,6 +11,7 @@
 mod client;
 mod error;
 mod keys;
+mod proof;
 
 // The subxt macro reads the metadata file without telling cargo; this makes a new metadata
 // file rebuild the generated types.
@@ -19,6 +20,7 @@ const _METADATA: &[u8] = include_bytes!("../metadata/m2m-runtime.scale");
 pub use client::{ChainClient, Submitted};
 pub use error::ChainError;
 pub use keys::{DeviceKeys, EvmSigner};
+pub use proof::exact_authorization;
 
 /// Types and calls generated from the runtime metadata. Our own protocol types are substituted
 /// in, so the client speaks `m2m_primitives` rather than generated copies of it.

@@ -174,8 +174,9 @@ pub async fn deploy_usdt(endpoints: &Endpoints) -> Result<UsdtInfo> {
 	let registered = chain.asset(asset).await?;
 	let registered_now = match registered {
 		Some(info)
-			if info.domain_separator == expected &&
-				info.enabled && info.settlement == SettlementCheck::TokenDigest =>
+			if info.domain_separator == expected
+				&& info.enabled
+				&& info.settlement == SettlementCheck::TokenDigest =>
 		{
 			false
 		},

@@ -160,8 +160,12 @@ pub fn verdict(pallet: &str, error: &str) -> Verdict {
 	match (pallet, error) {
 		(
 			"SettlementReceipts",
-			"NotSettled" | "SettlementUnverifiable" | "PeriodInFuture" | "PayeeSuspended" |
-			"AssetDisabled" | "UnknownAsset",
+			"NotSettled"
+			| "SettlementUnverifiable"
+			| "PeriodInFuture"
+			| "PayeeSuspended"
+			| "AssetDisabled"
+			| "UnknownAsset",
 		) => Verdict::Retry,
 		("SettlementReceipts", _) => Verdict::DeadLetter,
 		// Another pallet refusing (fees, origin) is about the account, not the receipt.
@@ -199,7 +203,13 @@ impl Retries {
 /// Forgets receipts the finalized chain holds, and sends again those whose block the
 /// finalized chain abandoned.
 async fn confirm_finality(chain: &ChainClient, store: &Store, health: &Health) -> Result<()> {
-	let waiting = store.awaiting_finality();
+	let mut waiting = store.awaiting_finality();
+	if waiting.is_empty() {
+		return Ok(());
+	}
+	// Only receipts at or below the finalized height can be decided; the rest wait.
+	let head = chain.finalized_number().await?;
+	waiting.retain(|(_, sent)| sent.block_number <= head);
 	if waiting.is_empty() {
 		return Ok(());
 	}
@@ -308,10 +318,18 @@ mod tests {
 
 	#[test]
 	fn refusals_that_time_can_cure_are_retried_and_the_rest_are_dead_letters() {
-		for cured_by_time in
-			["NotSettled", "SettlementUnverifiable", "PeriodInFuture", "PayeeSuspended", "UnknownAsset"]
-		{
-			assert_eq!(verdict("SettlementReceipts", cured_by_time), Verdict::Retry, "{cured_by_time}");
+		for cured_by_time in [
+			"NotSettled",
+			"SettlementUnverifiable",
+			"PeriodInFuture",
+			"PayeeSuspended",
+			"UnknownAsset",
+		] {
+			assert_eq!(
+				verdict("SettlementReceipts", cured_by_time),
+				Verdict::Retry,
+				"{cured_by_time}"
+			);
 		}
 		for forever in [
 			"RecipientMismatch",

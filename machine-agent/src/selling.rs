@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use codec::{Decode, Encode};
-use m2m_chain_client::{DeviceId, PaymentProof, ReceiptInput};
+use m2m_chain_client::{exact_authorization, DeviceId, PaymentProof, ReceiptInput};
 use m2m_primitives::{
 	eip712::{EcdsaSignature, TransferWithAuthorization},
 	receipt::{exact_receipt_id, AssetKey},
-	H160, H256, U256,
+	H256,
 };
-use m2m_x402::{policy, schemes::exact, v2::SettleResponse};
+use m2m_x402::{policy, v2::SettleResponse};
 use m2m_x402_seller::{Sale, SaleKey, SaleRecorder};
 use subxt::utils::Static;
 
@@ -67,18 +67,8 @@ impl SaleRecorder for Recorder {
 		settlement: &SettleResponse,
 		resource: &str,
 	) -> Result<(), String> {
-		let wire = exact::payload(&sale.accepted.payment).map_err(|e| e.to_string())?;
-		let (a, signature) = exact::parse(&wire).map_err(|e| e.to_string())?;
-		let authorization = TransferWithAuthorization {
-			from: H160(a.from.0 .0),
-			to: H160(a.to.0 .0),
-			value: u256(a.value),
-			valid_after: u256(a.validAfter),
-			valid_before: u256(a.validBefore),
-			nonce: H256(a.nonce.0),
-		};
-		let mut sig = [0u8; 65];
-		sig.copy_from_slice(&signature.as_bytes());
+		let (authorization, signature) =
+			exact_authorization(&sale.accepted.payment).map_err(|e| e.to_string())?;
 		let tx: H256 = settlement.transaction.parse().map_err(|_| {
 			format!("the settlement transaction {:?} is not a hash", settlement.transaction)
 		})?;
@@ -86,7 +76,7 @@ impl SaleRecorder for Recorder {
 		let receipt = QueuedReceipt {
 			asset: self.asset,
 			authorization: authorization.clone(),
-			signature: EcdsaSignature(sig),
+			signature,
 			settlement_tx: tx,
 			resource: catalogue::resource_id(resource),
 			period_start: now,
@@ -126,8 +116,4 @@ impl SaleRecorder for Recorder {
 	fn sold(&self, key: &SaleKey) -> Result<bool, String> {
 		self.store.sale_recorded(key).map_err(|e| e.to_string())
 	}
-}
-
-fn u256(v: m2m_x402::U256) -> U256 {
-	U256::from_big_endian(&v.to_be_bytes::<32>())
 }

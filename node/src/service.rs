@@ -278,21 +278,17 @@ pub fn new_full<
 	if sealing.is_manual() {
 		let slot_duration = sc_consensus_aura::slot_duration(&*client)?;
 		let cidp_client = client.clone();
-		let consensus_data_provider: Box<
-			dyn sc_consensus_manual_seal::consensus::ConsensusDataProvider<
-				Block,
-				Proof = (),
-			>,
-		> = Box::new(
+		let consensus_data_provider = Box::new(
 			sc_consensus_manual_seal::consensus::aura::AuraConsensusDataProvider::new_with_slot_duration(
 				slot_duration,
 			),
 		);
 		// Aura needs a strictly increasing slot per block, while blocks come as fast as
-			// transactions do: use the wall clock, or the next slot if that is later. Chain time
-			// then never lags the wall clock and runs ahead only while blocks come faster than
-			// one per slot.
-		let create_inherent_data_providers = move |parent: <Block as sp_runtime::traits::Block>::Hash, ()| {
+		// transactions do: use the wall clock, or the next slot if that is later. Chain time
+		// then never lags the wall clock and runs ahead only while blocks come faster than
+		// one per slot.
+		let create_inherent_data_providers =
+			move |parent: <Block as sp_runtime::traits::Block>::Hash, ()| {
 				let client = cidp_client.clone();
 				async move {
 					let header = client.header(parent)?.ok_or("parent header not found")?;
@@ -307,6 +303,7 @@ pub fn new_full<
 			};
 		if let Some(rpc_commands) = engine_commands {
 			use futures::StreamExt;
+			use sc_transaction_pool_api::TransactionPool;
 			use sc_consensus_manual_seal::EngineCommand;
 			// A block per transaction, never finalized by itself; the RPC adds the rest.
 			let from_pool = transaction_pool.import_notification_stream().map(|_| {

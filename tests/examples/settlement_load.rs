@@ -8,8 +8,17 @@
 //! the block weight (`System::BlockWeights`, read through subxt) divided by the weight one
 //! settlement's extrinsic used (its `ExtrinsicSuccess` event), in both dimensions (ref time and
 //! proof size), the smaller bound winning. eth-rpc reports a block gas limit of `u64::MAX`, so
-//! the gas view says nothing about capacity. Figures, not assertions; it fails only if a
-//! payment does not settle exactly once.
+//! the gas view says nothing about capacity.
+//!
+//! Then the payee records every payment as a receipt, the way an agent's outbox does: batches of
+//! 64 `record_receipts`, each receipt proven against the token (the pallet asks USDT what it
+//! executed), and waits until the finalized chain holds them all. It prints receipts per second
+//! and the bound from the weights (a batch's `ExtrinsicSuccess` weight per receipt). Figures,
+//! not assertions; it fails only if a payment does not settle, or a receipt is not recorded,
+//! exactly once.
+//!
+//! The payee is the testnet's charger device (`m2m-devnet` DEV keys, registered by its agent);
+//! its owner Alice signs the batches.
 //!
 //! ```text
 //! ./scripts/testnet.sh --load 60          # on the 3-validator zombienet testnet
@@ -52,9 +61,10 @@ async fn main() {
 	let faith = dev::signer(dev::USDT_DEPLOYER).address();
 	let token = usdt::find_or_deploy(&deployer, faith).await.expect("USDT").address();
 	let domain = usdt::domain(&provider, token).await.expect("the token's EIP-712 domain");
-	// DEV accounts (the chain presets endow them): a buyer, a payee, a settler.
+	// DEV accounts (the chain presets endow them) buy and settle; the charger device is paid.
 	let buyer = dev::signer("alith");
-	let payee = dev::signer("baltathar").address();
+	let charger = m2m_devnet::device_keys("charger");
+	let payee = m2m_devnet::to_address(charger.evm_address());
 	usdt::mint(&deployer, token, buyer.address(), U256::from(PRICE * payments as u64))
 		.await
 		.expect("mint the buyer's USDT");
@@ -95,15 +105,16 @@ async fn main() {
 					let Some(payment) = queue.lock().unwrap().pop() else { return settled };
 					let answer = facilitator.settle(&payment, &offer).await;
 					assert!(answer.success, "a payment did not settle: {answer:?}");
-					settled.push(answer.transaction.parse::<B256>().expect("a hash"));
+					settled.push((payment, answer.transaction.parse::<B256>().expect("a hash")));
 				}
 			})
 		})
 		.collect();
-	let mut transactions = Vec::new();
+	let mut settled = Vec::new();
 	for w in workers {
-		transactions.extend(w.await.expect("a worker"));
+		settled.extend(w.await.expect("a worker"));
 	}
+	let transactions: Vec<B256> = settled.iter().map(|(_, tx)| *tx).collect();
 	let elapsed = start.elapsed();
 	let paid = usdt_balance(&provider, token, payee).await - before;
 	assert_eq!(paid, U256::from(PRICE * payments as u64), "each payment settled exactly once");
@@ -160,6 +171,121 @@ async fn main() {
 	println!(
 		"block capacity for settlements, from the weights: {capacity} per block = {:.1} \
 		 settlements/s at {block_time:.1} s blocks",
+		capacity as f64 / block_time
+	);
+
+	record_receipts(&node_url, &charger, chain_id, token, &settled, normal, block_time).await;
+}
+
+/// Receipts per `record_receipts` batch: what the agent's outbox sends (`chain::BATCH`).
+const BATCH: usize = 64;
+
+/// Records every settled payment as a proven receipt, in outbox-sized batches, and prints the
+/// rate until all are final, next to the bound from the batch's weight.
+async fn record_receipts(
+	node_url: &str,
+	charger: &m2m_chain_client::DeviceKeys,
+	chain_id: u64,
+	token: m2m_evm::alloy::primitives::Address,
+	settled: &[(m2m_x402::v2::PaymentPayload, B256)],
+	normal: (u64, u64),
+	block_time: f64,
+) {
+	use m2m_chain_client::{exact_authorization, Evidence, PaymentProof, ReceiptInput};
+	use m2m_primitives::{receipt::AssetKey, H160, H256};
+	use subxt::utils::Static;
+
+	let chain = m2m_chain_client::ChainClient::connect(node_url).await.expect("the node's RPC");
+	let device = chain
+		.device_by_account(&charger.account_id())
+		.await
+		.expect("a query")
+		.expect("the charger is registered (run after the testnet demo)");
+	let asset = AssetKey { chain_id, token: H160(token.0 .0) };
+	let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+	let now_ms = now.as_millis() as u64;
+	let receipts: Vec<ReceiptInput> = settled
+		.iter()
+		.map(|(payment, tx)| {
+			let (authorization, signature) = exact_authorization(payment).expect("an exact payment");
+			ReceiptInput {
+				payee: device,
+				asset: Static(asset),
+				proof: PaymentProof::Exact {
+					authorization: Static(authorization),
+					signature: Static(signature),
+				},
+				settlement_tx: H256(tx.0),
+				resource: H256(m2m_primitives::blake2_256(b"/load")),
+				request_count: 1,
+				period_start: now_ms,
+				period_end: now_ms,
+			}
+		})
+		.collect();
+	let ids: Vec<_> = receipts
+		.iter()
+		.map(|r| {
+			let PaymentProof::Exact { authorization, .. } = &r.proof;
+			m2m_primitives::receipt::exact_receipt_id(
+				&asset,
+				&authorization.0.from,
+				&authorization.0.nonce,
+			)
+		})
+		.collect();
+
+	// The owner signs (the charger's own agent may be sending with the device key).
+	let owner = subxt_signer::sr25519::dev::alice();
+	let start = Instant::now();
+	let mut weights = Vec::new();
+	for batch in receipts.chunks(BATCH) {
+		let call = m2m_chain_client::runtime::tx().settlement_receipts().record_receipts(
+			m2m_chain_client::runtime::runtime_types::bounded_collections::bounded_vec::BoundedVec(
+				batch.to_vec(),
+			),
+		);
+		let submitted = chain.submit(&call, &owner).await.expect("a batch is recorded");
+		let success = submitted
+			.find::<m2m_chain_client::runtime::system::events::ExtrinsicSuccess>()
+			.expect("events");
+		let weight = &success.first().expect("ExtrinsicSuccess").dispatch_info.weight;
+		weights.push(((weight.ref_time, weight.proof_size), batch.len() as u64));
+	}
+	let included = start.elapsed();
+	loop {
+		let (_, recorded) = chain.finalized_receipts(&ids).await.expect("a query");
+		if recorded.iter().all(|r| *r) {
+			break;
+		}
+		tokio::time::sleep(Duration::from_millis(500)).await;
+	}
+	let finalized = start.elapsed();
+	for id in &ids {
+		let receipt = chain.receipt(*id).await.expect("a query").expect("recorded");
+		assert_eq!(receipt.evidence, Evidence::Proven, "every receipt is proven against the token");
+	}
+	let n = receipts.len() as f64;
+	println!(
+		"recorded {} proven receipts in {} batches of up to {BATCH}: included after {:.1} s \
+		 ({:.1} receipts/s), final after {:.1} s ({:.1} receipts/s)",
+		receipts.len(),
+		weights.len(),
+		included.as_secs_f64(),
+		n / included.as_secs_f64(),
+		finalized.as_secs_f64(),
+		n / finalized.as_secs_f64()
+	);
+	let ((ref_time, proof), count) =
+		weights.iter().max_by_key(|(_, count)| *count).copied().expect("one batch");
+	let per_receipt = (ref_time / count, proof / count);
+	let capacity = (normal.0 / per_receipt.0.max(1)).min(normal.1 / per_receipt.1.max(1));
+	println!(
+		"a receipt in a batch of {count} weighs {} ps ref time and {} B proof (settlement proof \
+		 included); block capacity from the weights: {capacity} receipts per block = {:.1} \
+		 receipts/s at {block_time:.1} s blocks",
+		per_receipt.0,
+		per_receipt.1,
 		capacity as f64 / block_time
 	);
 }

@@ -111,7 +111,10 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	let sold = receipts_json(&sensor, &[]);
 	assert_eq!(sold["receipts"][0]["role"], "payee");
 	assert_eq!(sold["receipts"][0]["amount"], READING_PRICE.to_string());
-	assert_eq!(sold["receipts"][0]["evidence"], "proven", "the token executed exactly this payment");
+	assert_eq!(
+		sold["receipts"][0]["evidence"], "proven",
+		"the token executed exactly this payment"
+	);
 	let bought = receipts_json(&robot, &[]);
 	assert_eq!(bought["receipts"][0]["role"], "payer");
 	assert_eq!(bought["receipts"][0]["receipt"], sold["receipts"][0]["receipt"]);
@@ -151,7 +154,11 @@ fn a_device_buys_from_another_and_both_owners_see_the_receipt() {
 	});
 	assert_eq!(balance, U256::from(usdt::UNIT - READING_PRICE), "paid exactly once");
 
-	// Status from the running daemon, and metrics.
+	// Status from the running daemon, and metrics, once the receipt's block is final (the
+	// outbox lets a receipt go only then).
+	eventually("the receipt final and out of the outbox", Duration::from_secs(30), || {
+		metrics(&url).contains("m2m_outbox_depth 0")
+	});
 	let status: serde_json::Value =
 		serde_json::from_str(&text(&sensor.cli(&["status"])).0).unwrap();
 	assert_eq!(status["sales_settled"], 1, "{status}");
@@ -543,7 +550,9 @@ fn node_rpc(ws_url: &str, method: &str, params: serde_json::Value) -> serde_json
 	runtime().block_on(async {
 		let answer: serde_json::Value = reqwest::Client::new()
 			.post(url)
-			.json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+			.json(
+				&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+			)
 			.send()
 			.await
 			.unwrap()

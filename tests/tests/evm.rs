@@ -100,7 +100,8 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 		// The forgery `authorizationState` let through: sign 1,000 USDT and 0.01 USDT under
 		// one nonce, settle the small one, record the large one.
 		let nonce = H256(usdt_suite::nonce("forgery").0);
-		let large = sign_payment(&token, &robot, &charger, charger_id, 1_000_000_000, now * 1000, nonce);
+		let large =
+			sign_payment(&token, &robot, &charger, charger_id, 1_000_000_000, now * 1000, nonce);
 		let small = sign_payment(&token, &robot, &charger, charger_id, 10_000, now * 1000, nonce);
 		let tx = small.settlement.submit(token.address, &charger_evm).await.expect("settlement");
 		let forged = ReceiptInput { settlement_tx: H256(tx.0), ..large.receipt };

@@ -204,7 +204,10 @@ mod tests {
 		}
 
 		let s = Store::open(&d, "0xAA").unwrap();
-		assert_eq!(s.get("meta", b"schema_version").unwrap(), SCHEMA_VERSION.to_string().as_bytes());
+		assert_eq!(
+			s.get("meta", b"schema_version").unwrap(),
+			crate::store::SCHEMA_VERSION.to_string().as_bytes()
+		);
 		let flights = s.purchases_in_flight();
 		assert_eq!(flights.len(), 1, "the purchase in flight is resumable");
 		assert_eq!(flights[0].payment.payload, payload, "the same signed payment");

@@ -53,7 +53,11 @@ fn id_of(key: &[u8]) -> Option<ReceiptId> {
 impl Store {
 	/// Up to `max` receipts waiting to be sent, oldest key first, skipping those `skip` names
 	/// (receipts in backoff).
-	pub fn outbox(&self, max: usize, skip: impl Fn(&ReceiptId) -> bool) -> Vec<(ReceiptId, Vec<u8>)> {
+	pub fn outbox(
+		&self,
+		max: usize,
+		skip: impl Fn(&ReceiptId) -> bool,
+	) -> Vec<(ReceiptId, Vec<u8>)> {
 		self.scan(CF)
 			.filter_map(|(k, v)| Some((id_of(&k)?, v.to_vec())))
 			.filter(|(id, _)| !skip(id))
@@ -193,12 +197,18 @@ mod tests {
 		let store = Store::open(&d, "0xAA").unwrap();
 		assert_eq!(store.outbox(10, |_| false), vec![]);
 		let sent = store.awaiting_finality();
-		assert_eq!(sent.iter().map(|(id, s)| (*id, s.block_number)).collect::<Vec<_>>(), [(a, 40), (b, 40)]);
+		assert_eq!(
+			sent.iter().map(|(id, s)| (*id, s.block_number)).collect::<Vec<_>>(),
+			[(a, 40), (b, 40)]
+		);
 		assert_eq!(store.outbox_len(), 2, "sent but not final still counts as waiting");
 		assert_eq!(store.tally().awaiting_finality, 2);
 		let dead = store.dead_letters();
 		assert_eq!(dead.len(), 1);
-		assert_eq!((dead[0].id.clone(), dead[0].error.as_str()), (hex::encode(c), "SettlementReceipts::RecipientMismatch"));
+		assert_eq!(
+			(dead[0].id.clone(), dead[0].error.as_str()),
+			(hex::encode(c), "SettlementReceipts::RecipientMismatch")
+		);
 		assert_eq!(store.tally().dead_letters, 1);
 
 		// Block 40 was abandoned for `b`; `a` became final.

@@ -90,8 +90,8 @@ impl Store {
 		let mut tally = self.tally.lock().expect("tally lock");
 		let old = self.payment(&key);
 		// Already waiting (to be sent, or to become final): one receipt, one place.
-		let queued = self.read(outbox::CF, receipt_id)?.is_some() ||
-			self.read(outbox::SENT_CF, receipt_id)?.is_some();
+		let queued = self.read(outbox::CF, receipt_id)?.is_some()
+			|| self.read(outbox::SENT_CF, receipt_id)?.is_some();
 		let mut batch = WriteBatch::default();
 		batch.put_cf(self.cf(CF), &key, serde_json::to_vec(record).expect("serializable"));
 		if !queued {

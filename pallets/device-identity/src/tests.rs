@@ -797,11 +797,7 @@ mod transfer {
 		new_test_ext().execute_with(|| {
 			let id = register(OWNER, &DeviceKeys::new(1));
 			let offer = || {
-				assert_ok!(DeviceIdentity::offer_transfer(
-					origin(OWNER),
-					id,
-					account(OTHER_OWNER)
-				));
+				assert_ok!(DeviceIdentity::offer_transfer(origin(OWNER), id, account(OTHER_OWNER)));
 			};
 			let changes: [&dyn Fn(); 4] = [
 				&|| {
@@ -811,17 +807,23 @@ mod transfer {
 						name("kind"),
 						b"robot".to_vec(),
 						None
-					))
+					));
 				},
-				&|| assert_ok!(DeviceIdentity::remove_attribute(origin(OWNER), id, name("kind"))),
-				&|| assert_ok!(DeviceIdentity::suspend(origin(OWNER), id)),
-				&|| assert_ok!(DeviceIdentity::reactivate(origin(OWNER), id)),
+				&|| {
+					assert_ok!(DeviceIdentity::remove_attribute(origin(OWNER), id, name("kind")));
+				},
+				&|| {
+					assert_ok!(DeviceIdentity::suspend(origin(OWNER), id));
+				},
+				&|| {
+					assert_ok!(DeviceIdentity::reactivate(origin(OWNER), id));
+				},
 			];
 			for change in changes {
 				offer();
 				change();
-				assert!(System::events().iter().any(|r| r.event ==
-					RuntimeEvent::DeviceIdentity(Event::TransferCancelled { device: id })));
+				assert!(System::events().iter().any(|r| r.event
+					== RuntimeEvent::DeviceIdentity(Event::TransferCancelled { device: id })));
 				assert_eq!(PendingTransfers::<Test>::get(id), None);
 				assert_noop!(
 					DeviceIdentity::accept_transfer(origin(OTHER_OWNER), id),

@@ -3,22 +3,22 @@
 
 use super::*;
 use crate::Pallet as SettlementReceipts;
-use frame_support::BoundedVec;
-use m2m_primitives::{
-	eip712::{EcdsaSignature, TransferWithAuthorization},
-	receipt::AssetKey,
-	H256,
-};
-use pallet_device_identity::DeviceId;
 use alloc::{boxed::Box, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::traits::{EnsureOrigin, Get, UnixTime};
+use frame_support::BoundedVec;
 use frame_system::RawOrigin;
 use m2m_primitives::{
 	eip712::{address_from_public_key, domain_separator},
 	H160, U256,
 };
+use m2m_primitives::{
+	eip712::{EcdsaSignature, TransferWithAuthorization},
+	receipt::AssetKey,
+	H256,
+};
 use pallet_device_identity::DeviceDirectory;
+use pallet_device_identity::DeviceId;
 use sp_core::{crypto::KeyTypeId, ecdsa};
 
 const KEY: KeyTypeId = KeyTypeId(*b"m2mr");
@@ -155,7 +155,15 @@ mod benchmarks {
 		let label = alloc::vec![b'l'; MAX_ASSET_LABEL_LEN as usize];
 
 		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, asset(), name, label.clone(), 6, label, SettlementCheck::TokenDigest);
+		_(
+			origin as T::RuntimeOrigin,
+			asset(),
+			name,
+			label.clone(),
+			6,
+			label,
+			SettlementCheck::TokenDigest,
+		);
 
 		assert!(Assets::<T>::contains_key(asset()));
 		Ok(())

@@ -621,8 +621,8 @@ pub mod pallet {
 			let mut count = 0u32;
 			let mut expired = Vec::new();
 			for (at, id, ()) in Expiries::<T>::iter() {
-				if u64::from_be_bytes(at) > cutoff ||
-					!remaining.all_gte(used.saturating_add(per_item))
+				if u64::from_be_bytes(at) > cutoff
+					|| !remaining.all_gte(used.saturating_add(per_item))
 				{
 					break;
 				}

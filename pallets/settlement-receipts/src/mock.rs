@@ -138,8 +138,10 @@ pub fn mark_executed(asset: AssetKey, authorization: &TransferWithAuthorization)
 	let domain = domain_separator(b"Tether USD", b"1", asset.chain_id, asset.token);
 	let digest = authorization.signing_digest(&domain);
 	TOKEN.with(|t| {
-		t.borrow_mut()
-			.insert((authorization.from, authorization.nonce), AuthorizationRecord::Executed(digest))
+		t.borrow_mut().insert(
+			(authorization.from, authorization.nonce),
+			AuthorizationRecord::Executed(digest),
+		)
 	});
 }
 
@@ -203,7 +205,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 			symbol: "USDT".into(),
 			settlement,
 		})
-			.collect(),
+		.collect(),
 		retention_period: None,
 		_phantom: Default::default(),
 	}

@@ -79,7 +79,9 @@ pub(crate) fn verify<T: Config>(
 					AuthorizationRecord::Executed(_) => {
 						return Err(Error::<T>::DifferentAuthorizationExecuted)
 					},
-					AuthorizationRecord::Cancelled => return Err(Error::<T>::AuthorizationCancelled),
+					AuthorizationRecord::Cancelled => {
+						return Err(Error::<T>::AuthorizationCancelled)
+					},
 					AuthorizationRecord::Unused => return Err(Error::<T>::NotSettled),
 					AuthorizationRecord::Unavailable => {
 						return Err(Error::<T>::SettlementUnverifiable)

@@ -111,7 +111,7 @@ impl SettlementOracle for ReviveSettlement {
 			Ok(ret) if !ret.did_revert() && ret.data.len() == 32 => {
 				match H256::from_slice(&ret.data) {
 					d if d.is_zero() => AuthorizationRecord::Unused,
-					CANCELED => AuthorizationRecord::Cancelled,
+					d if d == CANCELED => AuthorizationRecord::Cancelled,
 					digest => AuthorizationRecord::Executed(digest),
 				}
 			},
@@ -387,8 +387,8 @@ mod tests {
 			let used = metered.weight_required;
 			println!("authorizationDigest weight: {used} (charged {SETTLEMENT_CHECK_WEIGHT})");
 			assert!(
-				used.ref_time() * 4 <= SETTLEMENT_CHECK_WEIGHT.ref_time() &&
-					used.proof_size() * 4 <= SETTLEMENT_CHECK_WEIGHT.proof_size(),
+				used.ref_time() * 4 <= SETTLEMENT_CHECK_WEIGHT.ref_time()
+					&& used.proof_size() * 4 <= SETTLEMENT_CHECK_WEIGHT.proof_size(),
 				"the charged weight must leave a 4x margin over {used}"
 			);
 		});
@@ -485,10 +485,8 @@ mod tests {
 					Err(ReceiptError::<Runtime>::NotSettled.into())
 				);
 			}
-			let totals = pallet_settlement_receipts::OwnerTotals::<Runtime>::get(
-				&owner,
-				chain.asset(),
-			);
+			let totals =
+				pallet_settlement_receipts::OwnerTotals::<Runtime>::get(&owner, chain.asset());
 			assert_eq!(totals, Default::default(), "no volume was invented");
 		});
 	}

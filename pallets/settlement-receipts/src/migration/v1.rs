@@ -77,12 +77,8 @@ pub mod v0 {
 	pub type Assets<T: Config> = StorageMap<Pallet<T>, Blake2_128Concat, AssetKey, AssetInfo>;
 
 	#[storage_alias]
-	pub type Receipts<T: Config> = StorageMap<
-		Pallet<T>,
-		Identity,
-		ReceiptId,
-		Receipt<<T as frame_system::Config>::AccountId>,
-	>;
+	pub type Receipts<T: Config> =
+		StorageMap<Pallet<T>, Identity, ReceiptId, Receipt<<T as frame_system::Config>::AccountId>>;
 
 	#[storage_alias]
 	pub type OwnerDaily<T: Config> = StorageNMap<
@@ -186,7 +182,10 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 		AssetTotals::<T>::translate::<(u128, u64), _>(|_, (amount, receipts)| {
 			reads += 1;
 			writes += 1;
-			Some(AssetVolume { proven: Volume::default(), signed_only: Volume { amount, receipts } })
+			Some(AssetVolume {
+				proven: Volume::default(),
+				signed_only: Volume { amount, receipts },
+			})
 		});
 
 		T::DbWeight::get().reads_writes(reads, writes)

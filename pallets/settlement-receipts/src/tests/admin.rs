@@ -89,10 +89,7 @@ fn genesis_registers_assets_with_their_domain() {
 fn retention_is_configurable() {
 	test(|| {
 		assert_noop!(
-			SettlementReceipts::set_retention_period(
-				RuntimeOrigin::signed(account(OWNER_A)),
-				5
-			),
+			SettlementReceipts::set_retention_period(RuntimeOrigin::signed(account(OWNER_A)), 5),
 			DispatchError::BadOrigin
 		);
 		assert_ok!(SettlementReceipts::set_retention_period(RuntimeOrigin::root(), 5));
@@ -101,6 +98,9 @@ fn retention_is_configurable() {
 			SettlementReceipts::set_retention_period(RuntimeOrigin::root(), MAX_RETENTION_MS + 1),
 			Error::<Test>::RetentionTooLong
 		);
-		assert_ok!(SettlementReceipts::set_retention_period(RuntimeOrigin::root(), MAX_RETENTION_MS));
+		assert_ok!(SettlementReceipts::set_retention_period(
+			RuntimeOrigin::root(),
+			MAX_RETENTION_MS
+		));
 	});
 }

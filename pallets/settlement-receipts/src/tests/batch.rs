@@ -21,7 +21,10 @@ fn skips_duplicates_and_records_the_rest() {
 		assert!(Receipts::<Test>::contains_key(id_of(&second)));
 		assert!(Receipts::<Test>::contains_key(id_of(&third)));
 		assert_eq!(DeviceTotals::<Test>::get(f.a_id, usdt()).signed_only.earned, 60);
-		assert_eq!(AssetTotals::<Test>::get(usdt()).signed_only, Volume { amount: 60, receipts: 3 });
+		assert_eq!(
+			AssetTotals::<Test>::get(usdt()).signed_only,
+			Volume { amount: 60, receipts: 3 }
+		);
 	});
 }
 
@@ -46,7 +49,8 @@ fn one_invalid_receipt_fails_the_whole_batch() {
 		);
 		let too_many: Vec<_> =
 			(0..=MAX_BATCH as u8).map(|n| receipt(&f.b, &f.a, f.a_id, 1, n, NOW)).collect();
-		assert!(BoundedVec::<ReceiptInput, <Test as Config>::MaxBatchSize>::try_from(too_many)
-			.is_err());
+		assert!(
+			BoundedVec::<ReceiptInput, <Test as Config>::MaxBatchSize>::try_from(too_many).is_err()
+		);
 	});
 }

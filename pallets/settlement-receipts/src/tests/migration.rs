@@ -2,8 +2,8 @@
 //! signed-only, and the migration runs once.
 
 use super::*;
-use codec::Encode;
 use crate::migration::v1::{v0, MigrateV0ToV1};
+use codec::Encode;
 use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
 
 #[test]
@@ -79,7 +79,10 @@ fn v0_receipts_and_totals_become_signed_only_v1_rows_once() {
 
 		assert_eq!(SettlementReceipts::on_chain_storage_version(), 1);
 		let info = Assets::<Test>::get(usdt()).unwrap();
-		assert_eq!((info.settlement, info.domain_separator), (SettlementCheck::SignedOnly, old_info.domain_separator));
+		assert_eq!(
+			(info.settlement, info.domain_separator),
+			(SettlementCheck::SignedOnly, old_info.domain_separator)
+		);
 		let receipt = Receipts::<Test>::get(id).unwrap();
 		assert_eq!(
 			(receipt.payer, receipt.payer_device, receipt.payer_owner.clone(), receipt.evidence),
@@ -98,7 +101,10 @@ fn v0_receipts_and_totals_become_signed_only_v1_rows_once() {
 		);
 		assert!(OwnerDevices::<Test>::contains_key(account(OWNER_A), f.a_id));
 		assert_eq!(PayerTotals::<Test>::get(f.b.evm_address(), usdt()), signed(spend));
-		assert_eq!(AssetTotals::<Test>::get(usdt()).signed_only, Volume { amount: 70, receipts: 1 });
+		assert_eq!(
+			AssetTotals::<Test>::get(usdt()).signed_only,
+			Volume { amount: 70, receipts: 1 }
+		);
 
 		// A second run finds version 1 and changes nothing.
 		let before = Receipts::<Test>::get(id);

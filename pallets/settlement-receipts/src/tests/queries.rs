@@ -32,14 +32,25 @@ fn owner_summaries_read_only_the_requested_days() {
 			day0.devices.iter().map(|(d, _, t)| (*d, t.signed_only.earned)).collect::<Vec<_>>(),
 			vec![(f.a_id, 10), (f.c_id, 20)]
 		);
-		let all =
-			queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW + 3 * DAY, None, 10).unwrap();
-		assert_eq!((all.totals[0].1.signed_only.earned, all.totals[0].1.signed_only.spent), (70, 5));
-		assert_eq!((all.totals[0].1.signed_only.payments_received, all.totals[0].1.signed_only.payments_made), (3, 1));
-		let b = queries::owner_summary::<Test>(&account(OWNER_B), NOW, NOW + 3 * DAY, None, 10).unwrap();
+		let all = queries::owner_summary::<Test>(&account(OWNER_A), NOW, NOW + 3 * DAY, None, 10)
+			.unwrap();
+		assert_eq!(
+			(all.totals[0].1.signed_only.earned, all.totals[0].1.signed_only.spent),
+			(70, 5)
+		);
+		assert_eq!(
+			(
+				all.totals[0].1.signed_only.payments_received,
+				all.totals[0].1.signed_only.payments_made
+			),
+			(3, 1)
+		);
+		let b = queries::owner_summary::<Test>(&account(OWNER_B), NOW, NOW + 3 * DAY, None, 10)
+			.unwrap();
 		assert_eq!((b.totals[0].1.signed_only.spent, b.totals[0].1.signed_only.earned), (70, 5));
 		let empty =
-			queries::owner_summary::<Test>(&account(OWNER_A), NOW + DAY, NOW + DAY, None, 10).unwrap();
+			queries::owner_summary::<Test>(&account(OWNER_A), NOW + DAY, NOW + DAY, None, 10)
+				.unwrap();
 		assert!(empty.totals.is_empty() && empty.devices.is_empty());
 
 		assert_eq!(
@@ -52,7 +63,10 @@ fn owner_summaries_read_only_the_requested_days() {
 		);
 
 		let device = queries::device_summary::<Test>(f.a_id, NOW, NOW + 3 * DAY).unwrap();
-		assert_eq!((device.totals[0].1.signed_only.earned, device.totals[0].1.signed_only.spent), (50, 5));
+		assert_eq!(
+			(device.totals[0].1.signed_only.earned, device.totals[0].1.signed_only.spent),
+			(50, 5)
+		);
 		assert_eq!(
 			device
 				.daily
@@ -124,8 +138,7 @@ fn device_receipts_page_in_time_order_within_the_range() {
 				(NOW + 2_000, Role::Payee)
 			]
 		);
-		let payer_view =
-			queries::device_receipts::<Test>(f.b_id, 0, u64::MAX, None, 100).unwrap();
+		let payer_view = queries::device_receipts::<Test>(f.b_id, 0, u64::MAX, None, 100).unwrap();
 		assert_eq!(payer_view.receipts.len(), 5);
 		assert!(payer_view.receipts.iter().all(|(_, role, _)| *role == Role::Payer));
 		assert!(payer_view.next.is_none());
@@ -164,7 +177,14 @@ fn an_owners_devices_come_in_bounded_pages_and_the_totals_cover_them_all() {
 		}
 		let owner = account(OWNER_A);
 		let first = queries::owner_summary::<Test>(&owner, NOW, NOW, None, 1).unwrap();
-		assert_eq!(first.totals, vec![(usdt(), { let mut t = earned(10); t.merge(&earned(20)); t })]);
+		assert_eq!(
+			first.totals,
+			vec![(usdt(), {
+				let mut t = earned(10);
+				t.merge(&earned(20));
+				t
+			})]
+		);
 		assert_eq!(first.devices, vec![(f.a_id, usdt(), earned(10))]);
 		assert_eq!(first.next, Some(f.a_id));
 		let second = queries::owner_summary::<Test>(&owner, NOW, NOW, first.next, 1).unwrap();

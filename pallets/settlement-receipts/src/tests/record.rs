@@ -1,5 +1,5 @@
 use super::*;
-use frame_support::{assert_noop, assert_ok, };
+use frame_support::{assert_noop, assert_ok};
 use sp_runtime::DispatchError;
 
 #[test]
@@ -14,9 +14,8 @@ fn the_settlement_check_is_charged_per_receipt() {
 		one.get_dispatch_info().call_weight,
 		<() as crate::WeightInfo>::record_receipt() + CHECK_WEIGHT
 	);
-	let three = crate::Call::<Test>::record_receipts {
-		receipts: vec![f(), f(), f()].try_into().unwrap(),
-	};
+	let three =
+		crate::Call::<Test>::record_receipts { receipts: vec![f(), f(), f()].try_into().unwrap() };
 	assert_eq!(
 		three.get_dispatch_info().call_weight,
 		<() as crate::WeightInfo>::record_receipts(3) + CHECK_WEIGHT * 3
@@ -179,8 +178,7 @@ fn signatures_must_be_the_payers_under_the_assets_domain() {
 		);
 		// Signed by the payer, but for another token domain.
 		let wrong_domain = domain_separator(b"USD Coin", b"2", usdt().chain_id, usdt().token);
-		let (authorization, signature) =
-			authorize(&f.b, f.a.evm_address(), 5, 2, &wrong_domain);
+		let (authorization, signature) = authorize(&f.b, f.a.evm_address(), 5, 2, &wrong_domain);
 		let mut input = receipt(&f.b, &f.a, f.a_id, 5, 2, NOW);
 		input.proof = PaymentProof::Exact { authorization, signature };
 		assert_noop!(
@@ -216,8 +214,7 @@ fn parties_are_checked() {
 	test(|| {
 		let f = fleet();
 		// The payer paid device c, but device a claims the receipt.
-		let (authorization, signature) =
-			authorize(&f.b, f.c.evm_address(), 5, 1, &usdt_domain());
+		let (authorization, signature) = authorize(&f.b, f.c.evm_address(), 5, 1, &usdt_domain());
 		let mut input = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 		input.proof = PaymentProof::Exact { authorization, signature };
 		assert_noop!(

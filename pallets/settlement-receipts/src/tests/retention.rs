@@ -1,5 +1,5 @@
 use super::*;
-use frame_support::{assert_noop, assert_ok, dispatch::Pays, weights::Weight};
+use frame_support::{assert_noop, assert_ok, dispatch::Pays, traits::Get, weights::Weight};
 
 #[test]
 fn bodies_go_after_retention_and_aggregates_stay() {
@@ -63,8 +63,9 @@ fn the_chain_removes_expired_bodies_itself_oldest_first_within_the_spare_weight(
 
 		// Past retention, a block with room for one removal takes the oldest only.
 		Timestamp::set_timestamp(NOW + RETENTION_MS + 10);
-		let one = <Test as frame_system::Config>::DbWeight::get().reads(2) +
-			<() as crate::WeightInfo>::prune_receipts(1);
+		let one = <<Test as frame_system::Config>::DbWeight as Get<frame_support::weights::RuntimeDbWeight>>::get()
+			.reads(2)
+			+ <() as crate::WeightInfo>::prune_receipts(1);
 		SettlementReceipts::on_idle(3, one);
 		assert!(!Receipts::<Test>::contains_key(ids[0]));
 		assert!(Receipts::<Test>::contains_key(ids[1]));

@@ -10,6 +10,8 @@ STEPS="${STEPS:-50}"
 REPEAT="${REPEAT:-20}"
 
 echo "==> runtime wasm with benchmarks"
+# pallet-revive's fixtures need a native solc; the runtime does not benchmark pallet-revive.
+export SKIP_PALLET_REVIVE_FIXTURES="${SKIP_PALLET_REVIVE_FIXTURES:-1}"
 cargo build --release --locked -p m2m-runtime --features runtime-benchmarks
 WASM="$CARGO_TARGET_DIR/release/wbuild/m2m-runtime/m2m_runtime.compact.compressed.wasm"
 BENCH_WASM="$CARGO_TARGET_DIR/m2m_runtime.benchmarks.wasm"

@@ -251,6 +251,27 @@ mod tests {
 			self.call(&self.alice, data)
 		}
 
+		/// EIP-3009's `authorizationState(from, nonce)`: what the v0 oracle took for "settled".
+		fn authorization_state(&self, from: H160, nonce: u8) -> bool {
+			let data = abi_call(
+				"authorizationState(address,bytes32)",
+				&[word(from.as_bytes()), [nonce; 32]],
+			);
+			let result = Revive::bare_call(
+				RawOrigin::Root.into(),
+				self.token,
+				U256::zero(),
+				TransactionLimits::WeightAndDeposit {
+					weight_limit: SETTLEMENT_CHECK_WEIGHT,
+					deposit_limit: 0,
+				},
+				data,
+				&ExecConfig::new_substrate_tx_without_bump(),
+			);
+			let ret = result.result.expect("authorizationState answers");
+			ret.data.last() == Some(&1)
+		}
+
 		/// The payer cancels `nonce`, signing EIP-3009's `CancelAuthorization`.
 		fn cancel(&self, payer: &DeviceKeys, nonce: u8) -> bool {
 			let typehash = keccak_256(b"CancelAuthorization(address authorizer,bytes32 nonce)");
@@ -434,6 +455,10 @@ mod tests {
 			let small = chain.authorize(&payer, payee.evm_address(), 10_000, 7);
 			assert!(chain.execute(&small));
 			assert!(!chain.execute(&large), "the token refuses a second use of the nonce");
+			assert!(
+				chain.authorization_state(payer.evm_address(), 7),
+				"the v0 oracle's check passes: the old pallet recorded this forgery"
+			);
 			assert_eq!(
 				chain.record(&payee, payee_id, &large),
 				Err(ReceiptError::<Runtime>::DifferentAuthorizationExecuted.into())
@@ -449,6 +474,10 @@ mod tests {
 			let (payer, payee, payee_id) = parties(chain);
 			let payment = chain.authorize(&payer, payee.evm_address(), 1_000_000_000, 8);
 			assert!(chain.cancel(&payer, 8));
+			assert!(
+				chain.authorization_state(payer.evm_address(), 8),
+				"the v0 oracle's check passes: the old pallet recorded this forgery"
+			);
 			assert_eq!(
 				chain.record(&payee, payee_id, &payment),
 				Err(ReceiptError::<Runtime>::AuthorizationCancelled.into())

@@ -59,10 +59,12 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("m2m-pay"),
 	impl_name: alloc::borrow::Cow::Borrowed("m2m-pay"),
 	authoring_version: 1,
-	spec_version: 100,
+	// 101: settlement receipts v1 (digest-proven settlement, any payer, split totals; storage
+	// migration 0 -> 1); `register_asset` takes a `SettlementCheck`, hence transaction_version 2.
+	spec_version: 101,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 1,
+	transaction_version: 2,
 	system_version: 1,
 };
 

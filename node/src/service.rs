@@ -303,8 +303,8 @@ pub fn new_full<
 			};
 		if let Some(rpc_commands) = engine_commands {
 			use futures::StreamExt;
-			use sc_transaction_pool_api::TransactionPool;
 			use sc_consensus_manual_seal::EngineCommand;
+			use sc_transaction_pool_api::TransactionPool;
 			// A block per transaction, never finalized by itself; the RPC adds the rest.
 			let from_pool = transaction_pool.import_notification_stream().map(|_| {
 				EngineCommand::SealNewBlock {

@@ -207,7 +207,8 @@ async fn record_receipts(
 	let receipts: Vec<ReceiptInput> = settled
 		.iter()
 		.map(|(payment, tx)| {
-			let (authorization, signature) = exact_authorization(payment).expect("an exact payment");
+			let (authorization, signature) =
+				exact_authorization(payment).expect("an exact payment");
 			ReceiptInput {
 				payee: device,
 				asset: Static(asset),

@@ -108,7 +108,16 @@ pub enum SchemeRecord {
 
 /// What a receipt proves about the money.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum Evidence {
 	/// The payer signed this payment to this payee; nothing on this chain shows it moved.

@@ -63,9 +63,10 @@ fn the_chain_removes_expired_bodies_itself_oldest_first_within_the_spare_weight(
 
 		// Past retention, a block with room for one removal takes the oldest only.
 		Timestamp::set_timestamp(NOW + RETENTION_MS + 10);
-		let one = <<Test as frame_system::Config>::DbWeight as Get<frame_support::weights::RuntimeDbWeight>>::get()
-			.reads(2)
-			+ <() as crate::WeightInfo>::prune_receipts(1);
+		let one = <<Test as frame_system::Config>::DbWeight as Get<
+			frame_support::weights::RuntimeDbWeight,
+		>>::get()
+		.reads(2) + <() as crate::WeightInfo>::prune_receipts(1);
 		SettlementReceipts::on_idle(3, one);
 		assert!(!Receipts::<Test>::contains_key(ids[0]));
 		assert!(Receipts::<Test>::contains_key(ids[1]));

@@ -213,28 +213,7 @@ fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer, &sibling]));
 	// The chain must know the anvil USDT (another chain's asset); the devices need fees.
 	rt.block_on(async {
-		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
-		let domain =
-			usdt::domain(&m2m_evm::connect(&market.anvil.url, None).unwrap(), market.token)
-				.await
-				.unwrap();
-		let asset = m2m_primitives::receipt::AssetKey {
-			chain_id: domain.chain_id,
-			token: m2m_primitives::H160(market.token.0 .0),
-		};
-		let alice = subxt_signer::sr25519::dev::alice();
-		chain
-			.register_asset_sudo(
-				&alice,
-				asset,
-				&domain.name,
-				&domain.version,
-				6,
-				"USDT",
-				m2m_chain_client::SettlementCheck::SignedOnly,
-			)
-			.await
-			.unwrap();
+		let (chain, alice) = accept_anvil_usdt(&node.ws_url, &market).await;
 		for d in [&seller, &buyer] {
 			chain.transfer(&alice, d.keys().account_id(), 10 * NATIVE_UNIT).await.unwrap();
 		}
@@ -280,6 +259,36 @@ fn receipts_wait_out_a_chain_that_stops_and_none_is_lost() {
 	assert_eq!(sold["receipts"][0]["evidence"], "signed-only", "another chain's asset");
 	drop(_node);
 	let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Registers the market's anvil USDT with the chain's receipts pallet (another chain's asset,
+/// so signed-only), as sudo Alice; returns the connection and Alice for further setup.
+async fn accept_anvil_usdt(
+	ws_url: &str,
+	market: &Market,
+) -> (m2m_chain_client::ChainClient, subxt_signer::sr25519::Keypair) {
+	let chain = m2m_chain_client::ChainClient::connect(ws_url).await.unwrap();
+	let domain = usdt::domain(&m2m_evm::connect(&market.anvil.url, None).unwrap(), market.token)
+		.await
+		.unwrap();
+	let asset = m2m_primitives::receipt::AssetKey {
+		chain_id: domain.chain_id,
+		token: m2m_primitives::H160(market.token.0 .0),
+	};
+	let alice = subxt_signer::sr25519::dev::alice();
+	chain
+		.register_asset_sudo(
+			&alice,
+			asset,
+			&domain.name,
+			&domain.version,
+			6,
+			"USDT",
+			m2m_chain_client::SettlementCheck::SignedOnly,
+		)
+		.await
+		.unwrap();
+	(chain, alice)
 }
 
 /// USDT and gas on anvil for devices (anvil's DEV accounts fund them).
@@ -578,28 +587,7 @@ fn a_receipt_is_kept_until_its_block_is_final_even_across_a_crash() {
 	let buyer = Device::init("final-buyer", "//Bob", market.token, &node.ws_url, &market.anvil.url);
 	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
 	rt.block_on(async {
-		let chain = m2m_chain_client::ChainClient::connect(&node.ws_url).await.unwrap();
-		let domain =
-			usdt::domain(&m2m_evm::connect(&market.anvil.url, None).unwrap(), market.token)
-				.await
-				.unwrap();
-		let asset = m2m_primitives::receipt::AssetKey {
-			chain_id: domain.chain_id,
-			token: m2m_primitives::H160(market.token.0 .0),
-		};
-		let alice = subxt_signer::sr25519::dev::alice();
-		chain
-			.register_asset_sudo(
-				&alice,
-				asset,
-				&domain.name,
-				&domain.version,
-				6,
-				"USDT",
-				m2m_chain_client::SettlementCheck::SignedOnly,
-			)
-			.await
-			.unwrap();
+		let (chain, alice) = accept_anvil_usdt(&node.ws_url, &market).await;
 		chain.transfer(&alice, seller.keys().account_id(), 10 * NATIVE_UNIT).await.unwrap();
 	});
 	let out = buyer.cli(&["register"]);

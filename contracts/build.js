@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles src/*.sol with the pinned solcjs into out/<Contract>.json ({abi, bytecode,
+// Compiles src/*.sol (and test/*.sol, contracts only tests deploy) with the pinned solcjs into out/<Contract>.json ({abi, bytecode,
 // deployedBytecode, compiler}), the artifacts the Rust crates embed with alloy's `sol!`.
 //
 //   node build.js          write out/
@@ -9,13 +9,18 @@ const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
-const SRC = path.join(__dirname, "src");
+// src/: the chain's contracts. test/: contracts that only tests deploy (hostile callers).
+const SOURCE_DIRS = ["src", "test"];
 const OUT = path.join(__dirname, "out");
 const check = process.argv.includes("--check");
 
 const sources = {};
-for (const file of fs.readdirSync(SRC).filter((f) => f.endsWith(".sol")).sort()) {
-  sources[file] = { content: fs.readFileSync(path.join(SRC, file), "utf8") };
+for (const dir of SOURCE_DIRS) {
+  const full = path.join(__dirname, dir);
+  if (!fs.existsSync(full)) continue;
+  for (const file of fs.readdirSync(full).filter((f) => f.endsWith(".sol")).sort()) {
+    sources[`${dir}/${file}`] = { content: fs.readFileSync(path.join(full, file), "utf8") };
+  }
 }
 const settings = {
   // pallet-revive's EVM interpreter implements the Cancun instruction set.
@@ -34,9 +39,11 @@ if (errors.length) process.exit(1);
 let stale = [];
 for (const [file, contracts] of Object.entries(output.contracts)) {
   for (const [name, c] of Object.entries(contracts)) {
+    // Interfaces have no code and need no artifact: `sol!` declares them from the source.
+    if (c.evm.bytecode.object === "") continue;
     const artifact = {
       contractName: name,
-      sourceName: `contracts/src/${file}`,
+      sourceName: `contracts/${file}`,
       compiler: { solc: solc.version(), settings },
       abi: c.abi,
       bytecode: "0x" + c.evm.bytecode.object,

@@ -167,6 +167,7 @@ mod tests {
 			payer: None,
 			amount: None,
 			extensions: None,
+			extra: None,
 		}
 	}
 

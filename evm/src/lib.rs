@@ -2,6 +2,8 @@
 //!
 //! - [`usdt`]: the testnet USDT (`contracts/src/USDT.sol`) as `sol!` bindings generated from the
 //!   committed compiler artifact, and its idempotent deployment.
+//! - [`channels`]: the x402 batch-settlement contracts (payment channels) at their canonical
+//!   addresses, and their placement on anvil.
 //! - [`dev`]: the well-known DEV Ethereum accounts that the `dev` and `local` chain presets (and
 //!   anvil started with the same mnemonic) fund.
 //! - [`connect`]: a provider for an endpoint, optionally signing with a key.
@@ -10,6 +12,7 @@
 //! m2m-pay node, or anvil. The differences that matter are handled here once (see
 //! [`DEPLOY_GAS`]).
 
+pub mod channels;
 pub mod dev;
 pub mod key;
 pub mod usdt;

@@ -16,6 +16,7 @@
 //!   `settlement_pending` with the first one's transaction: it is not settled twice, and the
 //!   buyer is not told to pay again.
 
+pub mod channels;
 pub mod client;
 pub mod http;
 pub mod lookup;
@@ -30,6 +31,7 @@ use m2m_evm::{
 	alloy::{
 		primitives::{Address, B256},
 		providers::{DynProvider, Provider},
+		rpc::types::TransactionRequest,
 		signers::local::PrivateKeySigner,
 	},
 	usdt::{self, USDT},
@@ -59,6 +61,11 @@ pub struct Facilitator {
 	gas_limits: Mutex<HashMap<Address, u64>>,
 	/// Authorizations being settled (payer, nonce), with their transaction once known.
 	in_flight: Mutex<HashMap<(Address, B256), String>>,
+	/// The settlement signer's key, which also signs claim batches as the receiver authorizer
+	/// this facilitator offers for channels.
+	authorizer: PrivateKeySigner,
+	/// Whether the chain carries the batch-settlement contracts at their canonical addresses.
+	channels: bool,
 }
 
 impl Facilitator {
@@ -70,7 +77,10 @@ impl Facilitator {
 		receipt_timeout: Duration,
 	) -> Result<Self, m2m_evm::EvmError> {
 		let chain_id = provider.get_chain_id().await?;
+		let channels = m2m_evm::channels::installed(&provider).await?;
 		Ok(Self {
+			authorizer: signer.clone(),
+			channels,
 			sender: sender::Sender::new(provider.clone(), signer, chain_id),
 			provider,
 			chain_id,
@@ -90,16 +100,21 @@ impl Facilitator {
 	pub fn supported(&self) -> SupportedResponse {
 		let mut signers = serde_json::Map::new();
 		signers.insert("eip155:*".into(), vec![self.signer().to_checksum(None)].into());
-		SupportedResponse {
-			kinds: vec![SupportedKind {
+		let mut kinds = vec![SupportedKind {
+			x402_version: X402_VERSION,
+			scheme: exact::SCHEME.into(),
+			network: network::caip2(self.chain_id),
+			extra: None,
+		}];
+		if self.channels {
+			kinds.push(SupportedKind {
 				x402_version: X402_VERSION,
-				scheme: exact::SCHEME.into(),
+				scheme: m2m_x402::schemes::batch_settlement::SCHEME.into(),
 				network: network::caip2(self.chain_id),
-				extra: None,
-			}],
-			extensions: Vec::new(),
-			signers,
+				extra: Some(channels::supported_extra(self.signer())),
+			});
 		}
+		SupportedResponse { kinds, extensions: Vec::new(), signers }
 	}
 
 	/// `POST /verify`.
@@ -108,18 +123,23 @@ impl Facilitator {
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> VerifyResponse {
+		if channels::is_channel_payment(requirements) {
+			return self.verify_channel(payment, requirements).await;
+		}
 		match self.check(payment, requirements).await {
 			Ok(v) => VerifyResponse {
 				is_valid: true,
 				invalid_reason: None,
 				invalid_message: None,
 				payer: Some(v.payer.to_checksum(None)),
+				extra: None,
 			},
 			Err(Problem { reason, message }) => VerifyResponse {
 				is_valid: false,
 				invalid_reason: Some(reason),
 				invalid_message: Some(message),
 				payer: schemes::payer(payment),
+				extra: None,
 			},
 		}
 	}
@@ -130,6 +150,9 @@ impl Facilitator {
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
 	) -> SettleResponse {
+		if channels::is_channel_payment(requirements) {
+			return self.settle_channel(payment, requirements).await;
+		}
 		let failed = |problem: Problem, transaction: String| SettleResponse {
 			success: false,
 			error_reason: Some(problem.reason),
@@ -139,6 +162,7 @@ impl Facilitator {
 			payer: schemes::payer(payment),
 			amount: None,
 			extensions: None,
+			extra: None,
 		};
 		let verified = match exact::verify(payment, requirements, unix_now()) {
 			Ok(v) => v,
@@ -156,30 +180,11 @@ impl Facilitator {
 			Err(problem) => return failed(problem, String::new()),
 		};
 		let key = (verified.payer, verified.authorization.nonce);
-		let earlier = {
-			let mut in_flight = self.in_flight.lock().expect("in-flight map");
-			let earlier = in_flight.get(&key).cloned();
-			if earlier.is_none() {
-				in_flight.insert(key, String::new());
-			}
-			earlier
-		};
-		if let Some(tx) = earlier {
-			return failed(already_settling(), tx);
+		if let Err(earlier) = self.take_in_flight(key) {
+			return failed(already_settling(), earlier);
 		}
 		let outcome = self.submit(&verified, gas_limit).await;
-		let mut in_flight = self.in_flight.lock().expect("in-flight map");
-		match &outcome {
-			// A pending settlement keeps its authorization blocked, with its hash: it may still
-			// land.
-			Err((Problem { reason: ErrorReason::SettlementPending, .. }, tx)) => {
-				in_flight.insert(key, tx.clone());
-			},
-			_ => {
-				in_flight.remove(&key);
-			},
-		}
-		drop(in_flight);
+		self.release_in_flight(key, &outcome);
 		match outcome {
 			Ok(tx) => SettleResponse {
 				success: true,
@@ -190,6 +195,7 @@ impl Facilitator {
 				payer: Some(verified.payer.to_checksum(None)),
 				amount: Some(verified.authorization.value.to_string()),
 				extensions: None,
+				extra: None,
 			},
 			Err((problem, tx)) => failed(problem, tx),
 		}
@@ -198,14 +204,25 @@ impl Facilitator {
 	/// The settlement's transaction, or why it failed (with the transaction, once known).
 	async fn submit(&self, v: &Verified, gas_limit: u64) -> Result<B256, (Problem, String)> {
 		let request = settlement(v).request(v.token, &self.provider).gas_limit(gas_limit);
+		self.send_and_wait(request, &EXACT_FAILURES).await
+	}
+
+	/// Signs and broadcasts `request` from the facilitator's key and waits a bounded time for
+	/// its receipt: the transaction, or why it failed (with the transaction once it may have
+	/// been broadcast, so that a caller answers `settlement_pending`, never "failed", for it).
+	pub(crate) async fn send_and_wait(
+		&self,
+		request: TransactionRequest,
+		failures: &Failures,
+	) -> Result<B256, (Problem, String)> {
 		let tx = match self.sender.send(request).await {
 			Ok(broadcast) => broadcast.tx(),
-			// Nothing left the facilitator: a final failure, and the authorization is unused.
+			// Nothing left the facilitator: a final failure, and nothing was used.
 			Err(sender::NotSent::WouldFail(e)) => {
 				return Err((
 					Problem::new(
-						ErrorReason::InvalidTransactionState,
-						format!("the settlement would fail: {e}"),
+						failures.would_fail.clone(),
+						format!("{} would fail: {e}", failures.what),
 					),
 					String::new(),
 				))
@@ -227,8 +244,8 @@ impl Facilitator {
 				Ok(Some(_)) => {
 					return Err((
 						Problem::new(
-							ErrorReason::InvalidTransactionState,
-							"the settlement transaction reverted",
+							failures.reverted.clone(),
+							format!("{} transaction reverted", failures.what),
 						),
 						tx.to_string(),
 					))
@@ -256,6 +273,37 @@ impl Facilitator {
 
 	fn in_flight_tx(&self, key: &(Address, B256)) -> Option<String> {
 		self.in_flight.lock().expect("in-flight map").get(key).cloned()
+	}
+
+	/// Takes the in-flight slot of an authorization (payer, nonce), or answers with the
+	/// transaction of the settlement that holds it (empty while it is not signed yet).
+	pub(crate) fn take_in_flight(&self, key: (Address, B256)) -> Result<(), String> {
+		let mut in_flight = self.in_flight.lock().expect("in-flight map");
+		match in_flight.get(&key) {
+			Some(tx) => Err(tx.clone()),
+			None => {
+				in_flight.insert(key, String::new());
+				Ok(())
+			},
+		}
+	}
+
+	/// Frees the slot after a settlement, unless it is pending: then it keeps the
+	/// authorization blocked, with its hash, because it may still land.
+	pub(crate) fn release_in_flight(
+		&self,
+		key: (Address, B256),
+		outcome: &Result<B256, (Problem, String)>,
+	) {
+		let mut in_flight = self.in_flight.lock().expect("in-flight map");
+		match outcome {
+			Err((Problem { reason: ErrorReason::SettlementPending, .. }, tx)) => {
+				in_flight.insert(key, tx.clone());
+			},
+			_ => {
+				in_flight.remove(&key);
+			},
+		}
 	}
 
 	/// Every check: the pure ones, then those against the chain.
@@ -356,9 +404,25 @@ impl Facilitator {
 	}
 }
 
+/// The reasons a transaction's failure is reported with, per kind of settlement.
+pub(crate) struct Failures {
+	/// What the transaction does, for messages: "the settlement".
+	pub what: &'static str,
+	/// Its simulation (gas estimate) failed: nothing was sent.
+	pub would_fail: ErrorReason,
+	/// It was mined and reverted.
+	pub reverted: ErrorReason,
+}
+
+const EXACT_FAILURES: Failures = Failures {
+	what: "the settlement",
+	would_fail: ErrorReason::InvalidTransactionState,
+	reverted: ErrorReason::InvalidTransactionState,
+};
+
 /// Pending, not refused: the first settlement may still land, and a buyer told "failed"
 /// would sign and pay again.
-fn already_settling() -> Problem {
+pub(crate) fn already_settling() -> Problem {
 	Problem::new(
 		ErrorReason::SettlementPending,
 		"this authorization is already being settled; check the transaction before paying again",

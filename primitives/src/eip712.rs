@@ -161,7 +161,7 @@ impl EcdsaSignature {
 }
 
 /// Decodes a 64-digit hex literal at compile time.
-const fn hex32(s: &str) -> [u8; 32] {
+pub(crate) const fn hex32(s: &str) -> [u8; 32] {
 	const fn nibble(c: u8) -> u8 {
 		match c {
 			b'0'..=b'9' => c - b'0',

@@ -5,6 +5,7 @@
 //!
 //! - [`eip712`]: the EIP-3009 `TransferWithAuthorization` typed-data digest and secp256k1
 //!   signature rules (what x402's `exact` scheme signs on EVM chains).
+//! - [`channel`]: the x402 batch-settlement channel id and voucher digests.
 //! - [`device`]: device identifiers and the domain-separated challenges that prove a key is
 //!   controlled by whoever registers it (chain key, EVM address, libp2p PeerId).
 //! - [`receipt`]: receipt identifiers, asset keys and the accounting calendar.
@@ -13,6 +14,7 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod device;
 pub mod eip712;
 pub mod receipt;

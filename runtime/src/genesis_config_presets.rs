@@ -31,6 +31,36 @@ fn evm_account(address: [u8; 20]) -> AccountId {
 	<Runtime as pallet_revive::Config>::AddressMapper::to_fallback_account_id(&address.into())
 }
 
+/// The x402 batch-settlement contracts (`contracts/src/`), placed from genesis at the canonical
+/// addresses that stock x402 clients hard-code (a channel id binds the settlement contract's
+/// address, so it must be this one): the settlement contract and its EIP-3009 deposit collector.
+/// Both are written without constructors or immutables, so their runtime code is complete.
+pub const CHANNEL_CONTRACTS: [(&str, &str); 2] = [
+	(
+		"0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003",
+		include_str!("../../contracts/out/BatchSettlement.json"),
+	),
+	(
+		"0x4020806089470a89826cB9fB1f4059150b550004",
+		include_str!("../../contracts/out/ERC3009DepositCollector.json"),
+	),
+];
+
+/// pallet-revive genesis accounts carrying the channel contracts' runtime code.
+fn channel_contract_accounts() -> Value {
+	let accounts = CHANNEL_CONTRACTS
+		.iter()
+		.map(|(address, artifact)| {
+			let artifact: Value =
+				serde_json::from_str(artifact).expect("a committed solc artifact");
+			let code = artifact["deployedBytecode"].clone();
+			assert!(code.as_str().is_some_and(|c| c.len() > 2), "the artifact has runtime code");
+			serde_json::json!({ "address": address.to_lowercase(), "code": code, "storage": {} })
+		})
+		.collect::<Vec<_>>();
+	serde_json::json!({ "accounts": accounts })
+}
+
 /// Every dev account starts with a million tokens.
 const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
 
@@ -40,7 +70,7 @@ fn testnet_genesis(
 	root: AccountId,
 ) -> Value {
 	let evm_accounts = DEV_EVM_ACCOUNTS.iter().map(|(_, address)| evm_account(*address));
-	build_struct_json_patch!(RuntimeGenesisConfig {
+	let mut patch = build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
 			balances: endowed
 				.iter()
@@ -56,7 +86,9 @@ fn testnet_genesis(
 			authorities: authorities.iter().map(|x| (x.1.clone(), 1)).collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: Some(root) },
-	})
+	});
+	patch["revive"] = channel_contract_accounts();
+	patch
 }
 
 fn authority(k: Sr25519Keyring) -> (AuraId, GrandpaId) {

@@ -177,6 +177,7 @@ mod tests {
 				payer: None,
 				amount: None,
 				extensions: None,
+				extra: None,
 			},
 			version: 2,
 		}

@@ -435,6 +435,7 @@ impl Seller {
 			payer: Some(payer),
 			amount: Some(accepted.requirement.amount.clone()),
 			extensions: None,
+			extra: None,
 		})
 	}
 
@@ -492,6 +493,7 @@ fn pending_settlement(sale: &Sale, message: String) -> SettleResponse {
 		payer: Some(sale.payer.clone()),
 		amount: None,
 		extensions: None,
+		extra: None,
 	}
 }
 

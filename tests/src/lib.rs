@@ -5,6 +5,7 @@
 //! `M2M_ETH_RPC_BIN` or `M2M_ANVIL_BIN`.
 
 pub mod agent;
+pub mod channel_suite;
 pub mod conformance;
 pub mod market;
 pub mod rpc_proxy;

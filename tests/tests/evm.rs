@@ -3,7 +3,7 @@
 
 use m2m_chain_client::{ChainClient, Evidence, ReceiptInput};
 use m2m_devnet::{device_keys, evm_signer, sign_payment, Endpoints, SignedPayment, NATIVE_UNIT};
-use m2m_e2e_tests::{usdt_suite, Anvil, EthRpc, Node};
+use m2m_e2e_tests::{channel_suite, usdt_suite, Anvil, EthRpc, Node};
 use m2m_evm::{alloy::primitives::U256, usdt};
 use m2m_primitives::H256;
 use subxt_signer::sr25519::dev;
@@ -114,4 +114,33 @@ fn a_receipt_for_usdt_on_this_chain_is_recorded_only_once_the_transfer_happened(
 		let honest = ReceiptInput { settlement_tx: H256(tx.0), ..small.receipt };
 		chain.record_receipt(&charger.account, honest).await.expect("the executed one records");
 	});
+}
+
+/// The x402 batch-settlement contracts are in the node's genesis at the canonical addresses,
+/// and behave there as the scheme says (except finalizing a withdrawal, whose 15-minute delay
+/// a real clock cannot skip; the anvil run covers it).
+#[test]
+fn channel_suite_passes_through_eth_rpc_on_the_real_node() {
+	let node = Node::dev();
+	let eth = EthRpc::start(&node);
+	runtime().block_on(async {
+		if let Err(e) = channel_suite::run(&eth.url, channel_suite::Clock::Real).await {
+			panic!("{e:#}\n--- eth-rpc log ---\n{}", eth.log());
+		}
+	});
+}
+
+#[test]
+fn channel_suite_passes_on_anvil_with_the_contracts_at_the_canonical_addresses() {
+	let anvil = Anvil::start();
+	runtime()
+		.block_on(async {
+			let provider = m2m_evm::connect(&anvil.url, None).unwrap();
+			m2m_evm::channels::install_on_anvil(&provider).await?;
+			// Installing twice changes nothing.
+			m2m_evm::channels::install_on_anvil(&provider).await?;
+			channel_suite::run(&anvil.url, channel_suite::Clock::Warpable).await
+		})
+		.map_err(|e| format!("{e:#}"))
+		.unwrap();
 }

@@ -214,6 +214,7 @@ mod tests {
 			payer: Some("0x01".into()),
 			amount: Some("10000".into()),
 			extensions: None,
+			extra: None,
 		};
 		let (name, value) = settlement_header(2, &settled);
 		assert_eq!(name, PAYMENT_RESPONSE);

@@ -54,6 +54,42 @@ reasons! {
 	UnexpectedSettleError => "unexpected_settle_error", "Settlement failed for an unexpected reason.";
 	SettlementPending => "settlement_pending", "The settlement transaction was sent but is not confirmed yet; retry later, do not pay again.";
 	Permit2AllowanceRequired => "permit2_allowance_required", "The payer must first approve Permit2 (answered with HTTP 412).";
+	// batch-settlement on EVM (payment channels): the spec's codes.
+	ChannelScheme => "invalid_batch_settlement_evm_scheme", "The scheme is not `batch-settlement`.";
+	ChannelNetworkMismatch => "invalid_batch_settlement_evm_network_mismatch", "The payment accepted another network than required.";
+	ChannelPayloadType => "invalid_batch_settlement_evm_payload_type", "The payload type is unknown, or wrong for this operation.";
+	ChannelVoucherPayload => "invalid_batch_settlement_evm_voucher_payload", "The voucher or channel config is malformed.";
+	ChannelDepositPayload => "invalid_batch_settlement_evm_deposit_payload", "The deposit is malformed.";
+	ChannelIdMismatch => "invalid_batch_settlement_evm_channel_id_mismatch", "The channel config does not hash to the voucher's channel id.";
+	ChannelReceiverMismatch => "invalid_batch_settlement_evm_receiver_mismatch", "The channel pays someone other than `payTo`.";
+	ChannelReceiverAuthorizerMismatch => "invalid_batch_settlement_evm_receiver_authorizer_mismatch", "The channel's receiver authorizer is not the one offered.";
+	ChannelTokenMismatch => "invalid_batch_settlement_evm_token_mismatch", "The channel's token is not the required asset.";
+	ChannelWithdrawDelayMismatch => "invalid_batch_settlement_evm_withdraw_delay_mismatch", "The channel's withdraw delay is not the one offered.";
+	ChannelWithdrawDelayOutOfRange => "invalid_batch_settlement_evm_withdraw_delay_out_of_range", "The withdraw delay is outside 900 s to 30 days.";
+	ChannelVoucherSignature => "invalid_batch_settlement_evm_voucher_signature", "The voucher is not signed by the channel's payer authorizer.";
+	ChannelMissingEip712Domain => "invalid_batch_settlement_evm_missing_eip712_domain", "extra.name and extra.version (the token's EIP-712 domain) are missing.";
+	ChannelValidAfter => "invalid_batch_settlement_evm_payload_authorization_valid_after", "The deposit authorization is not valid yet.";
+	ChannelValidBefore => "invalid_batch_settlement_evm_payload_authorization_valid_before", "The deposit authorization expires too soon to settle.";
+	ChannelReceiveAuthorizationSignature => "invalid_batch_settlement_evm_receive_authorization_signature", "The deposit's EIP-3009 signature is not the payer's.";
+	ChannelErc3009AuthorizationRequired => "invalid_batch_settlement_evm_erc3009_authorization_required", "The deposit carries no EIP-3009 authorization.";
+	ChannelNotFound => "invalid_batch_settlement_evm_channel_not_found", "The channel holds no deposit.";
+	ChannelCumulativeAmountMismatch => "invalid_batch_settlement_evm_cumulative_amount_mismatch", "The voucher's cumulative amount is not what was charged plus this price (a corrective 402 carries the state).";
+	ChannelCumulativeBelowClaimed => "invalid_batch_settlement_evm_cumulative_below_claimed", "The voucher is not above what was already claimed.";
+	ChannelCumulativeExceedsBalance => "invalid_batch_settlement_evm_cumulative_exceeds_balance", "The voucher exceeds the channel's balance.";
+	ChannelChargeExceedsSigned => "invalid_batch_settlement_evm_charge_exceeds_signed_cumulative", "The charge would exceed the signed cumulative amount.";
+	ChannelBusy => "invalid_batch_settlement_evm_channel_busy", "Another request on this channel is being served; retry.";
+	ChannelInsufficientBalance => "invalid_batch_settlement_evm_insufficient_balance", "The payer's token balance is below the deposit.";
+	ChannelRefundAmountInvalid => "invalid_batch_settlement_evm_refund_amount_invalid", "The refund amount is not a positive decimal integer.";
+	ChannelRefundNoBalance => "invalid_batch_settlement_evm_refund_no_balance", "Nothing is left to refund.";
+	ChannelRpcReadFailed => "invalid_batch_settlement_evm_rpc_read_failed", "The channel's on-chain state could not be read.";
+	ChannelDepositSimulationFailed => "invalid_batch_settlement_evm_deposit_simulation_failed", "The deposit would fail on-chain.";
+	ChannelDepositTransactionFailed => "invalid_batch_settlement_evm_deposit_transaction_failed", "The deposit transaction failed.";
+	ChannelClaimPayload => "invalid_batch_settlement_evm_claim_payload", "The claim payload is malformed.";
+	ChannelClaimSimulationFailed => "invalid_batch_settlement_evm_claim_simulation_failed", "Every claim row would fail on-chain.";
+	ChannelClaimTransactionFailed => "invalid_batch_settlement_evm_claim_transaction_failed", "The claim transaction failed.";
+	ChannelSettlePayload => "invalid_batch_settlement_evm_settle_payload", "The settle payload is malformed.";
+	ChannelSettleTransactionFailed => "invalid_batch_settlement_evm_settle_transaction_failed", "The settle transaction failed.";
+	ChannelAuthorizerAddressMismatch => "invalid_batch_settlement_evm_authorizer_address_mismatch", "The facilitator was asked to sign for a receiver authorizer that is not its own.";
 }
 
 impl std::fmt::Display for ErrorReason {

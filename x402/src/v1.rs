@@ -88,6 +88,7 @@ pub fn settle_response_from_v1(r: SettleResponseV1) -> v2::SettleResponse {
 		payer: r.payer,
 		amount: None,
 		extensions: None,
+		extra: None,
 	}
 }
 

@@ -124,6 +124,9 @@ pub struct SettleResponse {
 	pub amount: Option<String>,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub extensions: Option<Value>,
+	/// Scheme-specific results: a channel's state for `batch-settlement`.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub extra: Option<Value>,
 }
 
 /// A facilitator's verification answer.
@@ -137,6 +140,9 @@ pub struct VerifyResponse {
 	pub invalid_message: Option<String>,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub payer: Option<String>,
+	/// Scheme-specific results: the channel's on-chain state for `batch-settlement`.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub extra: Option<Value>,
 }
 
 /// The body of a facilitator's `POST /verify` and `POST /settle`.

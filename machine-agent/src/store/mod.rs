@@ -275,6 +275,7 @@ mod tests {
 			payer: Some("0x00000000000000000000000000000000000000aa".into()),
 			amount: Some("10000".into()),
 			extensions: None,
+			extra: None,
 		}
 	}
 }

@@ -519,4 +519,71 @@ mod tests {
 			assert_eq!(totals, Default::default(), "no volume was invented");
 		});
 	}
+
+	/// The chain carries the x402 batch-settlement contracts from genesis at their canonical
+	/// addresses, and they hash channels as the scheme (and `m2m-primitives`) does: the
+	/// channel id binds this chain's id and the contract's address.
+	#[test]
+	fn the_channel_contracts_are_in_genesis_at_the_canonical_addresses() {
+		use m2m_primitives::channel::{settlement_domain, voucher_digest, ChannelConfig};
+		crate::genesis_config_presets::tests::build("development").execute_with(|| {
+			System::set_block_number(1);
+			let [(settlement, _), (collector, _)] =
+				crate::genesis_config_presets::CHANNEL_CONTRACTS;
+			let (settlement, collector): (H160, H160) =
+				(settlement.parse().unwrap(), collector.parse().unwrap());
+			let view = |to: H160, data: Vec<u8>| {
+				let result = Revive::bare_call(
+					RawOrigin::Root.into(),
+					to,
+					U256::zero(),
+					TransactionLimits::WeightAndDeposit {
+						weight_limit: Weight::from_parts(100_000_000_000, 10 * 1024 * 1024),
+						deposit_limit: 0,
+					},
+					data,
+					&ExecConfig::new_substrate_tx_without_bump(),
+				);
+				let ret = result.result.expect("the contract answers");
+				assert!(!ret.did_revert(), "the view reverted");
+				ret.data
+			};
+			let config = ChannelConfig {
+				payer: H160::repeat_byte(1),
+				payer_authorizer: H160::repeat_byte(1),
+				receiver: H160::repeat_byte(2),
+				receiver_authorizer: H160::repeat_byte(3),
+				token: H160::repeat_byte(4),
+				withdraw_delay: 900,
+				salt: H256::repeat_byte(5),
+			};
+			let mut data = keccak_256(
+				b"getChannelId((address,address,address,address,address,uint40,bytes32))",
+			)[..4]
+				.to_vec();
+			for address in [
+				config.payer,
+				config.payer_authorizer,
+				config.receiver,
+				config.receiver_authorizer,
+				config.token,
+			] {
+				data.extend_from_slice(&word(address.as_bytes()));
+			}
+			data.extend_from_slice(&word(&config.withdraw_delay.to_be_bytes()));
+			data.extend_from_slice(config.salt.as_bytes());
+			let id = config.channel_id(EVM_CHAIN_ID, settlement);
+			assert_eq!(view(settlement, data), id.as_bytes());
+
+			let digest = abi_call(
+				"getVoucherDigest(bytes32,uint128)",
+				&[id.0, word(&1_000u128.to_be_bytes())],
+			);
+			let domain = settlement_domain(EVM_CHAIN_ID, settlement);
+			assert_eq!(view(settlement, digest), voucher_digest(&id, 1_000, &domain).as_bytes());
+			// The collector knows the settlement contract without a constructor.
+			let linked = view(collector, abi_call("x402BatchSettlement()", &[]));
+			assert_eq!(&linked[12..], settlement.as_bytes());
+		});
+	}
 }

@@ -7,10 +7,16 @@
 //!
 //! - [`exact`]: `exact` on EVM (EIP-3009 `transferWithAuthorization`), one payment per request.
 //!
-//! A new scheme (channels: `batch-settlement`) is a new sibling module, a [`Scheme`] variant
-//! and a [`Payload`] variant; the seller and buyer cores, the spending policy and the
-//! transports then see it through this seam.
+//! - [`batch_settlement`]: `batch-settlement` on EVM, payment channels with cumulative
+//!   vouchers: its digests, wire types and pure rules. It is not yet a [`Scheme`] variant:
+//!   that comes with the seller's and buyer's channel state, so that no role offers or
+//!   accepts channels before it can keep them.
+//!
+//! A new scheme is a new sibling module, a [`Scheme`] variant and a [`Payload`] variant; the
+//! seller and buyer cores, the spending policy and the transports then see it through this
+//! seam.
 
+pub mod batch_settlement;
 pub mod exact;
 
 use alloy_primitives::U256;

@@ -1,0 +1,237 @@
+//! The facilitator's half of the batch-settlement scheme, on anvil with the channel contracts at
+//! their canonical addresses and the real USDT: deposits verified and settled, vouchers
+//! verified against the channel's confirmed state, claims batched (one bad row isolated) and
+//! settled.
+
+use std::time::Duration;
+
+use m2m_e2e_tests::market::{address, Market, BUYER, CHAIN_ID, SELLER, SETTLER};
+use m2m_evm::{
+	alloy::primitives::{B256, U256},
+	channels::{self, BatchSettlement, SETTLEMENT_ADDRESS},
+	dev,
+};
+use m2m_facilitator::Facilitator;
+use m2m_x402::{
+	clock::unix_now,
+	schemes::batch_settlement::{
+		digest,
+		payload::{ChannelPayload, ClaimedVoucherWire, ReceiverPayload, VoucherClaimWire},
+		rules::{self, Offer},
+		SCHEME,
+	},
+	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	ErrorReason,
+};
+
+fn runtime() -> tokio::runtime::Runtime {
+	tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// A market whose chain has the channel contracts, and a channel offer of at most 0.01 USDT a
+/// request to the seller, claims authorized by the facilitator's key.
+async fn channel_market() -> (Market, std::sync::Arc<Facilitator>, Offer) {
+	let market = Market::open(&[]).await;
+	let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+	channels::install_on_anvil(&provider).await.unwrap();
+	let facilitator = market.facilitator(Duration::from_secs(10)).await;
+	let offer = Offer {
+		chain_id: CHAIN_ID,
+		asset: market.token,
+		token_domain: ("Tether USD".into(), "1".into()),
+		pay_to: address(SELLER),
+		receiver_authorizer: facilitator.signer(),
+		withdraw_delay: 900,
+		max_price: 10_000,
+		max_timeout_seconds: 60,
+	};
+	(market, facilitator, offer)
+}
+
+fn payment(requirements: &PaymentRequirements, payload: &impl serde::Serialize) -> PaymentPayload {
+	PaymentPayload {
+		x402_version: 2,
+		resource: None,
+		accepted: requirements.clone(),
+		payload: SchemePayload::encode(payload),
+		extensions: None,
+		other: Default::default(),
+	}
+}
+
+/// The buyer's deposit of `amount` into a fresh channel (salt `salt`), paying `first` with
+/// its voucher.
+fn deposit(
+	offer: &Offer,
+	salt: u8,
+	amount: u128,
+	first: u128,
+) -> (digest::ChannelConfig, ChannelPayload) {
+	let buyer = dev::signer(BUYER);
+	let config = rules::config_for(offer, buyer.address(), B256::repeat_byte(salt));
+	let deposit = rules::sign_deposit(
+		&buyer,
+		offer,
+		&config,
+		amount,
+		unix_now(),
+		B256::repeat_byte(0xd0 + salt),
+	)
+	.unwrap();
+	let voucher = rules::sign_voucher(&buyer, &config, first, offer.chain_id).unwrap();
+	let payload =
+		ChannelPayload::Deposit { channel_config: rules::config_wire(&config), voucher, deposit };
+	(config, payload)
+}
+
+fn voucher(offer: &Offer, config: &digest::ChannelConfig, max: u128) -> ChannelPayload {
+	let voucher = rules::sign_voucher(&dev::signer(BUYER), config, max, offer.chain_id).unwrap();
+	ChannelPayload::Voucher { channel_config: rules::config_wire(config), voucher }
+}
+
+fn claim_row(
+	offer: &Offer,
+	config: &digest::ChannelConfig,
+	max: u128,
+	total: u128,
+) -> VoucherClaimWire {
+	let signed = rules::sign_voucher(&dev::signer(BUYER), config, max, offer.chain_id).unwrap();
+	VoucherClaimWire {
+		voucher: ClaimedVoucherWire {
+			channel: rules::config_wire(config),
+			max_claimable_amount: max.to_string(),
+		},
+		signature: signed.signature,
+		total_claimed: total.to_string(),
+	}
+}
+
+#[test]
+fn a_deposit_opens_a_channel_whose_vouchers_are_claimed_in_a_batch_and_settled() {
+	runtime().block_on(async {
+		let (market, facilitator, offer) = channel_market().await;
+		let requirements = rules::requirements(&offer);
+		let supported = facilitator.supported();
+		let kind = supported.kinds.iter().find(|k| k.scheme == SCHEME).expect("channels offered");
+		assert_eq!(
+			kind.extra.as_ref().unwrap()["receiverAuthorizer"],
+			facilitator.signer().to_checksum(None)
+		);
+
+		// Deposit 1 USDT and pay the first request (0.01) with the bundled voucher.
+		let (config, opening) = deposit(&offer, 1, 1_000_000, 10_000);
+		let id = digest::channel_id(&config, &rules::domain(CHAIN_ID));
+		let checked = facilitator.verify(&payment(&requirements, &opening), &requirements).await;
+		assert!(checked.is_valid, "{checked:?}");
+		assert_eq!(checked.extra.as_ref().unwrap()["balance"], "0", "before the deposit");
+		let before = market.balance(BUYER).await;
+		let settled = facilitator.settle(&payment(&requirements, &opening), &requirements).await;
+		assert!(settled.success, "{settled:?}");
+		assert_eq!(settled.amount.as_deref(), Some("1000000"));
+		let state = &settled.extra.as_ref().unwrap()["channelState"];
+		assert_eq!(state["channelId"], id.to_string());
+		assert_eq!(state["balance"], "1000000");
+		assert_eq!(market.balance(BUYER).await, before - U256::from(1_000_000));
+		// The same deposit again moves nothing: its authorization is used.
+		let again = facilitator.settle(&payment(&requirements, &opening), &requirements).await;
+		assert!(!again.success);
+		assert_eq!(
+			again.error_reason,
+			Some(ErrorReason::ChannelDepositSimulationFailed),
+			"{again:?}"
+		);
+		assert_eq!(market.balance(BUYER).await, before - U256::from(1_000_000));
+
+		// Vouchers verify against the confirmed state; a bare voucher does not settle.
+		let third = voucher(&offer, &config, 30_000);
+		let ok = facilitator.verify(&payment(&requirements, &third), &requirements).await;
+		assert!(ok.is_valid, "{ok:?}");
+		assert_eq!(ok.extra.as_ref().unwrap()["balance"], "1000000");
+		let greedy = voucher(&offer, &config, 1_000_001);
+		let refused = facilitator.verify(&payment(&requirements, &greedy), &requirements).await;
+		assert_eq!(refused.invalid_reason, Some(ErrorReason::ChannelCumulativeExceedsBalance));
+		let bare = facilitator.settle(&payment(&requirements, &third), &requirements).await;
+		assert_eq!(bare.error_reason, Some(ErrorReason::ChannelPayloadType), "{bare:?}");
+		let (unfunded, _) = deposit(&offer, 2, 1_000_000, 10_000);
+		let empty = facilitator
+			.verify(&payment(&requirements, &voucher(&offer, &unfunded, 10_000)), &requirements)
+			.await;
+		assert_eq!(empty.invalid_reason, Some(ErrorReason::ChannelNotFound));
+
+		// A batch with one good row and one that exceeds its channel's balance: the bad row is
+		// isolated, the good one claimed.
+		let claim = ReceiverPayload::Claim {
+			claims: vec![
+				claim_row(&offer, &config, 30_000, 30_000),
+				claim_row(&offer, &unfunded, 10_000, 10_000),
+			],
+			claim_authorizer_signature: None,
+		};
+		let claimed = facilitator.settle(&payment(&requirements, &claim), &requirements).await;
+		assert!(claimed.success, "{claimed:?}");
+		let extra = claimed.extra.as_ref().unwrap();
+		assert_eq!(extra["claimed"], 1);
+		assert_eq!(extra["failedClaims"][0]["index"], 1, "{extra}");
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider);
+		assert_eq!(contract.channels(id).call().await.unwrap().totalClaimed, 30_000);
+		// A voucher at or below what was claimed no longer verifies.
+		let stale = facilitator
+			.verify(&payment(&requirements, &voucher(&offer, &config, 30_000)), &requirements)
+			.await;
+		assert_eq!(stale.invalid_reason, Some(ErrorReason::ChannelCumulativeBelowClaimed));
+
+		// Settle pays the seller what was claimed, once.
+		let seller_before = market.balance(SELLER).await;
+		let settle = ReceiverPayload::Settle {
+			receiver: address(SELLER).to_checksum(None),
+			token: market.token.to_checksum(None),
+		};
+		let paid = facilitator.settle(&payment(&requirements, &settle), &requirements).await;
+		assert!(paid.success, "{paid:?}");
+		assert_eq!(paid.amount.as_deref(), Some("30000"));
+		assert_eq!(market.balance(SELLER).await, seller_before + U256::from(30_000));
+		let twice = facilitator.settle(&payment(&requirements, &settle), &requirements).await;
+		assert_eq!(twice.amount.as_deref(), Some("0"));
+		assert_eq!(market.balance(SELLER).await, seller_before + U256::from(30_000));
+	});
+}
+
+#[test]
+fn the_facilitator_signs_claims_only_as_the_channels_receiver_authorizer() {
+	runtime().block_on(async {
+		let (_market, facilitator, offer) = channel_market().await;
+		let requirements = rules::requirements(&offer);
+		let foreign = Offer { receiver_authorizer: address(SETTLER).create(7), ..offer.clone() };
+		let config = rules::config_for(&foreign, address(BUYER), B256::ZERO);
+		let claim = ReceiverPayload::Claim {
+			claims: vec![claim_row(&foreign, &config, 10_000, 10_000)],
+			claim_authorizer_signature: None,
+		};
+		let refused = facilitator.settle(&payment(&requirements, &claim), &requirements).await;
+		assert_eq!(refused.error_reason, Some(ErrorReason::ChannelAuthorizerAddressMismatch));
+		assert!(
+			refused.error_message.unwrap().contains(&facilitator.signer().to_string()),
+			"names the key it signs with"
+		);
+		// A deposit signed by someone other than the payer is refused before anything is sent.
+		let (config, mut opening) = deposit(&offer, 3, 1_000_000, 10_000);
+		if let ChannelPayload::Deposit { deposit, .. } = &mut opening {
+			*deposit = rules::sign_deposit(
+				&dev::signer(SETTLER),
+				&offer,
+				&config,
+				1_000_000,
+				unix_now(),
+				B256::ZERO,
+			)
+			.unwrap();
+		}
+		let forged = facilitator.settle(&payment(&requirements, &opening), &requirements).await;
+		assert_eq!(
+			forged.error_reason,
+			Some(ErrorReason::ChannelReceiveAuthorizationSignature),
+			"{forged:?}"
+		);
+	});
+}

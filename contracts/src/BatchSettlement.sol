@@ -122,6 +122,12 @@ contract BatchSettlement {
     error ZeroRefund();
     error ReentrancyGuardReentrantCall();
     error SafeERC20FailedOperation(address token);
+    /// The ECDSA errors of a voucher signature checked against a non-zero payer authorizer.
+    error ECDSAInvalidSignature();
+    error ECDSAInvalidSignatureLength(uint256 length);
+    error ECDSAInvalidSignatureS(bytes32 s);
+    /// A `multicall` sub-call reverted without a reason.
+    error FailedCall();
 
     modifier nonReentrant() {
         if (_entered) revert ReentrancyGuardReentrantCall();
@@ -205,7 +211,7 @@ contract BatchSettlement {
 
         bytes32 digest = getVoucherDigest(channelId, vc.voucher.maxClaimableAmount);
         if (c.payerAuthorizer != address(0)) {
-            if (_recover(digest, vc.signature) != c.payerAuthorizer) revert InvalidSignature();
+            if (_recoverOrRevert(digest, vc.signature) != c.payerAuthorizer) revert InvalidSignature();
         } else if (!_isValidSignatureNow(c.payer, digest, vc.signature)) {
             revert InvalidSignature();
         }
@@ -328,6 +334,7 @@ contract BatchSettlement {
         for (uint256 i = 0; i < data.length; i++) {
             (bool ok, bytes memory result) = address(this).delegatecall(data[i]);
             if (!ok) {
+                if (result.length == 0) revert FailedCall();
                 assembly ("memory-safe") {
                     revert(add(result, 32), mload(result))
                 }
@@ -412,6 +419,16 @@ contract BatchSettlement {
         return ecrecover(digest, v, r, s);
     }
 
+    /// The signer of a 65-byte `r ‖ s ‖ v` signature, reverting with the ECDSA error that says
+    /// what is wrong with a malformed one.
+    function _recoverOrRevert(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
+        if (signature.length != 65) revert ECDSAInvalidSignatureLength(signature.length);
+        bytes32 s = bytes32(signature[32:64]);
+        if (uint256(s) > _HALF_CURVE_ORDER) revert ECDSAInvalidSignatureS(s);
+        signer = _recover(digest, signature);
+        if (signer == address(0)) revert ECDSAInvalidSignature();
+    }
+
     /// An ECDSA signature by an account without code, or an EIP-1271 approval by a contract.
     function _isValidSignatureNow(address signer, bytes32 digest, bytes memory signature) private view returns (bool) {
         if (signer == address(0)) return false;
@@ -427,12 +444,18 @@ contract BatchSettlement {
         return abi.decode(result, (uint256));
     }
 
-    /// A transfer that accepts tokens returning `true` or nothing, and refuses any other answer.
+    /// A transfer that accepts tokens returning `true` or nothing (then only from a contract),
+    /// passes a token's own revert reason on, and refuses any other answer.
     function _safeTransfer(address token, address to, uint256 amount) private {
         (bool ok, bytes memory result) = token.call(abi.encodeWithSelector(IERC20.transfer.selector, to, amount));
-        if (!ok || (result.length != 0 && !abi.decode(result, (bool))) || token.code.length == 0) {
-            revert SafeERC20FailedOperation(token);
+        if (!ok) {
+            if (result.length == 0) revert SafeERC20FailedOperation(token);
+            assembly ("memory-safe") {
+                revert(add(result, 32), mload(result))
+            }
         }
+        bool accepted = result.length == 0 ? token.code.length > 0 : (result.length >= 32 && uint256(bytes32(result)) == 1);
+        if (!accepted) revert SafeERC20FailedOperation(token);
     }
 }
 

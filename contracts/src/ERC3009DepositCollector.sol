@@ -31,7 +31,14 @@ contract ERC3009DepositCollector {
         _receive(token, payer, amount, validAfter, validBefore, keccak256(abi.encode(channelId, salt)), signature);
         (bool ok, bytes memory result) =
             token.call(abi.encodeWithSelector(IERC3009.transfer.selector, x402BatchSettlement, amount));
-        if (!ok || (result.length != 0 && !abi.decode(result, (bool)))) revert SafeERC20FailedOperation(token);
+        if (!ok) {
+            if (result.length == 0) revert SafeERC20FailedOperation(token);
+            assembly ("memory-safe") {
+                revert(add(result, 32), mload(result))
+            }
+        }
+        bool accepted = result.length == 0 ? token.code.length > 0 : (result.length >= 32 && uint256(bytes32(result)) == 1);
+        if (!accepted) revert SafeERC20FailedOperation(token);
     }
 
     /// A separate frame: `collect`'s decoded arguments and these would not fit one stack.

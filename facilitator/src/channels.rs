@@ -20,8 +20,9 @@ use m2m_evm::{
 	alloy::{
 		primitives::{Address, Bytes, B256, U256},
 		providers::Provider,
+		rpc::types::BlockId,
 		signers::SignerSync,
-		sol_types::{SolCall, SolEvent},
+		sol_types::SolEvent,
 	},
 	channels::{BatchSettlement, DEPOSIT_COLLECTOR_ADDRESS, SETTLEMENT_ADDRESS},
 	usdt::USDT,
@@ -52,9 +53,13 @@ const CLAIM_FAILURES: Failures = Failures {
 };
 const SETTLE_FAILURES: Failures = Failures {
 	what: "the settle",
-	would_fail: ErrorReason::ChannelSettleTransactionFailed,
+	would_fail: ErrorReason::ChannelSettleSimulationFailed,
 	reverted: ErrorReason::ChannelSettleTransactionFailed,
 };
+
+/// The most rows one claim batch may have (the reference's default): more would risk the block
+/// gas limit, and isolating a failing row costs one simulation per row.
+pub const MAX_CLAIMS_PER_BATCH: usize = 100;
 
 /// A channel's confirmed on-chain state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -124,6 +129,9 @@ impl Facilitator {
 		requirements: &PaymentRequirements,
 	) -> SettleResponse {
 		let network = requirements.network.clone();
+		if let Err(problem) = self.gate(payment, requirements) {
+			return failed(problem, String::new(), network);
+		}
 		if let Ok(receiver) = payment.payload.decode::<ReceiverPayload>() {
 			return match receiver {
 				ReceiverPayload::Claim { claims, claim_authorizer_signature } => {
@@ -134,23 +142,37 @@ impl Facilitator {
 				},
 			};
 		}
+		// The pure checks first: a deposit being settled is answered from the in-flight map
+		// before the chain, which would see its authorization as used once it is mined.
+		let pure = rules::verify(payment, requirements).and_then(|v| match &v.payload {
+			ChannelPayload::Deposit { deposit, .. } => {
+				let d = rules::verify_deposit(&v, deposit, unix_now())?;
+				Ok((v.config.payer, d.authorization.nonce))
+			},
+			ChannelPayload::Voucher { .. } => Err(Problem::new(
+				ErrorReason::ChannelPayloadType,
+				"a voucher does not settle on its own: the receiver claims vouchers in batches \
+				 (a `claim`)",
+			)),
+			ChannelPayload::Refund { .. } => Err(Problem::new(
+				ErrorReason::ChannelPayloadType,
+				"this facilitator does not settle refunds: the receiver refunds directly, with \
+				 `refund` or `refundWithSignature`",
+			)),
+		});
+		let key = match pure {
+			Ok(key) => key,
+			Err(problem) => return failed(problem, String::new(), network),
+		};
+		if let Some(tx) = self.in_flight_tx(&key).filter(|tx| !tx.is_empty()) {
+			return failed(crate::already_settling(), tx, network);
+		}
 		let checked = match self.check_channel(payment, requirements).await {
 			Ok(c) => c,
 			Err(problem) => return failed(problem, String::new(), network),
 		};
-		let Some(deposit) = checked.deposit else {
-			return failed(
-				Problem::new(
-					ErrorReason::ChannelPayloadType,
-					"only a deposit settles on its own: vouchers are claimed in batches by the \
-					 receiver, refunds are the receiver's to send",
-				),
-				String::new(),
-				network,
-			);
-		};
+		let deposit = checked.deposit.expect("a deposit, checked above");
 		let v = &checked.verified;
-		let key = (v.config.payer, deposit.authorization.nonce);
 		if let Err(earlier) = self.take_in_flight(key) {
 			return failed(crate::already_settling(), earlier, network);
 		}
@@ -163,14 +185,20 @@ impl Facilitator {
 			)
 			.into_transaction_request();
 		let outcome = self.send_and_wait(request, &DEPOSIT_FAILURES).await;
-		self.release_in_flight(key, &outcome);
-		match outcome {
+		self.release_in_flight(
+			key,
+			&outcome.as_ref().map(|r| r.transaction_hash).map_err(Clone::clone),
+		);
+		match outcome.map(|receipt| receipt.transaction_hash) {
 			Ok(tx) => {
-				let state = self.snapshot(v.channel_id).await.unwrap_or(Snapshot {
-					// The deposit is mined; if the read fails, report what it must show.
-					balance: checked.snapshot.balance + deposit.amount,
-					..checked.snapshot
-				});
+				// The deposit is mined: the balance shows it, unless the endpoint lags behind its
+				// own receipt, and then it must be reported anyway.
+				let least = checked.snapshot.balance.saturating_add(deposit.amount);
+				let mut state = self
+					.snapshot(v.channel_id)
+					.await
+					.unwrap_or(Snapshot { balance: least, ..checked.snapshot });
+				state.balance = state.balance.max(least);
 				SettleResponse {
 					success: true,
 					error_reason: None,
@@ -187,14 +215,38 @@ impl Facilitator {
 		}
 	}
 
-	/// The pure checks, then the chain's, in the specification's order.
-	async fn check_channel(
+	/// What every channel request must pass before anything else: the protocol version, the
+	/// scheme on both sides, the network, this facilitator's chain, and contracts on it.
+	fn gate(
 		&self,
 		payment: &PaymentPayload,
 		requirements: &PaymentRequirements,
-	) -> Result<Checked, Problem> {
-		let verified = rules::verify(payment, requirements)?;
-		if verified.offer.chain_id != self.chain_id {
+	) -> Result<(), Problem> {
+		if payment.x402_version != m2m_x402::X402_VERSION {
+			return Err(Problem::new(
+				ErrorReason::InvalidX402Version,
+				format!("x402Version {} is not supported for channels (2)", payment.x402_version),
+			));
+		}
+		if payment.accepted.scheme != SCHEME || requirements.scheme != SCHEME {
+			return Err(Problem::new(
+				ErrorReason::ChannelScheme,
+				format!(
+					"paid with {:?}, required {:?}",
+					payment.accepted.scheme, requirements.scheme
+				),
+			));
+		}
+		if payment.accepted.network != requirements.network {
+			return Err(Problem::new(
+				ErrorReason::ChannelNetworkMismatch,
+				format!(
+					"paid on {:?}, required {:?}",
+					payment.accepted.network, requirements.network
+				),
+			));
+		}
+		if m2m_x402::network::evm_chain_id(&requirements.network) != Some(self.chain_id) {
 			return Err(Problem::new(
 				ErrorReason::InvalidNetwork,
 				format!(
@@ -209,6 +261,17 @@ impl Facilitator {
 				format!("this chain has no settlement contract at {SETTLEMENT_ADDRESS}"),
 			));
 		}
+		Ok(())
+	}
+
+	/// The pure checks, then the chain's, in the specification's order.
+	async fn check_channel(
+		&self,
+		payment: &PaymentPayload,
+		requirements: &PaymentRequirements,
+	) -> Result<Checked, Problem> {
+		self.gate(payment, requirements)?;
+		let verified = rules::verify(payment, requirements)?;
 		let deposit = match &verified.payload {
 			ChannelPayload::Deposit { deposit, .. } => {
 				Some(rules::verify_deposit(&verified, deposit, unix_now())?)
@@ -250,7 +313,8 @@ impl Facilitator {
 			));
 		}
 		if let Some(d) = &deposit {
-			let call = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider)
+			let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider);
+			let call = contract
 				.deposit(
 					contract_config(&verified.config),
 					d.amount,
@@ -268,15 +332,20 @@ impl Facilitator {
 		Ok(Checked { verified, deposit, snapshot })
 	}
 
-	/// The channel's state in the latest block.
+	/// The channel's state in the latest block (all of it read at one block, so that a
+	/// balance and a refund nonce never come from either side of a refund).
 	pub async fn snapshot(&self, channel_id: B256) -> Result<Snapshot, Problem> {
 		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider);
-		let read = |e: m2m_evm::alloy::contract::Error| {
-			Problem::new(ErrorReason::ChannelRpcReadFailed, e.to_string())
-		};
-		let state = contract.channels(channel_id).call().await.map_err(read)?;
-		let withdrawal = contract.pendingWithdrawals(channel_id).call().await.map_err(read)?;
-		let refund_nonce = contract.refundNonce(channel_id).call().await.map_err(read)?;
+		let failed = |e: String| Problem::new(ErrorReason::ChannelRpcReadFailed, e);
+		let block = BlockId::number(
+			self.provider.get_block_number().await.map_err(|e| failed(e.to_string()))?,
+		);
+		let read = |e: m2m_evm::alloy::contract::Error| failed(e.to_string());
+		let state = contract.channels(channel_id).block(block).call().await.map_err(read)?;
+		let withdrawal =
+			contract.pendingWithdrawals(channel_id).block(block).call().await.map_err(read)?;
+		let refund_nonce =
+			contract.refundNonce(channel_id).block(block).call().await.map_err(read)?;
 		Ok(Snapshot {
 			balance: state.balance,
 			total_claimed: state.totalClaimed,
@@ -293,14 +362,42 @@ impl Facilitator {
 		authorizer_signature: Option<&str>,
 		network: String,
 	) -> SettleResponse {
+		if claims.is_empty() || claims.len() > MAX_CLAIMS_PER_BATCH {
+			let problem = Problem::new(
+				ErrorReason::ChannelClaimPayload,
+				format!("a claim batch has 1 to {MAX_CLAIMS_PER_BATCH} rows, not {}", claims.len()),
+			);
+			return failed(problem, String::new(), network);
+		}
 		let rows = match claims.iter().map(claim_row).collect::<Result<Vec<_>, _>>() {
-			Ok(rows) if !rows.is_empty() => rows,
-			Ok(_) => {
-				let empty = Problem::new(ErrorReason::ChannelClaimPayload, "no claims");
-				return failed(empty, String::new(), network);
-			},
+			Ok(rows) => rows,
 			Err(problem) => return failed(problem, String::new(), network),
 		};
+		// Rows at or below what their channel claimed change nothing: no transaction for them.
+		let domain = rules::domain(self.chain_id);
+		let mut live = Vec::with_capacity(rows.len());
+		for row in rows {
+			let id = digest::channel_id(&x402_config(&row.voucher.channel), &domain);
+			match self.snapshot(id).await {
+				Ok(s) if row.totalClaimed <= s.total_claimed => {},
+				// A failed read leaves the row to the simulation.
+				_ => live.push(row),
+			}
+		}
+		let rows = live;
+		if rows.is_empty() {
+			return SettleResponse {
+				success: true,
+				error_reason: None,
+				error_message: None,
+				transaction: String::new(),
+				network,
+				payer: None,
+				amount: Some(String::new()),
+				extensions: None,
+				extra: Some(serde_json::json!({ "claimed": 0, "failedClaims": [] })),
+			};
+		}
 		let signed = match authorizer_signature {
 			Some(signature) => match alloy_bytes(signature) {
 				Some(signature) => Some(signature),
@@ -321,7 +418,7 @@ impl Facilitator {
 						format!(
 							"a row's receiver authorizer is {}, this facilitator signs as {}",
 							row.voucher.channel.receiverAuthorizer,
-							self.signer()
+							self.authorizer.address()
 						),
 					);
 					return failed(problem, String::new(), network);
@@ -428,32 +525,35 @@ impl Facilitator {
 			(Ok(r), Ok(t)) => (r, t),
 			(Err(p), _) | (_, Err(p)) => return failed(p, String::new(), network),
 		};
-		let request = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider)
-			.settle(receiver, token)
-			.into_transaction_request();
+		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider);
+		let settled = |amount: u128, transaction: String| SettleResponse {
+			success: true,
+			error_reason: None,
+			error_message: None,
+			transaction,
+			network: network.clone(),
+			payer: None,
+			amount: Some(amount.to_string()),
+			extensions: None,
+			extra: None,
+		};
+		// Nothing claimed since the last settle: answered without a transaction.
+		if let Ok(totals) = contract.receivers(receiver, token).call().await {
+			if totals.totalClaimed == totals.totalSettled {
+				return settled(0, String::new());
+			}
+		}
+		let request = contract.settle(receiver, token).into_transaction_request();
 		match self.send_and_wait(request, &SETTLE_FAILURES).await {
-			Ok(tx) => {
-				let amount = match self.provider.get_transaction_receipt(tx).await {
-					Ok(Some(receipt)) => receipt
-						.inner
-						.logs()
-						.iter()
-						.filter(|l| l.address() == SETTLEMENT_ADDRESS)
-						.find_map(|l| BatchSettlement::Settled::decode_log_data(l.data()).ok())
-						.map_or(0, |e| e.amount),
-					_ => 0,
-				};
-				SettleResponse {
-					success: true,
-					error_reason: None,
-					error_message: None,
-					transaction: tx.to_string(),
-					network,
-					payer: None,
-					amount: Some(amount.to_string()),
-					extensions: None,
-					extra: None,
-				}
+			Ok(receipt) => {
+				let amount = receipt
+					.inner
+					.logs()
+					.iter()
+					.filter(|l| l.address() == SETTLEMENT_ADDRESS)
+					.find_map(|l| BatchSettlement::Settled::decode_log_data(l.data()).ok())
+					.map_or(0, |e| e.amount);
+				settled(amount, receipt.transaction_hash.to_string())
 			},
 			Err((problem, tx)) => failed(problem, tx, network),
 		}
@@ -516,25 +616,28 @@ fn x402_config(
 	}
 }
 
+/// `0x`-prefixed hex.
 fn alloy_bytes(s: &str) -> Option<Bytes> {
-	m2m_evm::alloy::hex::decode(s).ok().map(Bytes::from)
+	s.strip_prefix("0x").and_then(|h| m2m_evm::alloy::hex::decode(h).ok()).map(Bytes::from)
 }
 
-/// A claim row as the contract takes it.
+/// A claim row as the contract takes it: the voucher's signature re-encoded with v in
+/// {27, 28}, the only form the contract accepts (a payer may send 0 or 1).
 fn claim_row(wire: &VoucherClaimWire) -> Result<BatchSettlement::VoucherClaim, Problem> {
-	let p = |m: String| Problem::new(ErrorReason::ChannelClaimPayload, m);
+	let reason = ErrorReason::ChannelClaimPayload;
 	let config = rules::parse_config(&wire.voucher.channel)
-		.map_err(|e| p(format!("a claim's channel: {}", e.message)))?;
-	let amount = |s: &str, field: &str| {
-		s.parse::<u128>().map_err(|_| p(format!("{field} {s:?} is not a uint128 decimal")))
-	};
+		.map_err(|e| Problem::new(reason.clone(), format!("a claim's channel: {}", e.message)))?;
+	let signature = rules::signature(&wire.signature, "claimed voucher's", reason.clone())?;
 	Ok(BatchSettlement::VoucherClaim {
 		voucher: BatchSettlement::Voucher {
 			channel: contract_config(&config),
-			maxClaimableAmount: amount(&wire.voucher.max_claimable_amount, "maxClaimableAmount")?,
+			maxClaimableAmount: rules::amount(
+				&wire.voucher.max_claimable_amount,
+				"maxClaimableAmount",
+				reason.clone(),
+			)?,
 		},
-		signature: alloy_bytes(&wire.signature)
-			.ok_or_else(|| p(format!("signature {:?} is not 0x-hex", wire.signature)))?,
-		totalClaimed: amount(&wire.total_claimed, "totalClaimed")?,
+		signature: Bytes::from(signature.as_bytes().to_vec()),
+		totalClaimed: rules::amount(&wire.total_claimed, "totalClaimed", reason)?,
 	})
 }

@@ -31,7 +31,7 @@ use m2m_evm::{
 	alloy::{
 		primitives::{Address, B256},
 		providers::{DynProvider, Provider},
-		rpc::types::TransactionRequest,
+		rpc::types::{TransactionReceipt, TransactionRequest},
 		signers::local::PrivateKeySigner,
 	},
 	usdt::{self, USDT},
@@ -204,17 +204,18 @@ impl Facilitator {
 	/// The settlement's transaction, or why it failed (with the transaction, once known).
 	async fn submit(&self, v: &Verified, gas_limit: u64) -> Result<B256, (Problem, String)> {
 		let request = settlement(v).request(v.token, &self.provider).gas_limit(gas_limit);
-		self.send_and_wait(request, &EXACT_FAILURES).await
+		self.send_and_wait(request, &EXACT_FAILURES).await.map(|receipt| receipt.transaction_hash)
 	}
 
 	/// Signs and broadcasts `request` from the facilitator's key and waits a bounded time for
-	/// its receipt: the transaction, or why it failed (with the transaction once it may have
-	/// been broadcast, so that a caller answers `settlement_pending`, never "failed", for it).
+	/// its receipt: the successful receipt, or why it failed (with the transaction once it may
+	/// have been broadcast, so that a caller answers `settlement_pending`, never "failed", for
+	/// it).
 	pub(crate) async fn send_and_wait(
 		&self,
 		request: TransactionRequest,
 		failures: &Failures,
-	) -> Result<B256, (Problem, String)> {
+	) -> Result<TransactionReceipt, (Problem, String)> {
 		let tx = match self.sender.send(request).await {
 			Ok(broadcast) => broadcast.tx(),
 			// Nothing left the facilitator: a final failure, and nothing was used.
@@ -240,7 +241,7 @@ impl Facilitator {
 		let mut pause = Duration::from_millis(2);
 		loop {
 			match self.provider.get_transaction_receipt(tx).await {
-				Ok(Some(receipt)) if receipt.status() => return Ok(tx),
+				Ok(Some(receipt)) if receipt.status() => return Ok(receipt),
 				Ok(Some(_)) => {
 					return Err((
 						Problem::new(

@@ -464,14 +464,17 @@ pub async fn run(url: &str, clock: Clock) -> Result<()> {
 		)?;
 	}
 
-	// 7. A collector that calls back into the contract is stopped by the reentrancy guard.
+	// 7. A collector that calls back into the contract is stopped by the reentrancy guard,
+	// directly and through `multicall`, whose delegatecalls meet the same lock.
 	let hostile = hostile::ReentrantCollector::deploy(&as_stranger).await.context("deploy")?;
-	reverted_with::<BatchSettlement::ReentrancyGuardReentrantCall, _, _>(
-		BatchSettlement::new(SETTLEMENT_ADDRESS, &as_stranger)
-			.deposit(on_chain, UNIT, *hostile.address(), Bytes::new())
-			.call()
-			.await,
-		"a reentrant collector",
-	)?;
+	for (route, data) in [("directly", Bytes::new()), ("through multicall", Bytes::from(vec![1]))] {
+		reverted_with::<BatchSettlement::ReentrancyGuardReentrantCall, _, _>(
+			BatchSettlement::new(SETTLEMENT_ADDRESS, &as_stranger)
+				.deposit(on_chain.clone(), UNIT, *hostile.address(), data)
+				.call()
+				.await,
+			&format!("a collector re-entering {route}"),
+		)?;
+	}
 	Ok(())
 }

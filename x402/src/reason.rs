@@ -88,6 +88,7 @@ reasons! {
 	ChannelClaimSimulationFailed => "invalid_batch_settlement_evm_claim_simulation_failed", "Every claim row would fail on-chain.";
 	ChannelClaimTransactionFailed => "invalid_batch_settlement_evm_claim_transaction_failed", "The claim transaction failed.";
 	ChannelSettlePayload => "invalid_batch_settlement_evm_settle_payload", "The settle payload is malformed.";
+	ChannelSettleSimulationFailed => "invalid_batch_settlement_evm_settle_simulation_failed", "The settle would fail on-chain.";
 	ChannelSettleTransactionFailed => "invalid_batch_settlement_evm_settle_transaction_failed", "The settle transaction failed.";
 	ChannelAuthorizerAddressMismatch => "invalid_batch_settlement_evm_authorizer_address_mismatch", "The facilitator was asked to sign for a receiver authorizer that is not its own.";
 }

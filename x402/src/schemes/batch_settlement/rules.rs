@@ -664,7 +664,7 @@ fn bytes32(s: &str, field: &str, reason: ErrorReason) -> Result<B256, Problem> {
 }
 
 /// A decimal amount that fits the contract's `uint128`.
-fn amount(s: &str, field: &str, reason: ErrorReason) -> Result<u128, Problem> {
+pub fn amount(s: &str, field: &str, reason: ErrorReason) -> Result<u128, Problem> {
 	if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
 		return Err(problem(reason, format!("{field} {s:?} is not a decimal integer")));
 	}
@@ -672,8 +672,8 @@ fn amount(s: &str, field: &str, reason: ErrorReason) -> Result<u128, Problem> {
 }
 
 /// A 65-byte `r ‖ s ‖ v` signature, low-s, v in {27, 28} (or {0, 1}); `what` names it in
-/// refusals.
-fn signature(s: &str, what: &str, reason: ErrorReason) -> Result<Signature, Problem> {
+/// refusals. The contract takes v in {27, 28} only: re-encode with `as_bytes()`.
+pub fn signature(s: &str, what: &str, reason: ErrorReason) -> Result<Signature, Problem> {
 	let bad = |m: &str| problem(reason.clone(), format!("the {what} signature {m}"));
 	let bytes = alloy_primitives::hex::decode(s)
 		.ok()

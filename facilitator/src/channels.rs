@@ -469,11 +469,11 @@ impl Facilitator {
 		let request =
 			contract.claimWithSignature(good.clone(), signature).into_transaction_request();
 		match self.send_and_wait(request, &CLAIM_FAILURES).await {
-			Ok(tx) => SettleResponse {
+			Ok(receipt) => SettleResponse {
 				success: true,
 				error_reason: None,
 				error_message: None,
-				transaction: tx.to_string(),
+				transaction: receipt.transaction_hash.to_string(),
 				network,
 				payer: None,
 				amount: Some(String::new()),

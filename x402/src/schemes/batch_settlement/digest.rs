@@ -134,20 +134,20 @@ mod tests {
 	#[test]
 	fn the_type_strings_are_the_contracts() {
 		assert_eq!(
-			ChannelConfig::default().eip712_encode_type(),
+			ChannelConfig::eip712_encode_type(),
 			"ChannelConfig(address payer,address payerAuthorizer,address receiver,address \
 			 receiverAuthorizer,address token,uint40 withdrawDelay,bytes32 salt)"
 		);
 		assert_eq!(
-			Voucher { channelId: B256::ZERO, maxClaimableAmount: 0 }.eip712_encode_type(),
+			Voucher::eip712_encode_type(),
 			"Voucher(bytes32 channelId,uint128 maxClaimableAmount)"
 		);
 		assert_eq!(
-			Refund { channelId: B256::ZERO, nonce: U256::ZERO, amount: 0 }.eip712_encode_type(),
+			Refund::eip712_encode_type(),
 			"Refund(bytes32 channelId,uint256 nonce,uint128 amount)"
 		);
 		assert_eq!(
-			ClaimBatch { claims: vec![] }.eip712_encode_type(),
+			ClaimBatch::eip712_encode_type(),
 			"ClaimBatch(ClaimEntry[] claims)ClaimEntry(bytes32 channelId,uint128 \
 			 maxClaimableAmount,uint128 totalClaimed)"
 		);

@@ -375,13 +375,18 @@ impl Facilitator {
 		};
 		// Rows at or below what their channel claimed change nothing: no transaction for them.
 		let domain = rules::domain(self.chain_id);
+		// `positions[i]` is the receiver's index of live row i: failures are reported by it.
 		let mut live = Vec::with_capacity(rows.len());
-		for row in rows {
+		let mut positions = Vec::with_capacity(rows.len());
+		for (position, row) in rows.into_iter().enumerate() {
 			let id = digest::channel_id(&x402_config(&row.voucher.channel), &domain);
 			match self.snapshot(id).await {
 				Ok(s) if row.totalClaimed <= s.total_claimed => {},
 				// A failed read leaves the row to the simulation.
-				_ => live.push(row),
+				_ => {
+					live.push(row);
+					positions.push(position);
+				},
 			}
 		}
 		let rows = live;
@@ -451,9 +456,8 @@ impl Facilitator {
 			for (index, row) in rows.iter().enumerate() {
 				match simulate(vec![row.clone()]).await {
 					Ok(()) => good.push(row.clone()),
-					Err(error) => {
-						failures.push(serde_json::json!({ "index": index, "error": error }))
-					},
+					Err(error) => failures
+						.push(serde_json::json!({ "index": positions[index], "error": error })),
 				}
 			}
 			tracing::warn!(failed = failures.len(), claimed = good.len(), "claim rows isolated");

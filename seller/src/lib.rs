@@ -38,6 +38,7 @@
 //! # }
 //! ```
 
+pub mod channels;
 pub mod idempotency;
 pub mod layer;
 pub mod sales;
@@ -46,11 +47,21 @@ use std::{collections::HashSet, future::Future, sync::Arc, sync::Mutex};
 
 use m2m_facilitator::Facilitate;
 use m2m_x402::{
+	clock::unix_now,
 	paywall::{self, Accepted, IncomingPayment},
-	schemes::{self, Payload},
-	v2::{PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
+	schemes::{
+		self,
+		batch_settlement::{
+			self,
+			payload::{ChannelPayload, ChargeExtra},
+		},
+		Payload, Scheme,
+	},
+	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
 	ErrorReason, Problem, B256,
 };
+
+pub use channels::{ChannelRecord, ChannelStore, ClaimReport, ClaimedChannel, MemoryChannels};
 
 pub use idempotency::{Answered, Claim, Delivery, IdempotencyStore, MemoryIdempotency};
 pub use sales::{MemorySales, SaleKey, SaleRecorder};
@@ -139,7 +150,9 @@ pub struct Seller {
 	idempotency: Arc<dyn IdempotencyStore>,
 	recorder: Arc<dyn SaleRecorder>,
 	lookup: Option<Arc<dyn SettlementLookup>>,
-	/// Authorizations being sold right now: a second presentation waits its turn.
+	channels: Arc<dyn ChannelStore>,
+	/// Authorizations (and channels) being sold right now: a second presentation waits its
+	/// turn.
 	selling: Mutex<HashSet<SaleKey>>,
 }
 
@@ -153,8 +166,21 @@ impl Seller {
 			idempotency: Arc::new(MemoryIdempotency::default()),
 			recorder: Arc::new(MemorySales::default()),
 			lookup: None,
+			channels: Arc::new(MemoryChannels::default()),
 			selling: Mutex::default(),
 		}
+	}
+
+	/// Keeps payment channels' state in `store` (a device keeps it on disk: its vouchers are
+	/// its money).
+	pub fn with_channels(mut self, store: Arc<dyn ChannelStore>) -> Self {
+		self.channels = store;
+		self
+	}
+
+	/// The channels this seller holds.
+	pub fn channels(&self) -> &Arc<dyn ChannelStore> {
+		&self.channels
 	}
 
 	/// Records every settled sale with `recorder` before its resource is released.
@@ -241,6 +267,7 @@ impl Seller {
 			Err(problem) => return refuse(problem),
 		};
 		let version = accepted.version;
+		let scheme = Scheme::of(&accepted.requirement).expect("an accepted offer's scheme parses");
 
 		// 2. One answer per payment id, one sale per authorization at a time.
 		let claim = match paywall::payment_id(&accepted.payment) {
@@ -274,48 +301,56 @@ impl Seller {
 		};
 		let Some(_selling) = Selling::begin(&self.selling, &key) else {
 			self.release(&claim);
-			return refuse(Problem::new(
-				ErrorReason::InvalidTransactionState,
-				"this authorization is being settled right now; retry when it is done",
-			));
+			return refuse(match scheme {
+				Scheme::Exact => Problem::new(
+					ErrorReason::InvalidTransactionState,
+					"this authorization is being settled right now; retry when it is done",
+				),
+				Scheme::BatchSettlement => Problem::new(
+					ErrorReason::ChannelBusy,
+					"another request on this channel is being served; retry when it is answered",
+				),
+			});
 		};
 		let payment_id = claim.as_ref().map(|c| c.id.as_str()).unwrap_or_default().to_string();
 
-		// 3. Verify; an authorization already used may be this very sale, settled earlier.
-		let verdict = match self.facilitator.verify(&accepted.payment, &accepted.requirement).await
-		{
-			Ok(v) => v,
-			Err(e) => {
+		let retry = claim.as_ref().is_some_and(|c| c.unresolved.is_some());
+
+		// 3. Verify, as the payment's scheme does.
+		let checked = match scheme {
+			Scheme::Exact => self.verify_exact(&accepted, &key, retry).await,
+			Scheme::BatchSettlement => self.verify_channel(&accepted, retry).await,
+		};
+		let checked = match checked {
+			Ok(c) => c,
+			Err(stop) => {
 				self.release(&claim);
-				tracing::warn!(%url, error = %e, "payment not verified: facilitator unavailable");
-				return SaleOutcome::Unavailable(e.to_string());
+				return match stop {
+					Stop::Refused(problem) => refuse(problem),
+					Stop::Corrected(problem, corrected) => {
+						tracing::info!(%url, %problem, "stale channel voucher; corrective 402");
+						let error = format!("{}: {}", problem.reason, problem.message);
+						let offers = offers
+							.iter()
+							.map(|o| if *o == accepted.requirement { (*corrected).clone() } else { o.clone() })
+							.collect();
+						SaleOutcome::Refused {
+							required: Box::new(paywall::payment_required(
+								resource.clone(),
+								offers,
+								Some(error),
+							)),
+							problem,
+						}
+					},
+					Stop::Unavailable(message) => {
+						tracing::warn!(%url, %message, "payment not verified");
+						SaleOutcome::Unavailable(message)
+					},
+				};
 			},
 		};
-		let mut recovered = None;
-		let payer;
-		if verdict.is_valid {
-			payer = verdict.payer.unwrap_or_default();
-		} else {
-			let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
-			let message = verdict.invalid_message.unwrap_or_default();
-			if reason == ErrorReason::InvalidTransactionState {
-				let retry_of_this_sale = claim.as_ref().is_some_and(|c| c.unresolved.is_some());
-				recovered = self.resolve(&accepted, &key, retry_of_this_sale).await;
-			}
-			if recovered.is_none() {
-				self.release(&claim);
-				// The facilitator could not check (its chain is down, …): not the buyer's fault.
-				if reason == ErrorReason::UnexpectedVerifyError {
-					tracing::warn!(%url, %message, "payment not verified: facilitator could not check");
-					return SaleOutcome::Unavailable(format!(
-						"the facilitator could not verify the payment: {message}"
-					));
-				}
-				return refuse(Problem { reason, message });
-			}
-			payer = schemes::payer(&accepted.payment).unwrap_or_default();
-		}
-		let sale = Sale { accepted, payer, key };
+		let sale = Sale { accepted, payer: checked.payer(), key };
 
 		// 4. Produce, not released yet.
 		let paid =
@@ -323,67 +358,59 @@ impl Seller {
 		let (delivery, kept) = match produce(paid).await {
 			Ok(produced) => produced,
 			Err(failure) => {
-				// A recovered sale was paid: its claim stays, so the retry is served.
-				if recovered.is_none() {
-					self.release(&claim);
-				} else {
-					self.keep_pending(&claim, recovered.as_ref().map(|s| s.transaction.as_str()));
+				// A payment the chain shows settled was paid: its claim stays, so the retry
+				// is served. Anything else was not taken: a voucher is charged only when its
+				// answer leaves.
+				match checked.settled_already() {
+					Some(tx) => self.keep_pending(&claim, Some(tx)),
+					None => self.release(&claim),
 				}
 				tracing::warn!(%url, payer = %sale.payer, "the resource was not produced; not settled");
 				return SaleOutcome::NotServed(failure);
 			},
 		};
 
-		// 5. Settle (unless the chain shows it settled already).
-		let settlement = match recovered {
-			Some(s) => s,
-			None => match self
-				.facilitator
-				.settle(&sale.accepted.payment, &sale.accepted.requirement)
-				.await
-			{
-				Ok(s) => s,
-				Err(e) if e.maybe_sent => {
-					// The facilitator may be settling it: pending, resolved on the next try.
-					self.keep_pending(&claim, None);
-					tracing::warn!(%url, payer = %sale.payer, %payment_id, error = %e, "settlement uncertain; the payment stays pending");
-					let pending = pending_settlement(&sale, format!(
-						"the facilitator gave no answer ({}); the payment may still settle: retry it, do not pay again",
-						e.message
-					));
-					return SaleOutcome::NotSettled { settlement: Box::new(pending), version };
-				},
-				Err(e) => {
-					self.release(&claim);
-					tracing::warn!(%url, error = %e, "not settled: facilitator unavailable");
-					return SaleOutcome::Unavailable(e.to_string());
-				},
+		// 5. Settle: the exact authorization, or a channel's deposit (a voucher settles later,
+		// in a claim).
+		let mut channel_record = None;
+		let settlement = match &checked {
+			Checked::Exact { recovered: Some(settled), .. } => settled.clone(),
+			Checked::Exact { recovered: None, .. } => {
+				match self.settle_on_chain(&sale, &claim, &url).await {
+					Ok(s) => s,
+					Err(outcome) => return outcome,
+				}
+			},
+			Checked::Channel(channel) => {
+				let deposited = if channel.deposit > 0 && !channel.repeat {
+					match self.settle_on_chain(&sale, &claim, &url).await {
+						Ok(s) => Some(s),
+						Err(outcome) => return outcome,
+					}
+				} else {
+					None
+				};
+				let (settlement, record) = channel_settlement(&sale, channel, deposited);
+				channel_record = Some(record);
+				settlement
 			},
 		};
-		if !settlement.success {
-			if settlement.error_reason == Some(ErrorReason::SettlementPending) {
-				self.keep_pending(&claim, Some(&settlement.transaction));
-			} else {
-				self.release(&claim);
-			}
-			tracing::warn!(
-				%url, payer = %sale.payer, %payment_id,
-				reason = ?settlement.error_reason, tx = %settlement.transaction,
-				message = settlement.error_message.as_deref().unwrap_or(""),
-				"settlement failed or pending; resource withheld"
-			);
-			return SaleOutcome::NotSettled { settlement: Box::new(settlement), version };
-		}
 
-		// 6. Record before release.
-		if let Err(error) = self.recorder.settled(&sale, &settlement, &url) {
+		// 6. Record before release: the sale (and its receipt), or the channel's new voucher
+		// and charge.
+		let recorded = match &channel_record {
+			None => self.recorder.settled(&sale, &settlement, &url),
+			Some(record) => self.channels.save(record),
+		};
+		if let Err(error) = recorded {
 			self.keep_pending(&claim, Some(&settlement.transaction));
 			tracing::error!(%url, tx = %settlement.transaction, %error, "settled but not recorded; resource withheld");
 			return SaleOutcome::NotRecorded { settlement: Box::new(settlement), version, error };
 		}
 		tracing::info!(
-			%url, payer = %sale.payer, %payment_id, amount = %sale.accepted.requirement.amount,
-			asset = %sale.accepted.requirement.asset, tx = %settlement.transaction, "sold"
+			%url, payer = %sale.payer, %payment_id, scheme = %sale.accepted.requirement.scheme,
+			amount = %sale.accepted.requirement.amount, asset = %sale.accepted.requirement.asset,
+			tx = %settlement.transaction, "sold"
 		);
 
 		// 7. The same payment presented again gets the same answer.
@@ -393,6 +420,151 @@ impl Seller {
 			self.idempotency.complete(&held.id, held.fingerprint, answered);
 		}
 		SaleOutcome::Sold { delivery, kept, settlement: Box::new(settlement), version }
+	}
+
+	/// Step 3 for `exact`: the facilitator verifies; an authorization already used may be
+	/// this very sale, settled earlier, which the chain then shows.
+	async fn verify_exact(
+		&self,
+		accepted: &Accepted,
+		key: &SaleKey,
+		retry: bool,
+	) -> Result<Checked, Stop> {
+		let verdict = self
+			.facilitator
+			.verify(&accepted.payment, &accepted.requirement)
+			.await
+			.map_err(|e| Stop::Unavailable(e.to_string()))?;
+		if verdict.is_valid {
+			return Ok(Checked::Exact { payer: verdict.payer.unwrap_or_default(), recovered: None });
+		}
+		let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
+		let message = verdict.invalid_message.unwrap_or_default();
+		if reason == ErrorReason::InvalidTransactionState {
+			if let Some(settled) = self.resolve(accepted, key, retry).await {
+				let payer = schemes::payer(&accepted.payment).unwrap_or_default();
+				return Ok(Checked::Exact { payer, recovered: Some(settled) });
+			}
+		}
+		Err(verdict_stop(reason, message))
+	}
+
+	/// Step 3 for a channel: the voucher's own checks, then against what this seller holds of
+	/// the channel. The chain is read (through the facilitator) only for a channel seen for
+	/// the first time or a payment bringing a deposit.
+	async fn verify_channel(&self, accepted: &Accepted, retry: bool) -> Result<Checked, Stop> {
+		let (payment, requirement) = (&accepted.payment, &accepted.requirement);
+		let verified = batch_settlement::rules::verify(payment, requirement).map_err(Stop::Refused)?;
+		if matches!(verified.payload, ChannelPayload::Refund { .. }) {
+			return Err(Stop::Refused(Problem::new(
+				ErrorReason::ChannelPayloadType,
+				"this seller does not refund on request yet: withdraw through the settlement \
+				 contract (initiateWithdraw, then finalizeWithdraw once the delay has passed)",
+			)));
+		}
+		let stored = self.channels.load(&verified.channel_id).map_err(|e| {
+			Stop::Unavailable(format!("the channel's state cannot be read from disk: {e}"))
+		})?;
+		let mut deposit = channels::deposit_amount(&verified).map_err(Stop::Refused)?;
+		let mut chain = None;
+		if stored.is_none() || deposit > 0 {
+			let verdict = self.verify_on_chain(payment, requirement).await?;
+			let verdict = match verdict {
+				Ok(state) => state,
+				// A deposit that cannot pass may have landed already (its authorization is then
+				// used): if the channel covers the voucher without it, it is a voucher.
+				Err(refused) if deposit > 0 => {
+					let bare = channels::without_deposit(payment).ok_or(Stop::Refused(refused.clone()))?;
+					match self.verify_on_chain(&bare, requirement).await? {
+						Ok(state) => {
+							tracing::info!(channel = %verified.channel_id, "the deposit landed earlier; paying with its voucher");
+							deposit = 0;
+							state
+						},
+						Err(_) => return Err(Stop::Refused(refused)),
+					}
+				},
+				Err(refused) => return Err(Stop::Refused(refused)),
+			};
+			chain = Some(verdict);
+		}
+		let known = channels::known(stored, &verified, requirement, chain.as_ref());
+		let sale = channels::check(verified, requirement, known, deposit, retry).map_err(|stop| match stop {
+			channels::ChannelStop::Refused(p) => Stop::Refused(p),
+			channels::ChannelStop::Corrective(p, corrected) => Stop::Corrected(p, corrected),
+		})?;
+		Ok(Checked::Channel(Box::new(sale)))
+	}
+
+	/// The facilitator's verdict on a channel payment: the channel's confirmed state, or the
+	/// buyer's problem; a facilitator that cannot tell stops the sale.
+	async fn verify_on_chain(
+		&self,
+		payment: &PaymentPayload,
+		requirement: &PaymentRequirements,
+	) -> Result<Result<channels::OnChain, Problem>, Stop> {
+		let verdict = self
+			.facilitator
+			.verify(payment, requirement)
+			.await
+			.map_err(|e| Stop::Unavailable(e.to_string()))?;
+		if verdict.is_valid {
+			return channels::OnChain::from_extra(verdict.extra.as_ref())
+				.map(Ok)
+				.map_err(Stop::Unavailable);
+		}
+		let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
+		let message = verdict.invalid_message.unwrap_or_default();
+		match verdict_stop(reason, message) {
+			Stop::Refused(problem) => Ok(Err(problem)),
+			stop => Err(stop),
+		}
+	}
+
+	/// Has the facilitator settle the sale's payment (an exact authorization, a channel's
+	/// deposit). Every failure is answered, and the claim kept while the payment may land.
+	async fn settle_on_chain<X, E>(
+		&self,
+		sale: &Sale,
+		claim: &Option<Held>,
+		url: &str,
+	) -> Result<SettleResponse, SaleOutcome<X, E>> {
+		let version = sale.accepted.version;
+		let payment_id = claim.as_ref().map(|c| c.id.as_str()).unwrap_or_default();
+		let settlement =
+			match self.facilitator.settle(&sale.accepted.payment, &sale.accepted.requirement).await {
+				Ok(s) => s,
+				Err(e) if e.maybe_sent => {
+					// The facilitator may be settling it: pending, resolved on the next try.
+					self.keep_pending(claim, None);
+					tracing::warn!(%url, payer = %sale.payer, %payment_id, error = %e, "settlement uncertain; the payment stays pending");
+					let pending = pending_settlement(sale, format!(
+						"the facilitator gave no answer ({}); the payment may still settle: retry it, do not pay again",
+						e.message
+					));
+					return Err(SaleOutcome::NotSettled { settlement: Box::new(pending), version });
+				},
+				Err(e) => {
+					self.release(claim);
+					tracing::warn!(%url, error = %e, "not settled: facilitator unavailable");
+					return Err(SaleOutcome::Unavailable(e.to_string()));
+				},
+			};
+		if !settlement.success {
+			if settlement.error_reason == Some(ErrorReason::SettlementPending) {
+				self.keep_pending(claim, Some(&settlement.transaction));
+			} else {
+				self.release(claim);
+			}
+			tracing::warn!(
+				%url, payer = %sale.payer, %payment_id,
+				reason = ?settlement.error_reason, tx = %settlement.transaction,
+				message = settlement.error_message.as_deref().unwrap_or(""),
+				"settlement failed or pending; resource withheld"
+			);
+			return Err(SaleOutcome::NotSettled { settlement: Box::new(settlement), version });
+		}
+		Ok(settlement)
 	}
 
 	/// The settlement of a payment whose authorization is already used, if the chain shows
@@ -497,10 +669,89 @@ fn pending_settlement(sale: &Sale, message: String) -> SettleResponse {
 	}
 }
 
-/// When a payment can no longer settle (Unix seconds): its authorization's `validBefore`.
+/// How long a payment id is remembered (Unix seconds): until an exact authorization's
+/// `validBefore`, after which it can no longer settle; a day for a channel's voucher.
 fn expiry(accepted: &Accepted) -> u64 {
 	match Payload::parse(&accepted.payment) {
 		Ok(Payload::Exact(p)) => p.authorization.valid_before.parse::<u64>().unwrap_or(u64::MAX),
+		Ok(Payload::BatchSettlement(_)) => unix_now().saturating_add(CHANNEL_ANSWER_KEPT_SECS),
 		Err(_) => u64::MAX,
 	}
+}
+
+/// How long the answer to a voucher-paid request is kept for the buyer's retry.
+const CHANNEL_ANSWER_KEPT_SECS: u64 = 24 * 3600;
+
+/// A payment that passed step 3, as its scheme checked it.
+enum Checked {
+	Exact {
+		payer: String,
+		/// The chain shows it settled already (a retry, a front-run, a late receipt).
+		recovered: Option<SettleResponse>,
+	},
+	Channel(Box<channels::ChannelSale>),
+}
+
+impl Checked {
+	fn payer(&self) -> String {
+		match self {
+			Checked::Exact { payer, .. } => payer.clone(),
+			Checked::Channel(c) => c.verified.config.payer.to_checksum(None),
+		}
+	}
+
+	/// The transaction that paid already, if the chain shows one.
+	fn settled_already(&self) -> Option<&str> {
+		match self {
+			Checked::Exact { recovered: Some(s), .. } => Some(&s.transaction),
+			Checked::Exact { recovered: None, .. } | Checked::Channel(_) => None,
+		}
+	}
+}
+
+/// Why step 3 stops a sale.
+enum Stop {
+	/// Not acceptable: a 402 with the problem.
+	Refused(Problem),
+	/// A stale channel voucher: a 402 whose offer carries the channel's state.
+	Corrected(Problem, Box<PaymentRequirements>),
+	/// The facilitator or the store could not tell; nothing was taken.
+	Unavailable(String),
+}
+
+/// A facilitator's refusal: the buyer's problem, or (when the facilitator could not check,
+/// its chain down) not the buyer's fault.
+fn verdict_stop(reason: ErrorReason, message: String) -> Stop {
+	match reason {
+		ErrorReason::UnexpectedVerifyError | ErrorReason::ChannelRpcReadFailed => {
+			Stop::Unavailable(format!("the facilitator could not verify the payment: {message}"))
+		},
+		reason => Stop::Refused(Problem { reason, message }),
+	}
+}
+
+/// What a voucher-paid answer carries: no transaction of its own (its deposit's, if it
+/// brought one), the price charged and the channel's state after it.
+/// Returns it with the channel's record once charged.
+fn channel_settlement(
+	sale: &Sale,
+	channel: &channels::ChannelSale,
+	deposited: Option<SettleResponse>,
+) -> (SettleResponse, ChannelRecord) {
+	let on_chain =
+		deposited.as_ref().and_then(|d| channels::OnChain::from_extra(d.extra.as_ref()).ok());
+	let after = channel.charged(deposited.is_some(), on_chain.as_ref());
+	let extra = ChargeExtra { charged_amount: channel.price.to_string(), channel_state: after.state() };
+	let settlement = SettleResponse {
+		success: true,
+		error_reason: None,
+		error_message: None,
+		transaction: deposited.map(|d| d.transaction).unwrap_or_default(),
+		network: sale.accepted.requirement.network.clone(),
+		payer: Some(sale.payer.clone()),
+		amount: Some(String::new()),
+		extensions: None,
+		extra: Some(serde_json::to_value(extra).expect("plain data serializes")),
+	};
+	(settlement, after)
 }

@@ -12,7 +12,8 @@ use crate::Sale;
 /// Which authorization pays for a sale: unique per payment, whoever presents it.
 ///
 /// For `exact` it is `(payer, nonce)`. A nonce alone is not enough: nonces are public once a
-/// payment is seen, and another payer may sign an authorization under the same nonce.
+/// payment is seen, and another payer may sign an authorization under the same nonce. For a
+/// channel it is the channel: its requests are served one at a time.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SaleKey(String);
 
@@ -21,17 +22,34 @@ impl SaleKey {
 	pub fn of(accepted: &Accepted) -> Result<Self, Problem> {
 		let payment = &accepted.payment;
 		// One sale per authorization: what identifies it is the scheme's business.
-		let Payload::Exact(wire) = Payload::parse(payment)?;
-		let a = &wire.authorization;
-		Ok(SaleKey(format!(
-			"{}/{}/{}",
-			payment.accepted.scheme,
-			a.from.to_ascii_lowercase(),
-			a.nonce.to_ascii_lowercase()
-		)))
+		match Payload::parse(payment)? {
+			Payload::Exact(wire) => {
+				let a = &wire.authorization;
+				Ok(SaleKey(format!(
+					"{}/{}/{}",
+					payment.accepted.scheme,
+					a.from.to_ascii_lowercase(),
+					a.nonce.to_ascii_lowercase()
+				)))
+			},
+			// The id the voucher names; a mismatch with its config is refused right after.
+			Payload::BatchSettlement(channel) => Ok(SaleKey(format!(
+				"{}/{}",
+				payment.accepted.scheme,
+				channel.voucher().channel_id.to_ascii_lowercase()
+			))),
+		}
 	}
 
-	/// `exact/<payer>/<nonce>`, lower case.
+	/// The key of the sales of one channel.
+	pub fn channel(channel_id: &m2m_x402::B256) -> Self {
+		SaleKey(format!(
+			"{}/{channel_id}",
+			m2m_x402::schemes::batch_settlement::SCHEME
+		))
+	}
+
+	/// `exact/<payer>/<nonce>` or `batch-settlement/<channel id>`, lower case.
 	pub fn as_str(&self) -> &str {
 		&self.0
 	}

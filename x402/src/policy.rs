@@ -56,6 +56,13 @@ pub enum Refusal {
 	OverCap { price: String, cap: String },
 	#[error("price {price} exceeds the rest of today's budget: {spent} of {budget} spent")]
 	OverBudget { price: String, spent: String, budget: String },
+	/// Paying from a channel means opening one with a deposit first, which the buyer does
+	/// not do yet: it must never sign a voucher it cannot keep track of.
+	#[error(
+		"scheme \"batch-settlement\" pays from a payment channel, which this buyer does not open yet; \
+		 ask the seller for an \"exact\" offer"
+	)]
+	NoChannels,
 }
 
 /// Why no offer was chosen: each offer's refusal, in the seller's order.
@@ -115,6 +122,9 @@ impl SpendingPolicy {
 	) -> Result<(&AssetAllowance, U256), Refusal> {
 		let scheme =
 			Scheme::from_name(&r.scheme).ok_or_else(|| Refusal::Scheme(r.scheme.clone()))?;
+		if scheme == Scheme::BatchSettlement {
+			return Err(Refusal::NoChannels);
+		}
 		if !self.assets.iter().any(|a| a.network == r.network) {
 			let mut allowed: Vec<&str> = self.assets.iter().map(|a| a.network.as_str()).collect();
 			allowed.dedup();
@@ -272,7 +282,17 @@ mod tests {
 		);
 		let mut upto = offer("eip155:33380", USDT, other, "1");
 		upto.scheme = "upto".into();
-		assert_eq!(refusal(&p, upto, 0), "scheme \"upto\" is not supported (only \"exact\")");
+		let mut channel = upto.clone();
+		assert_eq!(
+			refusal(&p, upto, 0),
+			"scheme \"upto\" is not supported (\"exact\" or \"batch-settlement\")"
+		);
+		channel.scheme = "batch-settlement".into();
+		assert_eq!(
+			refusal(&p, channel, 0),
+			"scheme \"batch-settlement\" pays from a payment channel, which this buyer does not \
+			 open yet; ask the seller for an \"exact\" offer"
+		);
 	}
 
 	#[test]

@@ -8,9 +8,8 @@
 //! - [`exact`]: `exact` on EVM (EIP-3009 `transferWithAuthorization`), one payment per request.
 //!
 //! - [`batch_settlement`]: `batch-settlement` on EVM, payment channels with cumulative
-//!   vouchers: its digests, wire types and pure rules. It is not yet a [`Scheme`] variant:
-//!   that comes with the seller's and buyer's channel state, so that no role offers or
-//!   accepts channels before it can keep them.
+//!   vouchers: its digests, wire types and pure rules. Sellers accept it; the spending
+//!   policy refuses to open channels until the buyer keeps channel state.
 //!
 //! A new scheme is a new sibling module, a [`Scheme`] variant and a [`Payload`] variant; the
 //! seller and buyer cores, the spending policy and the transports then see it through this
@@ -30,16 +29,18 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
 	Exact,
+	BatchSettlement,
 }
 
 impl Scheme {
 	/// Every scheme implemented, in the order a buyer prefers them.
-	pub const ALL: &'static [Scheme] = &[Scheme::Exact];
+	pub const ALL: &'static [Scheme] = &[Scheme::Exact, Scheme::BatchSettlement];
 
 	/// The scheme's name on the wire.
 	pub fn name(self) -> &'static str {
 		match self {
 			Scheme::Exact => exact::SCHEME,
+			Scheme::BatchSettlement => batch_settlement::SCHEME,
 		}
 	}
 
@@ -69,11 +70,11 @@ impl Scheme {
 
 	/// What paying once under `requirements` puts at stake, in the asset's base units: what a
 	/// spending policy caps and counts against the budget. For `exact` it is the price; for a
-	/// channel it will be the deposit, whatever the price per request. `None` if the amount is
-	/// not a decimal integer.
+	/// channel it is the per-request maximum here, and the deposit when a buyer opens one.
+	/// `None` if the amount is not a decimal integer.
 	pub fn exposure(self, requirements: &PaymentRequirements) -> Option<U256> {
 		match self {
-			Scheme::Exact => decimal(&requirements.amount),
+			Scheme::Exact | Scheme::BatchSettlement => decimal(&requirements.amount),
 		}
 	}
 }
@@ -82,6 +83,7 @@ impl Scheme {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
 	Exact(exact::ExactEvmPayload),
+	BatchSettlement(batch_settlement::payload::ChannelPayload),
 }
 
 impl Payload {
@@ -89,6 +91,16 @@ impl Payload {
 	pub fn parse(payment: &PaymentPayload) -> Result<Payload, Problem> {
 		match Scheme::of(&payment.accepted)? {
 			Scheme::Exact => exact::payload(payment).map(Payload::Exact),
+			Scheme::BatchSettlement => payment
+				.payload
+				.decode()
+				.map(Payload::BatchSettlement)
+				.map_err(|e| {
+					Problem::new(
+						ErrorReason::ChannelPayloadType,
+						format!("the payload is not a deposit, voucher or refund: {e}"),
+					)
+				}),
 		}
 	}
 
@@ -96,6 +108,7 @@ impl Payload {
 	pub fn payer(&self) -> &str {
 		match self {
 			Payload::Exact(p) => &p.authorization.from,
+			Payload::BatchSettlement(p) => &p.channel_config().payer,
 		}
 	}
 }
@@ -150,10 +163,15 @@ mod tests {
 		let value: serde_json::Value = serde_json::from_str(AUTHORIZATION).unwrap();
 		let exact = Payload::parse(&payment("exact", value.clone())).unwrap();
 		assert_eq!(exact.payer(), "0x857b06519E91e3A54538791bDbb0E22373e36b66");
-		// The same JSON under a scheme this crate does not implement is not an exact payment.
-		let other = Payload::parse(&payment("batch-settlement", value)).unwrap_err();
+		// The same JSON under another scheme is not an exact payment.
+		let channel = Payload::parse(&payment("batch-settlement", value.clone())).unwrap_err();
+		assert_eq!(channel.reason, ErrorReason::ChannelPayloadType);
+		let other = Payload::parse(&payment("upto", value)).unwrap_err();
 		assert_eq!(other.reason, ErrorReason::UnsupportedScheme);
-		assert_eq!(other.message, r#"scheme "batch-settlement" is not supported (only "exact")"#);
+		assert_eq!(
+			other.message,
+			r#"scheme "upto" is not supported ("exact" or "batch-settlement")"#
+		);
 	}
 
 	#[test]

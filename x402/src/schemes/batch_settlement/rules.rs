@@ -165,6 +165,18 @@ pub fn sign_voucher(
 	})
 }
 
+/// The payment a payer sends: `payload` under the `requirements` it accepted (verbatim).
+pub fn payment(requirements: &PaymentRequirements, payload: &ChannelPayload) -> PaymentPayload {
+	PaymentPayload {
+		x402_version: X402_VERSION,
+		resource: None,
+		accepted: requirements.clone(),
+		payload: crate::v2::SchemePayload::encode(payload),
+		extensions: None,
+		other: Default::default(),
+	}
+}
+
 /// The config as a payload carries it.
 pub fn config_wire(config: &ChannelConfig) -> ChannelConfigWire {
 	ChannelConfigWire {
@@ -817,8 +829,9 @@ mod tests {
 		// An offer whose delay the contract would refuse.
 		let short = Offer { withdraw_delay: 60, ..offer.clone() };
 		let config = config_for(&short, payer().address(), B256::ZERO);
+		let short_requirements = super::requirements(&short);
 		let refused =
-			verify(&voucher_payment(&requirements(&short), &config, 1000), &requirements(&short))
+			verify(&voucher_payment(&short_requirements, &config, 1000), &short_requirements)
 				.unwrap_err();
 		assert_eq!(refused.reason, ErrorReason::ChannelWithdrawDelayOutOfRange);
 		assert_eq!(refused.message, "a withdraw delay of 60 s is outside 900..=2592000 s");

@@ -93,7 +93,11 @@ impl ChannelRecord {
 	}
 
 	pub fn view(&self) -> ChannelView {
-		ChannelView { balance: self.balance, total_claimed: self.total_claimed, charged: self.charged }
+		ChannelView {
+			balance: self.balance,
+			total_claimed: self.total_claimed,
+			charged: self.charged,
+		}
 	}
 
 	/// The state reported to the buyer.
@@ -245,8 +249,9 @@ pub(crate) fn check(
 	deposit_amount: u128,
 	retry: bool,
 ) -> Result<ChannelSale, ChannelStop> {
-	let price = rules::amount(&requirements.amount, "amount", ErrorReason::InvalidPaymentRequirements)
-		.map_err(ChannelStop::Refused)?;
+	let price =
+		rules::amount(&requirements.amount, "amount", ErrorReason::InvalidPaymentRequirements)
+			.map_err(ChannelStop::Refused)?;
 	let deposit = deposit_amount;
 	let voucher = verified.max_claimable;
 	// The buyer's retry of a request that was charged but whose answer was lost.
@@ -261,7 +266,14 @@ pub(crate) fn check(
 			return Err(ChannelStop::Refused(problem));
 		}
 		let last = (!known.signature.is_empty())
-			.then(|| rules::signature(&known.signature, "stored voucher", ErrorReason::ChannelVoucherSignature).ok())
+			.then(|| {
+				rules::signature(
+					&known.signature,
+					"stored voucher",
+					ErrorReason::ChannelVoucherSignature,
+				)
+				.ok()
+			})
 			.flatten()
 			.map(|signature| (known.signed, signature));
 		let corrected = rules::corrective(requirements, known.state(), last);
@@ -293,7 +305,8 @@ pub(crate) fn without_deposit(payment: &PaymentPayload) -> Option<PaymentPayload
 	match payment.payload.decode::<ChannelPayload>().ok()? {
 		ChannelPayload::Deposit { channel_config, voucher, .. } => {
 			let mut bare = payment.clone();
-			bare.payload = SchemePayload::encode(&ChannelPayload::Voucher { channel_config, voucher });
+			bare.payload =
+				SchemePayload::encode(&ChannelPayload::Voucher { channel_config, voucher });
 			Some(bare)
 		},
 		ChannelPayload::Voucher { .. } | ChannelPayload::Refund { .. } => None,
@@ -307,8 +320,7 @@ pub(crate) fn known(
 	requirements: &PaymentRequirements,
 	chain: Option<&OnChain>,
 ) -> ChannelRecord {
-	let mut record =
-		stored.unwrap_or_else(|| ChannelRecord::first_seen(verified, requirements));
+	let mut record = stored.unwrap_or_else(|| ChannelRecord::first_seen(verified, requirements));
 	if let Some(state) = chain {
 		record.mirror(state);
 	}
@@ -363,7 +375,10 @@ pub(crate) fn claim_batches(records: Vec<ChannelRecord>) -> Vec<Vec<ChannelRecor
 }
 
 /// The receiver's request to the facilitator: claim these channels, or settle their receiver.
-pub(crate) fn receiver_payment(requirements: &PaymentRequirements, payload: &ReceiverPayload) -> PaymentPayload {
+pub(crate) fn receiver_payment(
+	requirements: &PaymentRequirements,
+	payload: &ReceiverPayload,
+) -> PaymentPayload {
 	PaymentPayload {
 		x402_version: m2m_x402::X402_VERSION,
 		resource: None,
@@ -404,7 +419,8 @@ impl crate::Seller {
 	/// it is never overwritten; a channel busy at that moment is reported as failed and
 	/// mirrored on the next run.
 	pub async fn claim_channels(&self) -> Result<ClaimReport, String> {
-		let records = self.channels.all().map_err(|e| format!("the channels cannot be read: {e}"))?;
+		let records =
+			self.channels.all().map_err(|e| format!("the channels cannot be read: {e}"))?;
 		let mut report = ClaimReport::default();
 		let mut receivers: Vec<PaymentRequirements> = Vec::new();
 		for batch in claim_batches(records) {
@@ -418,7 +434,11 @@ impl crate::Seller {
 						"{}: {}{}",
 						s.error_reason.map(|r| r.to_string()).unwrap_or_default(),
 						s.error_message.unwrap_or_default(),
-						if s.transaction.is_empty() { String::new() } else { format!(" (tx {})", s.transaction) }
+						if s.transaction.is_empty() {
+							String::new()
+						} else {
+							format!(" (tx {})", s.transaction)
+						}
 					);
 					tracing::warn!(rows = batch.len(), %why, "a claim batch did not land; retried on the next run");
 					report.failed.extend(batch.iter().map(|r| (r.channel_id, why.clone())));
@@ -448,7 +468,11 @@ impl crate::Seller {
 					Err(error) => report.failed.push((row.channel_id, error)),
 				}
 			}
-			if !receivers.iter().any(|r| r.network == requirements.network && r.asset == requirements.asset && r.pay_to == requirements.pay_to) {
+			if !receivers.iter().any(|r| {
+				r.network == requirements.network
+					&& r.asset == requirements.asset
+					&& r.pay_to == requirements.pay_to
+			}) {
 				receivers.push(requirements);
 			}
 		}
@@ -466,8 +490,12 @@ impl crate::Seller {
 					}
 				},
 				// The claims stand: the next run settles them.
-				Ok(s) => tracing::warn!(receiver = %requirements.pay_to, reason = ?s.error_reason, message = s.error_message.as_deref().unwrap_or(""), "settle of claimed funds failed; retried on the next run"),
-				Err(e) => tracing::warn!(receiver = %requirements.pay_to, error = %e, "settle of claimed funds could not be sent; retried on the next run"),
+				Ok(s) => {
+					tracing::warn!(receiver = %requirements.pay_to, reason = ?s.error_reason, message = s.error_message.as_deref().unwrap_or(""), "settle of claimed funds failed; retried on the next run")
+				},
+				Err(e) => {
+					tracing::warn!(receiver = %requirements.pay_to, error = %e, "settle of claimed funds could not be sent; retried on the next run")
+				},
 			}
 		}
 		Ok(report)
@@ -478,7 +506,10 @@ impl crate::Seller {
 	fn mirror_claim(&self, claimed: &ChannelRecord) -> Result<(u128, u128), String> {
 		let key = crate::SaleKey::channel(&claimed.channel_id);
 		let Some(_lock) = crate::Selling::begin(&self.selling, &key) else {
-			return Err("claimed, but a request was being served on the channel: mirrored on the next run".into());
+			return Err(
+				"claimed, but a request was being served on the channel: mirrored on the next run"
+					.into(),
+			);
 		};
 		let mut current = self
 			.channels
@@ -511,7 +542,9 @@ mod decimal {
 #[cfg(test)]
 mod tests {
 	use m2m_x402::{
-		schemes::batch_settlement::rules::{config_for, config_wire, requirements, sign_voucher, Offer},
+		schemes::batch_settlement::rules::{
+			config_for, config_wire, requirements, sign_voucher, Offer,
+		},
 		Address, B256,
 	};
 
@@ -532,7 +565,8 @@ mod tests {
 
 	/// A payer's voucher of `max` on a fresh channel, checked as a seller would.
 	fn voucher(max: u128) -> (VerifiedVoucher, PaymentRequirements) {
-		let signer = alloy_signer_local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
+		let signer =
+			alloy_signer_local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
 		let offer = offer();
 		let requirements = requirements(&offer);
 		let config = config_for(&offer, signer.address(), B256::ZERO);
@@ -542,7 +576,10 @@ mod tests {
 		(rules::verify(&payment, &requirements).unwrap(), requirements)
 	}
 
-	fn known(charged: u128, balance: u128) -> (VerifiedVoucher, PaymentRequirements, ChannelRecord) {
+	fn known(
+		charged: u128,
+		balance: u128,
+	) -> (VerifiedVoucher, PaymentRequirements, ChannelRecord) {
 		let (verified, requirements) = voucher(charged + 1_000);
 		let mut record = ChannelRecord::first_seen(&verified, &requirements);
 		record.balance = balance;

@@ -332,7 +332,13 @@ impl Seller {
 						let error = format!("{}: {}", problem.reason, problem.message);
 						let offers = offers
 							.iter()
-							.map(|o| if *o == accepted.requirement { (*corrected).clone() } else { o.clone() })
+							.map(|o| {
+								if *o == accepted.requirement {
+									(*corrected).clone()
+								} else {
+									o.clone()
+								}
+							})
 							.collect();
 						SaleOutcome::Refused {
 							required: Box::new(paywall::payment_required(
@@ -436,7 +442,10 @@ impl Seller {
 			.await
 			.map_err(|e| Stop::Unavailable(e.to_string()))?;
 		if verdict.is_valid {
-			return Ok(Checked::Exact { payer: verdict.payer.unwrap_or_default(), recovered: None });
+			return Ok(Checked::Exact {
+				payer: verdict.payer.unwrap_or_default(),
+				recovered: None,
+			});
 		}
 		let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
 		let message = verdict.invalid_message.unwrap_or_default();
@@ -454,7 +463,8 @@ impl Seller {
 	/// the first time or a payment bringing a deposit.
 	async fn verify_channel(&self, accepted: &Accepted, retry: bool) -> Result<Checked, Stop> {
 		let (payment, requirement) = (&accepted.payment, &accepted.requirement);
-		let verified = batch_settlement::rules::verify(payment, requirement).map_err(Stop::Refused)?;
+		let verified =
+			batch_settlement::rules::verify(payment, requirement).map_err(Stop::Refused)?;
 		if matches!(verified.payload, ChannelPayload::Refund { .. }) {
 			return Err(Stop::Refused(Problem::new(
 				ErrorReason::ChannelPayloadType,
@@ -474,7 +484,8 @@ impl Seller {
 				// A deposit that cannot pass may have landed already (its authorization is then
 				// used): if the channel covers the voucher without it, it is a voucher.
 				Err(refused) if deposit > 0 => {
-					let bare = channels::without_deposit(payment).ok_or(Stop::Refused(refused.clone()))?;
+					let bare =
+						channels::without_deposit(payment).ok_or(Stop::Refused(refused.clone()))?;
 					match self.verify_on_chain(&bare, requirement).await? {
 						Ok(state) => {
 							tracing::info!(channel = %verified.channel_id, "the deposit landed earlier; paying with its voucher");
@@ -489,10 +500,12 @@ impl Seller {
 			chain = Some(verdict);
 		}
 		let known = channels::known(stored, &verified, requirement, chain.as_ref());
-		let sale = channels::check(verified, requirement, known, deposit, retry).map_err(|stop| match stop {
-			channels::ChannelStop::Refused(p) => Stop::Refused(p),
-			channels::ChannelStop::Corrective(p, corrected) => Stop::Corrected(p, corrected),
-		})?;
+		let sale = channels::check(verified, requirement, known, deposit, retry).map_err(
+			|stop| match stop {
+				channels::ChannelStop::Refused(p) => Stop::Refused(p),
+				channels::ChannelStop::Corrective(p, corrected) => Stop::Corrected(p, corrected),
+			},
+		)?;
 		Ok(Checked::Channel(Box::new(sale)))
 	}
 
@@ -531,25 +544,28 @@ impl Seller {
 	) -> Result<SettleResponse, SaleOutcome<X, E>> {
 		let version = sale.accepted.version;
 		let payment_id = claim.as_ref().map(|c| c.id.as_str()).unwrap_or_default();
-		let settlement =
-			match self.facilitator.settle(&sale.accepted.payment, &sale.accepted.requirement).await {
-				Ok(s) => s,
-				Err(e) if e.maybe_sent => {
-					// The facilitator may be settling it: pending, resolved on the next try.
-					self.keep_pending(claim, None);
-					tracing::warn!(%url, payer = %sale.payer, %payment_id, error = %e, "settlement uncertain; the payment stays pending");
-					let pending = pending_settlement(sale, format!(
+		let settlement = match self
+			.facilitator
+			.settle(&sale.accepted.payment, &sale.accepted.requirement)
+			.await
+		{
+			Ok(s) => s,
+			Err(e) if e.maybe_sent => {
+				// The facilitator may be settling it: pending, resolved on the next try.
+				self.keep_pending(claim, None);
+				tracing::warn!(%url, payer = %sale.payer, %payment_id, error = %e, "settlement uncertain; the payment stays pending");
+				let pending = pending_settlement(sale, format!(
 						"the facilitator gave no answer ({}); the payment may still settle: retry it, do not pay again",
 						e.message
 					));
-					return Err(SaleOutcome::NotSettled { settlement: Box::new(pending), version });
-				},
-				Err(e) => {
-					self.release(claim);
-					tracing::warn!(%url, error = %e, "not settled: facilitator unavailable");
-					return Err(SaleOutcome::Unavailable(e.to_string()));
-				},
-			};
+				return Err(SaleOutcome::NotSettled { settlement: Box::new(pending), version });
+			},
+			Err(e) => {
+				self.release(claim);
+				tracing::warn!(%url, error = %e, "not settled: facilitator unavailable");
+				return Err(SaleOutcome::Unavailable(e.to_string()));
+			},
+		};
 		if !settlement.success {
 			if settlement.error_reason == Some(ErrorReason::SettlementPending) {
 				self.keep_pending(claim, Some(&settlement.transaction));
@@ -741,7 +757,8 @@ fn channel_settlement(
 	let on_chain =
 		deposited.as_ref().and_then(|d| channels::OnChain::from_extra(d.extra.as_ref()).ok());
 	let after = channel.charged(deposited.is_some(), on_chain.as_ref());
-	let extra = ChargeExtra { charged_amount: channel.price.to_string(), channel_state: after.state() };
+	let extra =
+		ChargeExtra { charged_amount: channel.price.to_string(), channel_state: after.state() };
 	let settlement = SettleResponse {
 		success: true,
 		error_reason: None,

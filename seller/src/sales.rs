@@ -43,10 +43,7 @@ impl SaleKey {
 
 	/// The key of the sales of one channel.
 	pub fn channel(channel_id: &m2m_x402::B256) -> Self {
-		SaleKey(format!(
-			"{}/{channel_id}",
-			m2m_x402::schemes::batch_settlement::SCHEME
-		))
+		SaleKey(format!("{}/{channel_id}", m2m_x402::schemes::batch_settlement::SCHEME))
 	}
 
 	/// `exact/<payer>/<nonce>` or `batch-settlement/<channel id>`, lower case.

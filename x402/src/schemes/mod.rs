@@ -91,16 +91,14 @@ impl Payload {
 	pub fn parse(payment: &PaymentPayload) -> Result<Payload, Problem> {
 		match Scheme::of(&payment.accepted)? {
 			Scheme::Exact => exact::payload(payment).map(Payload::Exact),
-			Scheme::BatchSettlement => payment
-				.payload
-				.decode()
-				.map(Payload::BatchSettlement)
-				.map_err(|e| {
+			Scheme::BatchSettlement => {
+				payment.payload.decode().map(Payload::BatchSettlement).map_err(|e| {
 					Problem::new(
 						ErrorReason::ChannelPayloadType,
 						format!("the payload is not a deposit, voucher or refund: {e}"),
 					)
-				}),
+				})
+			},
 		}
 	}
 

@@ -1044,9 +1044,16 @@ mod tests {
 		let thief = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).unwrap();
 		let foreign =
 			sign_deposit(&thief, &offer, &config, 5_000, now, B256::repeat_byte(3)).unwrap();
+		// The thief authorized a transfer from itself, so over the payer's authorization its
+		// signature recovers to no one in particular: refused as not the payer's.
 		let refused = verify_deposit(&verified, &foreign, now).unwrap_err();
+		assert_eq!(refused.reason, ErrorReason::ChannelReceiveAuthorizationSignature);
 		assert!(
-			refused.message.starts_with(&format!("the deposit is signed by {}", thief.address())),
+			refused.message.ends_with(&format!(
+				"not by the payer {} (for 5000 to the collector, under this channel's nonce and \
+				 the token's domain)",
+				payer().address()
+			)),
 			"{refused}"
 		);
 		let bare =

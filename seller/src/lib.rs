@@ -57,7 +57,10 @@ use m2m_x402::{
 		},
 		Payload, Scheme,
 	},
-	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse},
+	v2::{
+		PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse,
+		VerifyResponse,
+	},
 	ErrorReason, Problem, B256,
 };
 
@@ -176,11 +179,6 @@ impl Seller {
 	pub fn with_channels(mut self, store: Arc<dyn ChannelStore>) -> Self {
 		self.channels = store;
 		self
-	}
-
-	/// The channels this seller holds.
-	pub fn channels(&self) -> &Arc<dyn ChannelStore> {
-		&self.channels
 	}
 
 	/// Records every settled sale with `recorder` before its resource is released.
@@ -380,7 +378,7 @@ impl Seller {
 		// in a claim).
 		let mut channel_record = None;
 		let settlement = match &checked {
-			Checked::Exact { recovered: Some(settled), .. } => settled.clone(),
+			Checked::Exact { recovered: Some(settled), .. } => (**settled).clone(),
 			Checked::Exact { recovered: None, .. } => {
 				match self.settle_on_chain(&sale, &claim, &url).await {
 					Ok(s) => s,
@@ -436,26 +434,20 @@ impl Seller {
 		key: &SaleKey,
 		retry: bool,
 	) -> Result<Checked, Stop> {
-		let verdict = self
-			.facilitator
-			.verify(&accepted.payment, &accepted.requirement)
-			.await
-			.map_err(|e| Stop::Unavailable(e.to_string()))?;
-		if verdict.is_valid {
-			return Ok(Checked::Exact {
-				payer: verdict.payer.unwrap_or_default(),
-				recovered: None,
-			});
-		}
-		let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
-		let message = verdict.invalid_message.unwrap_or_default();
-		if reason == ErrorReason::InvalidTransactionState {
+		let problem = match self.ask_verify(&accepted.payment, &accepted.requirement).await? {
+			Ok(verdict) => {
+				let payer = verdict.payer.unwrap_or_default();
+				return Ok(Checked::Exact { payer, recovered: None });
+			},
+			Err(problem) => problem,
+		};
+		if problem.reason == ErrorReason::InvalidTransactionState {
 			if let Some(settled) = self.resolve(accepted, key, retry).await {
 				let payer = schemes::payer(&accepted.payment).unwrap_or_default();
-				return Ok(Checked::Exact { payer, recovered: Some(settled) });
+				return Ok(Checked::Exact { payer, recovered: Some(Box::new(settled)) });
 			}
 		}
-		Err(verdict_stop(reason, message))
+		Err(Stop::Refused(problem))
 	}
 
 	/// Step 3 for a channel: the voucher's own checks, then against what this seller holds of
@@ -484,8 +476,9 @@ impl Seller {
 				// A deposit that cannot pass may have landed already (its authorization is then
 				// used): if the channel covers the voucher without it, it is a voucher.
 				Err(refused) if deposit > 0 => {
-					let bare =
-						channels::without_deposit(payment).ok_or(Stop::Refused(refused.clone()))?;
+					let Some(bare) = channels::without_deposit(payment) else {
+						return Err(Stop::Refused(refused));
+					};
 					match self.verify_on_chain(&bare, requirement).await? {
 						Ok(state) => {
 							tracing::info!(channel = %verified.channel_id, "the deposit landed earlier; paying with its voucher");
@@ -510,27 +503,45 @@ impl Seller {
 	}
 
 	/// The facilitator's verdict on a channel payment: the channel's confirmed state, or the
-	/// buyer's problem; a facilitator that cannot tell stops the sale.
+	/// buyer's problem.
 	async fn verify_on_chain(
 		&self,
 		payment: &PaymentPayload,
 		requirement: &PaymentRequirements,
 	) -> Result<Result<channels::OnChain, Problem>, Stop> {
+		match self.ask_verify(payment, requirement).await? {
+			Ok(verdict) => channels::OnChain::from_extra(verdict.extra.as_ref())
+				.map(Ok)
+				.map_err(Stop::Unavailable),
+			Err(problem) => Ok(Err(problem)),
+		}
+	}
+
+	/// Asks the facilitator to verify: a valid verdict, or the buyer's problem. A facilitator
+	/// that cannot be asked, or could not check (its chain down), stops the sale without
+	/// blaming the buyer.
+	async fn ask_verify(
+		&self,
+		payment: &PaymentPayload,
+		requirement: &PaymentRequirements,
+	) -> Result<Result<VerifyResponse, Problem>, Stop> {
 		let verdict = self
 			.facilitator
 			.verify(payment, requirement)
 			.await
 			.map_err(|e| Stop::Unavailable(e.to_string()))?;
 		if verdict.is_valid {
-			return channels::OnChain::from_extra(verdict.extra.as_ref())
-				.map(Ok)
-				.map_err(Stop::Unavailable);
+			return Ok(Ok(verdict));
 		}
 		let reason = verdict.invalid_reason.unwrap_or(ErrorReason::UnexpectedVerifyError);
 		let message = verdict.invalid_message.unwrap_or_default();
-		match verdict_stop(reason, message) {
-			Stop::Refused(problem) => Ok(Err(problem)),
-			stop => Err(stop),
+		match reason {
+			ErrorReason::UnexpectedVerifyError | ErrorReason::ChannelRpcReadFailed => {
+				Err(Stop::Unavailable(format!(
+					"the facilitator could not verify the payment: {message}"
+				)))
+			},
+			reason => Ok(Err(Problem { reason, message })),
 		}
 	}
 
@@ -703,7 +714,7 @@ enum Checked {
 	Exact {
 		payer: String,
 		/// The chain shows it settled already (a retry, a front-run, a late receipt).
-		recovered: Option<SettleResponse>,
+		recovered: Option<Box<SettleResponse>>,
 	},
 	Channel(Box<channels::ChannelSale>),
 }
@@ -733,17 +744,6 @@ enum Stop {
 	Corrected(Problem, Box<PaymentRequirements>),
 	/// The facilitator or the store could not tell; nothing was taken.
 	Unavailable(String),
-}
-
-/// A facilitator's refusal: the buyer's problem, or (when the facilitator could not check,
-/// its chain down) not the buyer's fault.
-fn verdict_stop(reason: ErrorReason, message: String) -> Stop {
-	match reason {
-		ErrorReason::UnexpectedVerifyError | ErrorReason::ChannelRpcReadFailed => {
-			Stop::Unavailable(format!("the facilitator could not verify the payment: {message}"))
-		},
-		reason => Stop::Refused(Problem { reason, message }),
-	}
 }
 
 /// What a voucher-paid answer carries: no transaction of its own (its deposit's, if it

@@ -83,7 +83,7 @@ impl Scheme {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
 	Exact(exact::ExactEvmPayload),
-	BatchSettlement(batch_settlement::payload::ChannelPayload),
+	BatchSettlement(Box<batch_settlement::payload::ChannelPayload>),
 }
 
 impl Payload {
@@ -92,12 +92,14 @@ impl Payload {
 		match Scheme::of(&payment.accepted)? {
 			Scheme::Exact => exact::payload(payment).map(Payload::Exact),
 			Scheme::BatchSettlement => {
-				payment.payload.decode().map(Payload::BatchSettlement).map_err(|e| {
-					Problem::new(
-						ErrorReason::ChannelPayloadType,
-						format!("the payload is not a deposit, voucher or refund: {e}"),
-					)
-				})
+				payment.payload.decode().map(|p| Payload::BatchSettlement(Box::new(p))).map_err(
+					|e| {
+						Problem::new(
+							ErrorReason::ChannelPayloadType,
+							format!("the payload is not a deposit, voucher or refund: {e}"),
+						)
+					},
+				)
 			},
 		}
 	}

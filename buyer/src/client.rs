@@ -70,7 +70,19 @@ pub enum ClientError {
 	Conflict(String, String),
 	#[error("the seller cannot reach its facilitator ({status}): {message}; nothing was taken")]
 	SellerUnavailable { status: StatusCode, message: String },
+	#[error(
+		"the seller corrected the channel's state twice in a row ({reason}); not paying from it \
+		 again for this request"
+	)]
+	ChannelOutOfStep {
+		reason: String,
+		/// The seller's corrected requirements, to begin again with.
+		required: Box<m2m_x402::v2::PaymentRequired>,
+	},
 }
+
+/// How long a purchase waits for its channel's previous request to be answered.
+const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An HTTP client that pays for what it fetches, within its buyer's policy.
 #[derive(Clone)]
@@ -99,8 +111,11 @@ impl X402Client {
 	}
 
 	/// Sends `request`, paying if asked to. A body, if any, must be in memory.
+	///
+	/// A channel's corrective 402 (the seller's state differs from the buyer's) is answered
+	/// once more, from the corrected state, after the buyer checked it.
 	pub async fn execute(&self, request: Request) -> Result<Paid, ClientError> {
-		let mut retry = request.try_clone().ok_or(ClientError::NotReplayable)?;
+		let unpaid = request.try_clone().ok_or(ClientError::NotReplayable)?;
 		let first = self.http.execute(request).await?;
 		if first.status() != StatusCode::PAYMENT_REQUIRED {
 			return Ok(Paid { response: first, payment: None, settlement: None });
@@ -108,9 +123,44 @@ impl X402Client {
 		let header = text(first.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
 		let body = first.bytes().await?;
 		let required = x402_http::read_payment_required(header.as_deref(), &body)?;
+		let again = unpaid.try_clone().ok_or(ClientError::NotReplayable)?;
+		match self.pay_with(unpaid, &required.required, required.version).await {
+			Err(ClientError::ChannelOutOfStep { required: corrected, .. }) => {
+				tracing::info!("the seller corrected the channel's state; paying from it");
+				match self.pay_with(again, &corrected, required.version).await {
+					Err(ClientError::ChannelOutOfStep { reason, required }) => {
+						Err(ClientError::ChannelOutOfStep { reason, required })
+					},
+					other => other,
+				}
+			},
+			other => other,
+		}
+	}
+
+	/// Begins a purchase of `required` for `request` (waiting for the channel, if the one it
+	/// pays from has a request in flight) and sends it.
+	async fn pay_with(
+		&self,
+		mut request: Request,
+		required: &m2m_x402::v2::PaymentRequired,
+		version: u32,
+	) -> Result<Paid, ClientError> {
 		let locator =
-			Locator::Http { method: retry.method().to_string(), url: retry.url().to_string() };
-		let flight = self.buyer.begin(&required.required, required.version, locator, unix_now())?;
+			Locator::Http { method: request.method().to_string(), url: request.url().to_string() };
+		let deadline = tokio::time::Instant::now() + CHANNEL_WAIT;
+		let flight = loop {
+			// Registered before trying, so that a release in between is not missed.
+			let turn = self.buyer.channel_turn();
+			match self.buyer.begin(required, version, locator.clone(), unix_now()) {
+				Err(BuyError::ChannelBusy(id)) => {
+					if tokio::time::timeout_at(deadline, turn).await.is_err() {
+						return Err(BuyError::ChannelBusy(id).into());
+					}
+				},
+				other => break other?,
+			}
+		};
 		let Some((name, value)) =
 			x402_http::payment_header(flight.version, &flight.payment.payload)
 		else {
@@ -120,8 +170,8 @@ impl X402Client {
 			self.buyer.conclude(&flight, &Outcome::Failed { reason });
 			return Err(ClientError::NoV1Network(network));
 		};
-		retry.headers_mut().insert(name, value.parse().expect("base64 is a valid header value"));
-		self.send(retry, flight).await
+		request.headers_mut().insert(name, value.parse().expect("base64 is a valid header value"));
+		self.send(request, flight).await
 	}
 
 	/// Sends a payment in flight again, exactly as it was signed (after a crash, typically).
@@ -141,8 +191,16 @@ impl X402Client {
 		// A broken connection leaves the payment in flight (no outcome): it may have been
 		// settled, so only a resume, never a new signature, may follow.
 		let response = self.http.execute(request).await?;
-		let (answer, response) = read_answer(response).await;
+		let (answer, response, required) = read_answer(response).await;
 		let outcome = self.buyer.answered(&flight, &answer);
+		if let (Outcome::Failed { reason }, Some(required)) = (&outcome, required) {
+			if self.buyer.is_corrective(&flight, &required) {
+				return Err(ClientError::ChannelOutOfStep {
+					reason: reason.clone(),
+					required: Box::new(required),
+				});
+			}
+		}
 		let price = flight.payment.price.clone();
 		let settlement = answer.settlement.clone().and_then(Result::ok);
 		match (outcome, answer.kind) {
@@ -176,8 +234,11 @@ impl X402Client {
 }
 
 /// The seller's answer in the core's terms, and the response itself when its body is the
-/// resource (or the handler's own failure), left unread for the caller.
-async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
+/// resource (or the handler's own failure), left unread for the caller, and a 402's
+/// requirements (a channel's corrective 402 carries the channel's state in them).
+async fn read_answer(
+	response: Response,
+) -> (SellerAnswer, Option<Response>, Option<m2m_x402::v2::PaymentRequired>) {
 	let settlement = x402_http::read_settlement(
 		text(response.headers(), x402_http::PAYMENT_RESPONSE),
 		text(response.headers(), x402_http::X_PAYMENT_RESPONSE),
@@ -188,14 +249,15 @@ async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
 		StatusCode::PAYMENT_REQUIRED => {
 			let header = text(response.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
 			let body = response.bytes().await.unwrap_or_default();
-			let error = x402_http::read_payment_required(header.as_deref(), &body)
-				.ok()
-				.and_then(|r| r.required.error);
+			let required =
+				x402_http::read_payment_required(header.as_deref(), &body).ok().map(|r| r.required);
+			let error = required.as_ref().and_then(|r| r.error.clone());
 			// A failed settlement's reason is in the JSON body, not in the requirements.
 			let reason = error.or_else(|| json_message(&body));
 			return (
 				SellerAnswer { kind: AnswerKind::PaymentRequired { reason }, settlement },
 				None,
+				required,
 			);
 		},
 		StatusCode::CONFLICT => AnswerKind::Conflict { message: message(response).await },
@@ -210,16 +272,20 @@ async fn read_answer(response: Response) -> (SellerAnswer, Option<Response>) {
 				return (
 					SellerAnswer { kind: AnswerKind::NoVerdict { message }, settlement },
 					None,
+					None,
 				);
 			}
 			return (
 				SellerAnswer { kind: AnswerKind::NotServed { status: s.as_u16() }, settlement },
 				Some(response),
+				None,
 			);
 		},
-		_ => return (SellerAnswer { kind: AnswerKind::Delivered, settlement }, Some(response)),
+		_ => {
+			return (SellerAnswer { kind: AnswerKind::Delivered, settlement }, Some(response), None)
+		},
 	};
-	(SellerAnswer { kind, settlement }, None)
+	(SellerAnswer { kind, settlement }, None, None)
 }
 
 fn describe(kind: &AnswerKind) -> String {

@@ -32,21 +32,29 @@
 //! # Ok(()) }
 //! ```
 
+pub mod channels;
 pub mod client;
 pub mod ledger;
 pub mod purchase;
 
-use std::sync::{Arc, Mutex};
+use std::{
+	collections::HashSet,
+	sync::{Arc, Mutex},
+};
 
 use alloy_signer_local::PrivateKeySigner;
 use m2m_x402::{
 	paywall,
 	policy::{self, NothingPayable, SpendingPolicy},
-	schemes::{exact, Payload},
-	v2::{PaymentPayload, PaymentRequired},
+	schemes::{
+		batch_settlement::{payload::ChannelPayload, rules as channel_rules},
+		exact, Payload, Scheme,
+	},
+	v2::{PaymentPayload, PaymentRequired, PaymentRequirements},
 	Address, B256, U256,
 };
 
+pub use channels::{BuyerChannel, BuyerChannelStore, ChannelFunding, MemoryBuyerChannels};
 pub use ledger::{LedgerError, MemoryLedger, SpendLedger};
 pub use purchase::{classify, AnswerKind, InFlight, Locator, Outcome, SellerAnswer};
 
@@ -71,6 +79,11 @@ pub enum BuyError {
 	Ledger(#[from] LedgerError),
 	#[error("cannot journal the signed payment, so it is not sent: {0}")]
 	Journal(LedgerError),
+	#[error("cannot read or save the payment channel, so nothing is signed: {0}")]
+	Channels(String),
+	/// One request at a time per channel: its next voucher depends on this one's answer.
+	#[error("a request paid from channel {0} is in flight; the next waits for its answer")]
+	ChannelBusy(B256),
 }
 
 /// A signed payment, ready to send, and what it commits.
@@ -86,12 +99,31 @@ pub struct Payment {
 	pub payment_id: Option<String>,
 }
 
+impl Payment {
+	/// A channel payment's deposit, in base units (0 for `exact` and bare vouchers): what
+	/// the budget counted for it.
+	pub fn deposit(&self) -> u128 {
+		match Payload::parse(&self.payload) {
+			Ok(Payload::BatchSettlement(p)) => match *p {
+				ChannelPayload::Deposit { deposit, .. } => deposit.amount.parse().unwrap_or(0),
+				_ => 0,
+			},
+			_ => 0,
+		}
+	}
+}
+
 /// A device's buying side: its EVM key, its policy, its spend ledger.
 pub struct Buyer {
 	signer: PrivateKeySigner,
 	policy: SpendingPolicy,
 	ledger: Arc<dyn SpendLedger>,
 	journal: Option<Arc<dyn PaymentJournal>>,
+	channels: Arc<dyn BuyerChannelStore>,
+	funding: ChannelFunding,
+	// Channels with a voucher in flight, and the wake-up for purchases waiting on one.
+	busy: Mutex<HashSet<B256>>,
+	turn: tokio::sync::Notify,
 	// Choosing and counting happen together, so concurrent purchases cannot overrun a budget.
 	committing: Mutex<()>,
 }
@@ -107,7 +139,34 @@ impl Buyer {
 		policy: SpendingPolicy,
 		ledger: Arc<dyn SpendLedger>,
 	) -> Self {
-		Self { signer, policy, ledger, journal: None, committing: Mutex::new(()) }
+		Self {
+			signer,
+			policy,
+			ledger,
+			journal: None,
+			channels: Arc::new(MemoryBuyerChannels::default()),
+			funding: ChannelFunding::default(),
+			busy: Mutex::default(),
+			turn: tokio::sync::Notify::new(),
+			committing: Mutex::new(()),
+		}
+	}
+
+	/// Keeps the channels it pays from in `store` (durable, for a device), funding each
+	/// deposit as `funding` says.
+	pub fn with_channels(
+		mut self,
+		store: Arc<dyn BuyerChannelStore>,
+		funding: ChannelFunding,
+	) -> Self {
+		self.channels = store;
+		self.funding = funding;
+		self
+	}
+
+	/// The channels this buyer pays from.
+	pub fn channels(&self) -> Result<Vec<BuyerChannel>, String> {
+		self.channels.all()
 	}
 
 	/// Journals every payment before it leaves, and its outcome after.
@@ -137,15 +196,18 @@ impl Buyer {
 		let payment = self.pay(required, now)?;
 		let key = match Payload::parse(&payment.payload) {
 			Ok(Payload::Exact(p)) => p.authorization.nonce,
-			// The spending policy refuses channel offers, so none is ever signed here.
-			Ok(Payload::BatchSettlement(_)) => {
-				return Err(BuyError::Signing("this buyer does not pay from channels yet".into()))
+			Ok(Payload::BatchSettlement(p)) => {
+				let v = p.voucher();
+				format!("{}/{}", v.channel_id, v.max_claimable_amount)
 			},
 			Err(problem) => return Err(BuyError::Signing(problem.to_string())),
 		};
 		let flight = InFlight { key, locator, version, payment };
 		if let Some(journal) = &self.journal {
-			journal.signed(&flight).map_err(BuyError::Journal)?;
+			if let Err(e) = journal.signed(&flight) {
+				self.release(&flight);
+				return Err(BuyError::Journal(e));
+			}
 		}
 		tracing::info!(
 			to = %flight.locator.describe(), price = %flight.payment.price,
@@ -165,8 +227,90 @@ impl Buyer {
 	/// The seller answered: the outcome, journaled.
 	pub fn answered(&self, flight: &InFlight, answer: &SellerAnswer) -> Outcome {
 		let outcome = classify(answer);
+		if let (Outcome::Settled { .. }, Some(Ok(settlement))) = (&outcome, &answer.settlement) {
+			self.channel_charged(flight, settlement);
+		}
 		self.conclude(flight, &outcome);
 		outcome
+	}
+
+	/// A 402 answered to `flight` is a channel's corrective one: it carries the state of the
+	/// channel the flight paid from, and the next [`begin`](Self::begin) with it resumes
+	/// from that state (once the voucher it shows checks out).
+	pub fn is_corrective(&self, flight: &InFlight, required: &PaymentRequired) -> bool {
+		let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) else {
+			return false;
+		};
+		let id = &p.voucher().channel_id;
+		required.accepts.iter().any(|offer| {
+			offer
+				.extra
+				.as_ref()
+				.and_then(|e| e.get("channelState"))
+				.and_then(|s| s.get("channelId"))
+				.and_then(|v| v.as_str())
+				.is_some_and(|v| v.eq_ignore_ascii_case(id))
+		})
+	}
+
+	/// Waits until a channel with a voucher in flight may be busy no more (a purchase that
+	/// got [`BuyError::ChannelBusy`] then begins again).
+	/// (The wait counts from this call, not from the first poll: take it before trying.)
+	pub fn channel_turn(&self) -> tokio::sync::futures::Notified<'_> {
+		self.turn.notified()
+	}
+
+	/// A delivered channel answer: the charge it reports is checked against the voucher and
+	/// recorded; a charge that does not add up stops the channel.
+	fn channel_charged(&self, flight: &InFlight, settlement: &m2m_x402::v2::SettleResponse) {
+		let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) else {
+			return;
+		};
+		let Ok(id) = p.voucher().channel_id.parse::<B256>() else { return };
+		let voucher = p.voucher().max_claimable_amount.parse::<u128>().unwrap_or(0);
+		let price = flight.payment.amount.to::<u128>();
+		let mut channel = match self.channels.load(&id) {
+			Ok(Some(c)) => c,
+			Ok(None) => return,
+			Err(e) => {
+				tracing::error!(channel = %id, error = %e, "cannot read the channel to record a charge");
+				return;
+			},
+		};
+		match channels::check_charge(&channel, voucher, price, settlement) {
+			Ok(charge) => {
+				let state = &charge.channel_state;
+				let cumulative =
+					state.charged_cumulative_amount.as_deref().unwrap_or("0").parse().unwrap_or(0);
+				channel.charged = channel.charged.max(cumulative);
+				channel.balance = state.balance.parse().unwrap_or(channel.balance);
+				channel.total_claimed = state.total_claimed.parse().unwrap_or(0);
+				channel.withdraw_requested_at = state.withdraw_requested_at;
+				channel.requests += 1;
+				if matches!(*p, ChannelPayload::Deposit { .. })
+					&& !settlement.transaction.is_empty()
+				{
+					channel.deposited += flight.payment.deposit();
+				}
+			},
+			Err(why) => {
+				tracing::error!(channel = %id, %why, "the seller's channel state does not add up; no more vouchers on this channel");
+				channel.stopped = Some(why);
+			},
+		}
+		if let Err(e) = self.channels.save(&channel) {
+			tracing::error!(channel = %id, error = %e, "cannot save the channel's charge");
+		}
+	}
+
+	/// The flight's channel, if any, is free for its next voucher.
+	fn release(&self, flight: &InFlight) {
+		if let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) {
+			if let Ok(id) = p.voucher().channel_id.parse::<B256>() {
+				self.busy.lock().expect("busy channels").remove(&id);
+				self.turn.notify_waiters();
+			}
+		}
 	}
 
 	/// Journals `outcome` for `flight` (also for a payment that never left: `Failed`).
@@ -186,6 +330,9 @@ impl Buyer {
 		if let Some(journal) = &self.journal {
 			journal.finished(&flight.key, outcome);
 		}
+		// Whatever the outcome, the next voucher may be signed: if this one was charged
+		// unseen, the seller's corrective 402 says so, and it is adopted.
+		self.release(flight);
 	}
 
 	/// Chooses an offer of `required`, counts it, and signs it, at Unix time `now`.
@@ -203,9 +350,24 @@ impl Buyer {
 				.map(|(_, _, s)| *s)
 				.unwrap_or_default()
 		})?;
-		let signed = exact::sign(&self.signer, choice.requirement, now, random_b256())
-			.map_err(|e| BuyError::Signing(e.to_string()))?;
-		let mut payload = exact::payment(choice.requirement.clone(), &signed);
+		let allowance = choice.allowance;
+		let spent_now = spent
+			.iter()
+			.find(|(n, a, _)| *n == allowance.network && *a == allowance.asset)
+			.map(|(_, _, s)| *s)
+			.unwrap_or_default();
+		let (mut payload, deposit) = match Scheme::of(choice.requirement) {
+			Ok(Scheme::BatchSettlement) => {
+				let (payload, deposit) =
+					self.sign_channel(choice.requirement, allowance, spent_now, now)?;
+				(payload, U256::from(deposit))
+			},
+			_ => {
+				let signed = exact::sign(&self.signer, choice.requirement, now, random_b256())
+					.map_err(|e| BuyError::Signing(e.to_string()))?;
+				(exact::payment(choice.requirement.clone(), &signed), U256::ZERO)
+			},
+		};
 		payload.resource = Some(required.resource.clone());
 		let advertised = required
 			.extensions
@@ -215,8 +377,14 @@ impl Buyer {
 		if let Some(id) = &payment_id {
 			paywall::set_payment_id(&mut payload, id);
 		}
-		let allowance = choice.allowance;
-		self.ledger.add(day, &allowance.network, allowance.asset, choice.amount)?;
+		// What is at stake: the price for exact; a channel's deposit (its vouchers spend it).
+		let counted = match Scheme::of(choice.requirement) {
+			Ok(Scheme::BatchSettlement) => deposit,
+			_ => choice.amount,
+		};
+		if !counted.is_zero() {
+			self.ledger.add(day, &allowance.network, allowance.asset, counted)?;
+		}
 		Ok(Payment {
 			network: choice.requirement.network.clone(),
 			asset: allowance.asset,
@@ -226,6 +394,62 @@ impl Buyer {
 			payment_id,
 			payload,
 		})
+	}
+
+	/// Signs the next voucher of the channel for `requirement` (opening or topping it up
+	/// with a deposit the budget allows), and saves the channel with it before returning.
+	/// Returns the payment and its deposit.
+	fn sign_channel(
+		&self,
+		requirement: &PaymentRequirements,
+		allowance: &policy::AssetAllowance,
+		spent: U256,
+		now: u64,
+	) -> Result<(PaymentPayload, u128), BuyError> {
+		let offer =
+			channel_rules::offer(requirement).map_err(|p| BuyError::Signing(p.to_string()))?;
+		let known = self.channels.all().map_err(BuyError::Channels)?;
+		let (mut channel, config) =
+			channels::channel_for(&known, &offer, requirement, self.signer.clone());
+		channels::adopt(&mut channel, &config, &offer, requirement).map_err(|p| {
+			BuyError::Signing(format!("the seller's corrective 402 is not acceptable: {p}"))
+		})?;
+		if !self.busy.lock().expect("busy channels").insert(channel.channel_id) {
+			return Err(BuyError::ChannelBusy(channel.channel_id));
+		}
+		let signed = (|| {
+			let price = offer.max_price;
+			let voucher = channel.charged.checked_add(price).ok_or_else(|| {
+				BuyError::Signing("the channel's cumulative amount would overflow".into())
+			})?;
+			let left = allowance.budget_left(spent).saturating_to::<u128>();
+			let deposit =
+				channels::deposit_needed(voucher, channel.balance, price, self.funding, left)
+					.map_err(|shortfall| {
+						BuyError::Policy(NothingPayable(vec![allowance
+							.fits_budget(spent, U256::from(shortfall))
+							.expect_err("the shortfall exceeds what is left")]))
+					})?;
+			let terms = channels::DepositTerms { amount: deposit, now, salt: random_b256() };
+			let payload = channels::sign(&self.signer, &offer, &config, &mut channel, price, terms)
+				.map_err(|p| BuyError::Signing(p.to_string()))?;
+			// On disk before the voucher can leave: never the same amount for two requests.
+			self.channels.save(&channel).map_err(BuyError::Channels)?;
+			Ok((payload, deposit))
+		})();
+		match signed {
+			Ok((payload, deposit)) => {
+				if deposit > 0 {
+					tracing::info!(channel = %channel.channel_id, deposit, "depositing into the channel");
+				}
+				Ok((channel_rules::payment(requirement, &payload), deposit))
+			},
+			Err(e) => {
+				self.busy.lock().expect("busy channels").remove(&channel.channel_id);
+				self.turn.notify_waiters();
+				Err(e)
+			},
+		}
 	}
 }
 

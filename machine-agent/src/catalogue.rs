@@ -6,9 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use m2m_primitives::H256;
-use m2m_x402::{policy, schemes::exact, v2::PaymentRequirements, Address, U256};
+use m2m_x402::{
+	policy,
+	schemes::{
+		batch_settlement::{self, rules as channel_rules},
+		exact,
+	},
+	v2::PaymentRequirements,
+	Address, U256,
+};
 
-use crate::config::{Handler, Service};
+use crate::config::{Handler, PriceScheme, Service};
 
 /// What an offer needs to know about the token and the payee.
 pub struct Pricing {
@@ -16,6 +24,9 @@ pub struct Pricing {
 	pub usdt: Address,
 	pub domain: (String, String),
 	pub pay_to: Address,
+	/// Who signs this device's channel claims (its facilitator's key); `None` if the
+	/// facilitator does not settle channels.
+	pub receiver_authorizer: Option<Address>,
 }
 
 /// How long a buyer's authorization stays valid. Generous on purpose: a `--dev` node's chain
@@ -36,7 +47,7 @@ pub fn usdt_units(amount: &str, what: &str) -> Result<U256> {
 /// BLAKE2-256 of its path (`/reading`), so that a service has one id whatever the transport,
 /// host or port it was bought through, and the query does not split its accounting.
 pub fn resource_id(resource: &str) -> H256 {
-	let after_scheme = resource.split_once("://").map_or(None, |(_, rest)| Some(rest));
+	let after_scheme = resource.split_once("://").map(|(_, rest)| rest);
 	let path = match after_scheme {
 		Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
 		None => resource,
@@ -132,14 +143,36 @@ pub fn catalogue(services: &[Service], pricing: &Pricing, device: &str) -> Resul
 		.iter()
 		.map(|s| {
 			let amount = usdt_units(&s.price, &format!("service {} price", s.path))?;
-			let offer = exact::requirements(
-				pricing.chain_id,
-				pricing.usdt,
-				(&pricing.domain.0, &pricing.domain.1),
-				pricing.pay_to,
-				amount,
-				MAX_TIMEOUT_SECS,
-			);
+			let offer = match s.scheme {
+				PriceScheme::Exact => exact::requirements(
+					pricing.chain_id,
+					pricing.usdt,
+					(&pricing.domain.0, &pricing.domain.1),
+					pricing.pay_to,
+					amount,
+					MAX_TIMEOUT_SECS,
+				),
+				PriceScheme::BatchSettlement => {
+					let receiver_authorizer = pricing.receiver_authorizer.with_context(|| {
+						format!(
+							"service {}: scheme batch-settlement needs a facilitator that settles \
+							 channels (its /supported lists batch-settlement with a \
+							 receiverAuthorizer)",
+							s.path
+						)
+					})?;
+					channel_rules::requirements(&channel_rules::Offer {
+						chain_id: pricing.chain_id,
+						asset: pricing.usdt,
+						token_domain: pricing.domain.clone(),
+						pay_to: pricing.pay_to,
+						receiver_authorizer,
+						withdraw_delay: batch_settlement::DEFAULT_WITHDRAW_DELAY,
+						max_price: amount.to::<u128>(),
+						max_timeout_seconds: MAX_TIMEOUT_SECS,
+					})
+				},
+			};
 			let producer =
 				match s.handler {
 					Handler::Sensor => Producer::Sensor { device: device.to_string() },

@@ -22,6 +22,8 @@ pub struct Config {
 	#[serde(default)]
 	pub services: Vec<Service>,
 	pub spending: Spending,
+	#[serde(default)]
+	pub channels: Channels,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,8 +88,13 @@ fn default_receipt_timeout() -> u64 {
 pub struct Service {
 	/// The URL path, e.g. `/reading`.
 	pub path: String,
-	/// Price per request in USDT, e.g. `"0.01"`.
+	/// Price per request in USDT, e.g. `"0.01"`: one kWh, one reading.
 	pub price: String,
+	/// How buyers pay: `"exact"` (default; one on-chain transfer per request) or
+	/// `"batch-settlement"` (per unit from a payment channel: a deposit once, then a signed
+	/// voucher per request, claimed in batches).
+	#[serde(default)]
+	pub scheme: PriceScheme,
 	#[serde(default)]
 	pub description: String,
 	/// What answers the paid request.
@@ -96,6 +103,17 @@ pub struct Service {
 	pub file: Option<PathBuf>,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub target: Option<String>,
+}
+
+/// How a service is paid. Anything else in the config is an error that names these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PriceScheme {
+	/// One EIP-3009 transfer per request.
+	#[default]
+	Exact,
+	/// Cumulative vouchers on a payment channel.
+	BatchSettlement,
 }
 
 /// What answers a service's paid requests. Anything else in the config is an error that
@@ -120,6 +138,44 @@ pub struct Spending {
 	/// Allowed payees (EVM addresses); empty allows every payee.
 	#[serde(default)]
 	pub payees: Vec<String>,
+	/// Paying from a channel: how many requests (at the offer's price) one deposit funds.
+	/// The deposit counts against the daily budget when it is signed.
+	#[serde(default = "default_requests_per_deposit")]
+	pub requests_per_deposit: u64,
+}
+
+fn default_requests_per_deposit() -> u64 {
+	100
+}
+
+/// Selling from channels: when the vouchers held are claimed on-chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+	/// Claim what was charged at least this often (seconds).
+	#[serde(default = "default_claim_interval")]
+	pub claim_interval_secs: u64,
+	/// Claim as soon as the charged but unclaimed amount, over all channels, reaches this
+	/// (USDT); a single channel at this bound is claimed before it serves more.
+	#[serde(default = "default_max_unclaimed")]
+	pub max_unclaimed: String,
+}
+
+impl Default for Channels {
+	fn default() -> Self {
+		Self {
+			claim_interval_secs: default_claim_interval(),
+			max_unclaimed: default_max_unclaimed(),
+		}
+	}
+}
+
+fn default_claim_interval() -> u64 {
+	60
+}
+
+fn default_max_unclaimed() -> String {
+	"1.00".into()
 }
 
 /// Environment variables that override the file, for containers.
@@ -203,17 +259,26 @@ url = ""                 # empty: settle sales here (this device pays the gas)
 receipt_timeout_secs = 30
 
 # Services this device sells. handler = "sensor" | "static" (file = …) | "proxy" (target = …)
+# scheme = "exact" (one on-chain transfer per request, the default) or "batch-settlement"
+# (per unit from a payment channel: one deposit, then an off-chain voucher per request).
 [[services]]
 path = "/reading"
 price = "0.01"           # USDT per request
 description = "one sensor reading"
 handler = "sensor"
+scheme = "exact"
 
 # What this device may spend, in USDT.
 [spending]
 max_per_request = "0.10"
 daily_budget = "5.00"
 payees = []              # EVM addresses; empty allows every payee
+requests_per_deposit = 100   # a channel deposit funds this many requests at the offer's price
+
+# Selling from channels: vouchers are claimed on-chain in batches.
+[channels]
+claim_interval_secs = 60 # claim what was charged at least this often
+max_unclaimed = "1.00"   # USDT charged but not claimed: claim at this bound, before serving more
 "#,
 		overrides = OVERRIDES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "),
 	)
@@ -243,6 +308,17 @@ mod tests {
 		assert_eq!(c.spending.daily_budget, "0.02");
 
 		assert_eq!(c.services[0].handler, Handler::Sensor);
+		assert_eq!(c.services[0].scheme, PriceScheme::Exact);
+		assert_eq!(c.channels, Channels::default());
+		let metered = template("robot", None, listen, "0xFA0E")
+			.replace("scheme = \"exact\"", "scheme = \"batch-settlement\"");
+		std::fs::write(&path, metered).unwrap();
+		assert_eq!(Config::load(&path).unwrap().services[0].scheme, PriceScheme::BatchSettlement);
+		let typo = template("robot", None, listen, "0xFA0E")
+			.replace("scheme = \"exact\"", "scheme = \"channel\"");
+		std::fs::write(&path, typo).unwrap();
+		let e = format!("{:#}", Config::load(&path).unwrap_err());
+		assert!(e.contains("`exact`, `batch-settlement`"), "{e}");
 		let typo = template("robot", None, listen, "0xFA0E")
 			.replace("handler = \"sensor\"", "handler = \"sensr\"");
 		std::fs::write(&path, typo).unwrap();

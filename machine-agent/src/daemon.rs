@@ -26,14 +26,15 @@ use m2m_evm::alloy::{primitives::Address, providers::Provider};
 use m2m_facilitator::{ChainLookup, Facilitate, Facilitator, RemoteFacilitator};
 use m2m_primitives::receipt::AssetKey;
 use m2m_x402::policy::{AssetAllowance, SpendingPolicy};
-use m2m_x402_buyer::{client::X402Client, Buyer};
+use m2m_x402_buyer::{client::X402Client, Buyer, ChannelFunding};
 use m2m_x402_seller::Seller;
 
 use crate::{
 	agent::Agent,
 	catalogue::{self, Pricing},
 	chain::{self, Health},
-	config::Config,
+	claims,
+	config::{Config, PriceScheme},
 	control, keystore, metrics, purchase,
 	selling::Recorder,
 	services,
@@ -82,10 +83,39 @@ pub fn buying_client(
 	store: Arc<Store>,
 	chain_id: u64,
 ) -> Result<X402Client> {
+	let funding = ChannelFunding { requests_per_deposit: config.spending.requests_per_deposit };
 	let buyer = Buyer::with_ledger(evm_signer(keys), policy(config, chain_id)?, store.clone())
-		.with_journal(store);
+		.with_journal(store.clone())
+		.with_channels(store, funding);
 	let http = reqwest::Client::builder().timeout(Duration::from_secs(90)).build()?;
 	Ok(X402Client::with_http(http, Arc::new(buyer)))
+}
+
+/// Who signs this device's channel claims: the `receiverAuthorizer` its facilitator lists
+/// for batch-settlement on this chain.
+async fn receiver_authorizer(facilitator: &dyn Facilitate, chain_id: u64) -> Result<Address> {
+	let network = m2m_x402::network::caip2(chain_id);
+	let supported = facilitator
+		.supported()
+		.await
+		.map_err(|e| anyhow::anyhow!("cannot ask the facilitator what it supports: {e}"))?;
+	let kind = supported
+		.kinds
+		.iter()
+		.find(|k| k.scheme == m2m_x402::schemes::batch_settlement::SCHEME && k.network == network)
+		.with_context(|| {
+			format!("a service is priced with batch-settlement, but the facilitator does not settle channels on {network}")
+		})?;
+	kind.extra
+		.as_ref()
+		.and_then(|e| e.get("receiverAuthorizer"))
+		.and_then(|a| a.as_str())
+		.and_then(|a| a.parse().ok())
+		.with_context(|| {
+			format!(
+				"the facilitator lists batch-settlement on {network} without a receiverAuthorizer"
+			)
+		})
 }
 
 /// The EVM chain id, waiting (with a clear log) while the endpoint is down.
@@ -141,15 +171,37 @@ pub async fn run(config: Config) -> Result<()> {
 		asset: AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) },
 		wake: wake.clone(),
 	};
+	let metered = config.services.iter().any(|s| s.scheme == PriceScheme::BatchSettlement);
+	let receiver_authorizer = match metered {
+		true => Some(receiver_authorizer(facilitator.as_ref(), chain_id).await?),
+		false => None,
+	};
+	let max_unclaimed =
+		catalogue::usdt_units(&config.channels.max_unclaimed, "[channels] max_unclaimed")?;
 	let seller = Arc::new(
 		Seller::new(facilitator)
 			.with_idempotency(store.clone())
 			.with_recorder(Arc::new(recorder))
-			.with_settlement_lookup(Arc::new(ChainLookup::new(provider.clone()))),
+			.with_settlement_lookup(Arc::new(ChainLookup::new(provider.clone())))
+			.with_channels(store.clone())
+			.with_max_unclaimed(max_unclaimed.to::<u128>()),
 	);
-	let pricing = Pricing { chain_id, usdt, domain: (domain.name, domain.version), pay_to: me };
+	let pricing = Pricing {
+		chain_id,
+		usdt,
+		domain: (domain.name, domain.version),
+		pay_to: me,
+		receiver_authorizer,
+	};
 	let catalogue = catalogue::catalogue(&config.services, &pricing, &config.device.name)?;
-	let sold = services::router(catalogue, seller);
+	let sold = services::router(catalogue, seller.clone());
+	tokio::spawn(claims::worker(
+		seller,
+		store.clone(),
+		provider.clone(),
+		Duration::from_secs(config.channels.claim_interval_secs.max(1)),
+		max_unclaimed.to::<u128>(),
+	));
 	let client = buying_client(&config, &keys, store.clone(), chain_id)?;
 
 	tokio::spawn(chain::worker(
@@ -208,7 +260,7 @@ pub async fn run(config: Config) -> Result<()> {
 	let public = crate::serve::serve(listener, service, Default::default(), stopped.clone());
 	let private = axum::serve(control_listener, control::router(agent.clone()))
 		.with_graceful_shutdown(stop_signal(stopped));
-	let served = tokio::try_join!(async move { public.await }, async move { private.await });
+	let served = tokio::try_join!(public, async move { private.await });
 	control::remove(&agent.config);
 	served?;
 	tracing::info!("stopped");

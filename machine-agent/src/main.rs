@@ -3,6 +3,7 @@
 mod agent;
 mod catalogue;
 mod chain;
+mod claims;
 mod config;
 mod control;
 mod daemon;

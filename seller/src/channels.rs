@@ -23,12 +23,12 @@ use std::{
 use m2m_x402::{
 	schemes::batch_settlement::{
 		payload::{
-			ChannelConfigWire, ChannelPayload, ChannelStateWire, ClaimedVoucherWire,
+			decimal, ChannelConfigWire, ChannelPayload, ChannelStateWire, ClaimedVoucherWire,
 			ReceiverPayload, VoucherClaimWire,
 		},
 		rules::{self, ChannelView, VerifiedVoucher},
 	},
-	v2::{PaymentPayload, PaymentRequirements, SchemePayload},
+	v2::{PaymentPayload, PaymentRequirements, SchemePayload, SettleResponse},
 	ErrorReason, Problem, B256,
 };
 use serde::{Deserialize, Serialize};
@@ -425,28 +425,11 @@ impl crate::Seller {
 		let mut receivers: Vec<PaymentRequirements> = Vec::new();
 		for batch in claim_batches(records) {
 			let requirements = batch[0].requirements.clone();
-			let payment = receiver_payment(&requirements, &claim_payload(&batch));
-			let answer = self.facilitator.settle(&payment, &requirements).await;
-			let settlement = match answer {
-				Ok(s) if s.success => s,
-				Ok(s) => {
-					let why = format!(
-						"{}: {}{}",
-						s.error_reason.map(|r| r.to_string()).unwrap_or_default(),
-						s.error_message.unwrap_or_default(),
-						if s.transaction.is_empty() {
-							String::new()
-						} else {
-							format!(" (tx {})", s.transaction)
-						}
-					);
+			let settlement = match self.claim(&batch).await {
+				Ok(s) => s,
+				Err(why) => {
 					tracing::warn!(rows = batch.len(), %why, "a claim batch did not land; retried on the next run");
 					report.failed.extend(batch.iter().map(|r| (r.channel_id, why.clone())));
-					continue;
-				},
-				Err(e) => {
-					tracing::warn!(rows = batch.len(), error = %e, "a claim batch could not be sent; retried on the next run");
-					report.failed.extend(batch.iter().map(|r| (r.channel_id, e.to_string())));
 					continue;
 				},
 			};
@@ -501,6 +484,49 @@ impl crate::Seller {
 		Ok(report)
 	}
 
+	/// Sends one claim batch: the facilitator's successful answer, or why it did not land.
+	async fn claim(&self, batch: &[ChannelRecord]) -> Result<SettleResponse, String> {
+		let requirements = &batch[0].requirements;
+		let payment = receiver_payment(requirements, &claim_payload(batch));
+		match self.facilitator.settle(&payment, requirements).await {
+			Ok(s) if s.success => Ok(s),
+			Ok(s) => Err(format!(
+				"{}: {}{}",
+				s.error_reason.map(|r| r.to_string()).unwrap_or_default(),
+				s.error_message.unwrap_or_default(),
+				if s.transaction.is_empty() {
+					String::new()
+				} else {
+					format!(" (tx {})", s.transaction)
+				}
+			)),
+			Err(e) => Err(e.to_string()),
+		}
+	}
+
+	/// Claims `record`'s channel now, while its sale holds the channel: a channel whose
+	/// unclaimed charge would pass the bound is claimed before it serves more. Updates
+	/// `record` (and the store) with the claim.
+	pub(crate) async fn claim_before_serving(
+		&self,
+		record: &mut ChannelRecord,
+	) -> Result<(), String> {
+		let batch = std::slice::from_ref(record);
+		let settlement = self.claim(batch).await?;
+		if let Some(error) = failed_rows(settlement.extra.as_ref()).remove(&0) {
+			return Err(error);
+		}
+		let before = record.total_claimed;
+		record.total_claimed = before.max(record.charged);
+		record.unclaimed_requests = 0;
+		self.channels.save(record)?;
+		tracing::info!(
+			channel = %record.channel_id, amount = record.total_claimed - before,
+			tx = %settlement.transaction, "unclaimed exposure at its bound: claimed before serving"
+		);
+		Ok(())
+	}
+
 	/// Mirrors a landed claim of `claimed` (the record it was built from) into the channel's
 	/// current record: what it added, and the channel's claimed total after it.
 	fn mirror_claim(&self, claimed: &ChannelRecord) -> Result<(u128, u128), String> {
@@ -522,20 +548,6 @@ impl crate::Seller {
 			current.unclaimed_requests.saturating_sub(claimed.unclaimed_requests);
 		self.channels.save(&current)?;
 		Ok((current.total_claimed - before, current.total_claimed))
-	}
-}
-
-/// u128 amounts as decimal strings (JSON numbers lose precision above 2^53).
-mod decimal {
-	use serde::{Deserialize, Deserializer, Serializer};
-
-	pub fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
-		s.collect_str(value)
-	}
-
-	pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-		let s = String::deserialize(d)?;
-		s.parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an amount")))
 	}
 }
 

@@ -35,7 +35,7 @@ pub enum Claim {
 	/// First use: the key is now held by this payment until completed or released.
 	New,
 	/// This payment was served before: here is its answer.
-	Replay(Answered),
+	Replay(Box<Answered>),
 	/// The key belongs to a different payment.
 	Conflict,
 	/// The same payment is being processed right now.
@@ -69,14 +69,17 @@ pub trait IdempotencyStore: Send + Sync {
 enum Entry {
 	InProgress(B256),
 	Pending(B256, String),
-	Done(B256, Answered),
+	Done(B256, Box<Answered>),
 }
+
+/// Each id's entry with its expiry, and the ids oldest first.
+type Records = (HashMap<String, (Entry, u64)>, VecDeque<String>);
 
 /// Idempotency records in memory, the oldest forgotten beyond a capacity, and any forgotten
 /// once its authorization has expired.
 pub struct MemoryIdempotency {
 	capacity: usize,
-	state: Mutex<(HashMap<String, (Entry, u64)>, VecDeque<String>)>,
+	state: Mutex<Records>,
 }
 
 impl MemoryIdempotency {
@@ -136,7 +139,7 @@ impl IdempotencyStore for MemoryIdempotency {
 	fn complete(&self, id: &str, fingerprint: B256, answered: Answered) {
 		let mut guard = self.state.lock().expect("idempotency lock");
 		if let Some((entry, _)) = guard.0.get_mut(id) {
-			*entry = Entry::Done(fingerprint, answered);
+			*entry = Entry::Done(fingerprint, Box::new(answered));
 		}
 	}
 
@@ -191,10 +194,14 @@ mod tests {
 		assert_eq!(store.claim("k", a, FAR), Claim::InProgress);
 		assert_eq!(store.claim("k", b, FAR), Claim::Conflict);
 		store.complete("k", a, answered("x"));
-		assert_eq!(store.claim("k", a, FAR), Claim::Replay(answered("x")));
+		assert_eq!(store.claim("k", a, FAR), Claim::Replay(Box::new(answered("x"))));
 		assert_eq!(store.claim("k", b, FAR), Claim::Conflict);
 		store.release("k");
-		assert_eq!(store.claim("k", a, FAR), Claim::Replay(answered("x")), "completed keys stay");
+		assert_eq!(
+			store.claim("k", a, FAR),
+			Claim::Replay(Box::new(answered("x"))),
+			"completed keys stay"
+		);
 	}
 
 	#[test]

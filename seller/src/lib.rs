@@ -154,6 +154,9 @@ pub struct Seller {
 	recorder: Arc<dyn SaleRecorder>,
 	lookup: Option<Arc<dyn SettlementLookup>>,
 	channels: Arc<dyn ChannelStore>,
+	/// A channel's charged-but-unclaimed bound (base units): at it, the channel is claimed
+	/// before it serves more. `None`: no bound (claims run only when asked).
+	max_unclaimed: Option<u128>,
 	/// Authorizations (and channels) being sold right now: a second presentation waits its
 	/// turn.
 	selling: Mutex<HashSet<SaleKey>>,
@@ -170,8 +173,17 @@ impl Seller {
 			recorder: Arc::new(MemorySales::default()),
 			lookup: None,
 			channels: Arc::new(MemoryChannels::default()),
+			max_unclaimed: None,
 			selling: Mutex::default(),
 		}
+	}
+
+	/// Bounds what one channel may owe unclaimed: a request that would take it past
+	/// `max_unclaimed` (base units) waits for a claim of what it owes first, so a payer's
+	/// withdrawal can never take more than that.
+	pub fn with_max_unclaimed(mut self, max_unclaimed: u128) -> Self {
+		self.max_unclaimed = Some(max_unclaimed);
+		self
 	}
 
 	/// Keeps payment channels' state in `store` (a device keeps it on disk: its vouchers are
@@ -282,7 +294,7 @@ impl Seller {
 					}),
 					Claim::Replay(answered) => {
 						tracing::info!(%url, payment_id = %id, "idempotent replay of a settled payment");
-						return SaleOutcome::Replayed(Box::new(answered));
+						return SaleOutcome::Replayed(answered);
 					},
 					Claim::Conflict => {
 						return SaleOutcome::Conflict(format!(
@@ -492,7 +504,18 @@ impl Seller {
 			};
 			chain = Some(verdict);
 		}
-		let known = channels::known(stored, &verified, requirement, chain.as_ref());
+		let mut known = channels::known(stored, &verified, requirement, chain.as_ref());
+		if let Some(bound) = self.max_unclaimed {
+			let price = requirement.amount.parse::<u128>().unwrap_or(0);
+			if known.unclaimed() > 0 && known.unclaimed().saturating_add(price) > bound {
+				self.claim_before_serving(&mut known).await.map_err(|e| {
+					Stop::Unavailable(format!(
+						"the channel's unclaimed charges are at this seller's bound and the \
+						 claim did not land ({e}); retry shortly"
+					))
+				})?;
+			}
+		}
 		let sale = channels::check(verified, requirement, known, deposit, retry).map_err(
 			|stop| match stop {
 				channels::ChannelStop::Refused(p) => Stop::Refused(p),

@@ -87,7 +87,7 @@ async fn main() {
 	let signed: Vec<_> = (0..payments)
 		.map(|i| {
 			let mut nonce = [0u8; 32];
-			nonce[..8].copy_from_slice(&(now as u64).to_be_bytes());
+			nonce[..8].copy_from_slice(&now.to_be_bytes());
 			nonce[24..].copy_from_slice(&(i as u64).to_be_bytes());
 			let wire = exact::sign(&buyer, &offer, now, B256::from(nonce)).expect("signing");
 			exact::payment(offer.clone(), &wire)

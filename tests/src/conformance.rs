@@ -24,7 +24,7 @@ use crate::market::{self, Market, BROKE, BUYER, READING_PRICE, SELLER};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
 	/// The resource, with the settlement that paid for it (none for a free resource).
-	Delivered { body: String, settlement: Option<SettleResponse> },
+	Delivered { body: String, settlement: Option<Box<SettleResponse>> },
 	/// Payment required, with the `error` the seller gave (empty for a bare request).
 	PaymentRequired { error: String },
 	/// The payment id was used for a different payment.
@@ -230,7 +230,7 @@ impl Transport for Http {
 					header("payment-response"),
 					header("x-payment-response"),
 				)
-				.map(|s| s.expect("a well-formed PAYMENT-RESPONSE")),
+				.map(|s| Box::new(s.expect("a well-formed PAYMENT-RESPONSE"))),
 			},
 			402 => {
 				let required: PaymentRequired = codec::decode(

@@ -56,13 +56,6 @@ pub enum Refusal {
 	OverCap { price: String, cap: String },
 	#[error("price {price} exceeds the rest of today's budget: {spent} of {budget} spent")]
 	OverBudget { price: String, spent: String, budget: String },
-	/// Paying from a channel means opening one with a deposit first, which the buyer does
-	/// not do yet: it must never sign a voucher it cannot keep track of.
-	#[error(
-		"scheme \"batch-settlement\" pays from a payment channel, which this buyer does not open yet; \
-		 ask the seller for an \"exact\" offer"
-	)]
-	NoChannels,
 }
 
 /// Why no offer was chosen: each offer's refusal, in the seller's order.
@@ -122,9 +115,6 @@ impl SpendingPolicy {
 	) -> Result<(&AssetAllowance, U256), Refusal> {
 		let scheme =
 			Scheme::from_name(&r.scheme).ok_or_else(|| Refusal::Scheme(r.scheme.clone()))?;
-		if scheme == Scheme::BatchSettlement {
-			return Err(Refusal::NoChannels);
-		}
 		if !self.assets.iter().any(|a| a.network == r.network) {
 			let mut allowed: Vec<&str> = self.assets.iter().map(|a| a.network.as_str()).collect();
 			allowed.dedup();
@@ -153,15 +143,33 @@ impl SpendingPolicy {
 				cap: show(allowance.max_per_request),
 			});
 		}
-		let spent = spent_today(&r.network, allowance.asset);
-		if spent.saturating_add(amount) > allowance.daily_budget {
+		// A channel's vouchers spend a deposit that was counted when it was signed: the
+		// budget applies to deposits ([`AssetAllowance::fits_budget`], by the buyer, which
+		// knows whether this request needs one), not to each voucher.
+		if scheme == Scheme::Exact {
+			allowance.fits_budget(spent_today(&r.network, allowance.asset), amount)?;
+		}
+		Ok((allowance, amount))
+	}
+}
+
+impl AssetAllowance {
+	/// `amount` more fits today's budget when `spent` is committed already.
+	pub fn fits_budget(&self, spent: U256, amount: U256) -> Result<(), Refusal> {
+		if spent.saturating_add(amount) > self.daily_budget {
+			let show = |v: U256| format_units(v, self.decimals, &self.symbol);
 			return Err(Refusal::OverBudget {
 				price: show(amount),
 				spent: show(spent),
-				budget: show(allowance.daily_budget),
+				budget: show(self.daily_budget),
 			});
 		}
-		Ok((allowance, amount))
+		Ok(())
+	}
+
+	/// What is left of today's budget when `spent` is committed already.
+	pub fn budget_left(&self, spent: U256) -> U256 {
+		self.daily_budget.saturating_sub(spent)
 	}
 }
 
@@ -282,17 +290,36 @@ mod tests {
 		);
 		let mut upto = offer("eip155:33380", USDT, other, "1");
 		upto.scheme = "upto".into();
-		let mut channel = upto.clone();
 		assert_eq!(
 			refusal(&p, upto, 0),
 			"scheme \"upto\" is not supported (\"exact\" or \"batch-settlement\")"
 		);
+	}
+
+	#[test]
+	fn a_channel_offer_is_capped_per_request_and_its_deposits_against_the_budget() {
+		let p = policy();
+		let mut channel = offer("eip155:33380", USDT, SELLER, "200000");
 		channel.scheme = "batch-settlement".into();
 		assert_eq!(
-			refusal(&p, channel, 0),
-			"scheme \"batch-settlement\" pays from a payment channel, which this buyer does not \
-			 open yet; ask the seller for an \"exact\" offer"
+			p.choose(std::slice::from_ref(&channel), nothing_spent).unwrap_err().to_string(),
+			"price 0.20 USDT exceeds per-request cap 0.10 USDT",
+			"the per-request maximum is capped like a price"
 		);
+		channel.amount = "10000".into();
+		// A voucher spends a deposit counted when it was signed: a spent budget does not
+		// refuse it here; the deposit itself is checked against what is left.
+		let choice = p.choose(std::slice::from_ref(&channel), |_, _| U256::from(1_000_000u64));
+		let allowance = choice.unwrap().allowance;
+		assert_eq!(allowance.budget_left(U256::from(400_000u64)), U256::from(600_000u64));
+		assert_eq!(
+			allowance
+				.fits_budget(U256::from(400_000u64), U256::from(700_000u64))
+				.unwrap_err()
+				.to_string(),
+			"price 0.70 USDT exceeds the rest of today's budget: 0.40 USDT of 1.00 USDT spent"
+		);
+		assert!(allowance.fits_budget(U256::from(400_000u64), U256::from(600_000u64)).is_ok());
 	}
 
 	#[test]

@@ -1,74 +1,171 @@
-//! The `channels` column family, created empty and reserved for payment channels: the typed
-//! state of one channel, as the channel issue will persist it.
+//! The `channels` column family: the payment channels this device sells from, one
+//! [`ChannelRecord`] each, and the ones it pays from, one [`BuyerChannel`] each.
+//!
+//! A seller's record holds the highest voucher it accepted, the only claim it has to the
+//! money; a buyer's holds the highest voucher it signed, so that it never signs the same
+//! cumulative amount for a different request. Both are written synced, before the voucher's
+//! answer leaves (seller) or the voucher itself leaves (buyer).
 
-use m2m_x402::{Address, B256, U256};
-use serde::{Deserialize, Serialize};
+use m2m_x402::B256;
+use m2m_x402_buyer::channels::{BuyerChannel, BuyerChannelStore};
+use m2m_x402_seller::channels::{ChannelRecord, ChannelStore};
 
-/// Every store already has this column family (it is in the list [`Store::open`] creates), so
-/// the channel issue adds none; it bumps the schema when it starts writing [`ChannelRecord`]s,
-/// so that an older build, which cannot see a channel, refuses the store instead of ignoring
-/// the money held in one.
-///
-/// [`Store::open`]: super::Store::open
+use super::{Store, StoreError};
+
+/// Keys: `sell/<channel id>` ([`ChannelRecord`], JSON) and `buy/<channel id>`
+/// ([`BuyerChannel`], JSON). Schema v4 is the first to write them: an older build refuses the
+/// store instead of ignoring the money held in a channel.
 pub(super) const CF: &str = "channels";
 
-/// One payment channel, as the channel issue will persist it (JSON, keyed by channel id):
-/// what the payer deposited, and the best voucher the payee holds, which is what it can claim.
-// Nothing writes one until the channel issue; only the test builds one meanwhile.
-#[allow(dead_code)]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelRecord {
-	pub channel_id: B256,
-	pub payer: Address,
-	pub payee: Address,
-	/// What the payer locked in the channel, in the asset's base units.
-	pub deposit: U256,
-	/// The highest cumulative amount a voucher authorized so far, in base units: vouchers are
-	/// cumulative, so only the highest one counts.
-	pub cumulative_amount: U256,
-	/// The signature of that voucher (0x-hex); `None` before the first voucher.
-	#[serde(default, skip_serializing_if = "Option::is_none")]
-	pub voucher_signature: Option<String>,
-	pub status: ChannelStatus,
+const SELL: &str = "sell/";
+const BUY: &str = "buy/";
+
+fn key(prefix: &str, channel_id: &B256) -> String {
+	format!("{prefix}{channel_id}")
 }
 
-/// Where a channel is in its life.
-#[allow(dead_code)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelStatus {
-	/// Deposited; vouchers are being exchanged.
-	Open,
-	/// A close was requested on-chain and has not completed yet.
-	Closing,
-	/// Closed on-chain: no voucher can be claimed any more.
-	Closed,
+impl Store {
+	fn channel_value<T: serde::de::DeserializeOwned>(
+		&self,
+		key: &str,
+	) -> Result<Option<T>, StoreError> {
+		match self.read(CF, key.as_bytes())? {
+			None => Ok(None),
+			Some(v) => serde_json::from_slice(&v)
+				.map(Some)
+				.map_err(|e| StoreError::Read(format!("channel record {key}: {e}"))),
+		}
+	}
+
+	/// Every record under `prefix`; one that does not parse fails the whole read (a channel
+	/// that cannot be read must not pass for one that does not exist).
+	fn channel_values<T: serde::de::DeserializeOwned>(
+		&self,
+		prefix: &str,
+	) -> Result<Vec<T>, StoreError> {
+		let mut out = Vec::new();
+		for item in self.db.prefix_iterator_cf(self.cf(CF), prefix.as_bytes()) {
+			let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+			if !k.starts_with(prefix.as_bytes()) {
+				break;
+			}
+			out.push(serde_json::from_slice(&v).map_err(|e| {
+				StoreError::Read(format!("channel record {}: {e}", String::from_utf8_lossy(&k)))
+			})?);
+		}
+		Ok(out)
+	}
+}
+
+impl ChannelStore for Store {
+	fn load(&self, channel_id: &B256) -> Result<Option<ChannelRecord>, String> {
+		self.channel_value(&key(SELL, channel_id)).map_err(|e| e.to_string())
+	}
+
+	fn save(&self, record: &ChannelRecord) -> Result<(), String> {
+		let value = serde_json::to_vec(record).expect("a channel record serializes");
+		self.put(CF, key(SELL, &record.channel_id).as_bytes(), &value).map_err(|e| e.to_string())
+	}
+
+	fn all(&self) -> Result<Vec<ChannelRecord>, String> {
+		self.channel_values(SELL).map_err(|e| e.to_string())
+	}
+}
+
+impl BuyerChannelStore for Store {
+	fn load(&self, channel_id: &B256) -> Result<Option<BuyerChannel>, String> {
+		self.channel_value(&key(BUY, channel_id)).map_err(|e| e.to_string())
+	}
+
+	fn save(&self, channel: &BuyerChannel) -> Result<(), String> {
+		let value = serde_json::to_vec(channel).expect("a buyer channel serializes");
+		self.put(CF, key(BUY, &channel.channel_id).as_bytes(), &value).map_err(|e| e.to_string())
+	}
+
+	fn all(&self) -> Result<Vec<BuyerChannel>, String> {
+		self.channel_values(BUY).map_err(|e| e.to_string())
+	}
 }
 
 #[cfg(test)]
 mod tests {
+	use m2m_x402::{
+		schemes::batch_settlement::rules::{self, Offer},
+		Address,
+	};
+
 	use super::*;
+	use crate::store::tests::dir;
+
+	fn offer() -> Offer {
+		Offer {
+			chain_id: 33380,
+			asset: Address::repeat_byte(0x11),
+			token_domain: ("Tether USD".into(), "1".into()),
+			pay_to: Address::repeat_byte(0x22),
+			receiver_authorizer: Address::repeat_byte(0x33),
+			withdraw_delay: 900,
+			max_price: 10_000,
+			max_timeout_seconds: 60,
+		}
+	}
+
+	fn seller_record(id: u8) -> ChannelRecord {
+		let offer = offer();
+		let config = rules::config_for(&offer, Address::repeat_byte(0x44), B256::repeat_byte(id));
+		ChannelRecord {
+			channel_id: B256::repeat_byte(id),
+			config: rules::config_wire(&config),
+			requirements: rules::requirements(&offer),
+			charged: 30_000,
+			signed: 30_000,
+			signature: format!("0x{}", "ab".repeat(65)),
+			balance: 1_000_000,
+			total_claimed: 10_000,
+			withdraw_requested_at: 0,
+			refund_nonce: "0".into(),
+			requests: 3,
+			unclaimed_requests: 2,
+		}
+	}
 
 	#[test]
-	fn a_channel_record_survives_a_round_trip_through_json() {
-		let record = ChannelRecord {
-			channel_id: B256::repeat_byte(1),
-			payer: Address::repeat_byte(2),
-			payee: Address::repeat_byte(3),
-			deposit: U256::from(1_000_000u64),
-			cumulative_amount: U256::from(30_000u64),
-			voucher_signature: Some(format!("0x{}", "ab".repeat(65))),
-			status: ChannelStatus::Open,
-		};
-		let json = serde_json::to_vec(&record).expect("serializable");
-		assert_eq!(serde_json::from_slice::<ChannelRecord>(&json).unwrap(), record);
+	fn channel_records_survive_a_reopen_and_the_two_roles_stay_apart() {
+		let d = dir("channels");
+		let record = seller_record(1);
+		let bought = BuyerChannel::open(
+			B256::repeat_byte(9),
+			rules::config_wire(&rules::config_for(
+				&offer(),
+				Address::repeat_byte(0x55),
+				B256::repeat_byte(9),
+			)),
+			rules::requirements(&offer()),
+		);
+		{
+			let s = Store::open(&d, "0xAA").unwrap();
+			assert_eq!(ChannelStore::load(&s, &record.channel_id).unwrap(), None);
+			ChannelStore::save(&s, &record).unwrap();
+			ChannelStore::save(&s, &seller_record(2)).unwrap();
+			BuyerChannelStore::save(&s, &bought).unwrap();
+		}
+		// Reopened, as after a restart: every write was synced.
+		let s = Store::open(&d, "0xAA").unwrap();
+		assert_eq!(ChannelStore::load(&s, &record.channel_id).unwrap(), Some(record.clone()));
+		assert_eq!(ChannelStore::all(&s).unwrap().len(), 2, "both sold-from channels");
+		assert_eq!(BuyerChannelStore::all(&s).unwrap(), vec![bought.clone()]);
+		assert_eq!(
+			BuyerChannelStore::load(&s, &record.channel_id).unwrap(),
+			None,
+			"a channel sold from is not one paid from"
+		);
 
-		// Before the first voucher the signature is left out, and reads back as absent.
-		let fresh =
-			ChannelRecord { voucher_signature: None, cumulative_amount: U256::ZERO, ..record };
-		let json = serde_json::to_string(&fresh).expect("serializable");
-		assert!(!json.contains("voucher_signature"), "{json}");
-		assert!(json.contains(r#""status":"open""#), "{json}");
-		assert_eq!(serde_json::from_str::<ChannelRecord>(&json).unwrap(), fresh);
+		// A record that does not parse is an error, never "no channel".
+		s.put(CF, key(SELL, &B256::repeat_byte(3)).as_bytes(), b"{not json").unwrap();
+		let e = ChannelStore::load(&s, &B256::repeat_byte(3)).unwrap_err();
+		assert!(e.contains("channel record sell/0x0303"), "{e}");
+		assert!(ChannelStore::all(&s).is_err(), "a listing with an unreadable channel fails");
+		drop(s);
+		std::fs::remove_dir_all(&d).unwrap();
 	}
 }

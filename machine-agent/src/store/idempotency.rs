@@ -114,7 +114,9 @@ impl IdempotencyStore for Store {
 		};
 		let claim = match entry {
 			Some(e) if e.fingerprint != fp => return Claim::Conflict,
-			Some(IdempotencyEntry { answered: Some(a), .. }) => return Claim::Replay(a.answered()),
+			Some(IdempotencyEntry { answered: Some(a), .. }) => {
+				return Claim::Replay(Box::new(a.answered()))
+			},
 			Some(IdempotencyEntry { pending: Some(tx), .. }) => {
 				Claim::Unresolved { transaction: (!tx.is_empty()).then_some(tx) }
 			},
@@ -203,7 +205,7 @@ mod tests {
 			"the crashed run's"
 		);
 		s.complete(id, fp, answered("x"));
-		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Replay(answered("x")));
+		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Replay(Box::new(answered("x"))));
 		assert_eq!(s.claim(id, m2m_x402::B256::ZERO, u64::MAX), Claim::Conflict);
 
 		// A pending settlement keeps its id across restarts, with its transaction.
@@ -224,7 +226,7 @@ mod tests {
 		s.complete(old, fp, answered("old"));
 		assert_eq!(s.prune_idempotency(now_ms() / 1000).unwrap(), 1);
 		assert_eq!(s.claim(old, m2m_x402::B256::ZERO, u64::MAX), Claim::New, "forgotten");
-		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Replay(answered("x")), "kept");
+		assert_eq!(s.claim(id, fp, u64::MAX), Claim::Replay(Box::new(answered("x"))), "kept");
 
 		// The spend ledger shares the store (and this test's directory) with the claims.
 		let asset = Address::repeat_byte(7);

@@ -10,7 +10,13 @@ use super::idempotency::{IdempotencyEntry, StoredAnswer};
 /// One schema upgrade.
 pub(super) type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
 /// `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
-pub(super) const MIGRATIONS: &[Migration] = &[migrate_v1_to_v2, migrate_v2_to_v3];
+pub(super) const MIGRATIONS: &[Migration] = &[migrate_v1_to_v2, migrate_v2_to_v3, migrate_v3_to_v4];
+
+/// v4 starts writing channels into the `channels` column family, which v3 created and left
+/// empty: nothing to rewrite, only the version to raise.
+fn migrate_v3_to_v4(_: &DB) -> Result<(), rocksdb::Error> {
+	Ok(())
+}
 
 /// v3 only adds column families (`outbox_sent`, `dead_letter`), which opening creates.
 fn migrate_v2_to_v3(_: &DB) -> Result<(), rocksdb::Error> {
@@ -226,7 +232,7 @@ mod tests {
 		assert!(s.payment(&format!("sell/{nonce}")).is_none(), "the nonce-only key is gone");
 		assert_eq!(
 			s.claim("pay_0123456789abcdef", m2m_x402::B256::repeat_byte(1), u64::MAX),
-			Claim::Replay(answered("x")),
+			Claim::Replay(Box::new(answered("x"))),
 			"the answer replays, transport-neutral"
 		);
 		drop(s);

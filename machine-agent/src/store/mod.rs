@@ -10,7 +10,7 @@
 //! | [`outbox`] `outbox` | receipt id | a receipt (SCALE) waiting to be sent to the chain |
 //! | [`outbox`] `outbox_sent` | receipt id | a receipt in a block that is not final yet, with the block's height |
 //! | [`outbox`] `dead_letter` | receipt id | a receipt the chain refused for good, with its error (JSON) |
-//! | [`channels`] | | reserved for payment channels ([`channels::ChannelRecord`]) |
+//! | [`channels`] | `sell/<channel id>`, `buy/<channel id>` | a channel sold from ([`ChannelRecord`](m2m_x402_seller::channels::ChannelRecord)) or paid from ([`BuyerChannel`](m2m_x402_buyer::channels::BuyerChannel)), JSON |
 //!
 //! Every write that protects money is synced before it returns: a signed authorization is on
 //! disk before it leaves the device, and a sale before its resource is released. Reads that
@@ -20,8 +20,10 @@
 //! and idempotency answers as HTTP responses; v2 keeps the signed payment and a
 //! transport-neutral locator, sales by (payer, nonce), and transport-neutral answers; v3 (this
 //! build) adds the `outbox_sent` and `dead_letter` column families, so that a receipt leaves
-//! the store only once final and a refused one no longer blocks the others. [`migrate`]
-//! rewrites a v1 store in one synced batch; v2 needs no rewrite.
+//! the store only once final and a refused one no longer blocks the others; v4 writes payment
+//! channels in `channels` (empty before), so that a v3 build refuses a store holding money in
+//! a channel. [`migrate`] rewrites a v1 store in one synced batch; later versions need no
+//! rewrite.
 
 pub mod channels;
 mod idempotency;
@@ -39,7 +41,7 @@ pub use crate::records::{PaymentRecord, Role, State};
 use crate::tally::Tally;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Keys: `schema_version`, `device`; values: UTF-8 text.
 const META: &str = "meta";
 const COLUMN_FAMILIES: [&str; 8] = [

@@ -8,8 +8,8 @@
 //! - [`exact`]: `exact` on EVM (EIP-3009 `transferWithAuthorization`), one payment per request.
 //!
 //! - [`batch_settlement`]: `batch-settlement` on EVM, payment channels with cumulative
-//!   vouchers: its digests, wire types and pure rules. Sellers accept it; the spending
-//!   policy refuses to open channels until the buyer keeps channel state.
+//!   vouchers: its digests, wire types and pure rules, for payers, receivers and
+//!   facilitators.
 //!
 //! A new scheme is a new sibling module, a [`Scheme`] variant and a [`Payload`] variant; the
 //! seller and buyer cores, the spending policy and the transports then see it through this

@@ -177,6 +177,21 @@ pub struct ChargeExtra {
 	pub channel_state: ChannelStateWire,
 }
 
+/// Serde for an amount kept as a `u128` and written as the wire writes amounts: a decimal
+/// string (`#[serde(with = "decimal")]`), so that stored records read like the payloads.
+pub mod decimal {
+	use serde::{Deserialize, Deserializer, Serializer};
+
+	pub fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
+		s.collect_str(value)
+	}
+
+	pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+		let s = String::deserialize(d)?;
+		s.parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an amount")))
+	}
+}
+
 #[cfg(test)]
 mod tests {
 	use serde_json::json;

@@ -797,7 +797,8 @@ mod tests {
 		let offer = test_offer();
 		let requirements = requirements(&offer);
 		let good = config_for(&offer, payer().address(), B256::ZERO);
-		let cases: Vec<(&str, Box<dyn Fn(&mut ChannelConfig)>, ErrorReason)> = vec![
+		type Spoil = Box<dyn Fn(&mut ChannelConfig)>;
+		let cases: Vec<(&str, Spoil, ErrorReason)> = vec![
 			(
 				"receiver",
 				Box::new(|c| c.receiver = Address::repeat_byte(9)),

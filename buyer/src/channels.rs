@@ -76,7 +76,7 @@ impl BuyerChannel {
 		Self {
 			channel_id,
 			config,
-			requirements: without_state(requirements),
+			requirements: rules::without_state(requirements),
 			deposited: 0,
 			charged: 0,
 			signed: 0,
@@ -320,15 +320,6 @@ pub(crate) fn check_charge(
 	amount(&state.balance, "balance")?;
 	amount(&state.total_claimed, "totalClaimed")?;
 	Ok(charge)
-}
-
-/// The offer without any channel's state: what a channel is opened for.
-fn without_state(mut requirements: PaymentRequirements) -> PaymentRequirements {
-	if let Some(map) = requirements.extra.as_mut().and_then(|e| e.as_object_mut()) {
-		map.remove("channelState");
-		map.remove("voucherState");
-	}
-	requirements
 }
 
 #[cfg(test)]

@@ -442,7 +442,9 @@ impl Buyer {
 				if deposit > 0 {
 					tracing::info!(channel = %channel.channel_id, deposit, "depositing into the channel");
 				}
-				Ok((channel_rules::payment(requirement, &payload), deposit))
+				// The offer is echoed as first made: a corrective 402's state only annotated it.
+				let offer = channel_rules::without_state(requirement.clone());
+				Ok((channel_rules::payment(&offer, &payload), deposit))
 			},
 			Err(e) => {
 				self.busy.lock().expect("busy channels").remove(&channel.channel_id);

@@ -3,7 +3,7 @@
 //! verified against the channel's confirmed state, claims batched (one bad row isolated) and
 //! settled.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use m2m_e2e_tests::market::{address, Market, BUYER, CHAIN_ID, SELLER, SETTLER};
 use m2m_evm::{
@@ -233,5 +233,107 @@ fn the_facilitator_signs_claims_only_as_the_channels_receiver_authorizer() {
 			Some(ErrorReason::ChannelReceiveAuthorizationSignature),
 			"{forged:?}"
 		);
+	});
+}
+
+/// The whole channel sale over HTTP, as our buyer and seller cores run it: one deposit, then a
+/// voucher per request checked by the seller alone; a buyer that lost its state resumes from
+/// the seller's corrective 402; the seller claims what it charged, and the chain then shows
+/// exactly the requests served times their price.
+#[test]
+fn a_buyer_pays_metered_requests_from_one_deposit_and_the_seller_claims_exactly_them() {
+	use axum::{routing::get, Router};
+	use m2m_e2e_tests::market::Server;
+	use m2m_x402_buyer::{client::X402Client, Buyer, ChannelFunding, MemoryBuyerChannels};
+	use m2m_x402_seller::{layer::PaymentLayer, MemoryChannels, Seller};
+
+	const PRICE: u128 = 10_000;
+	const REQUESTS: u128 = 5;
+	runtime().block_on(async {
+		let (market, facilitator, offer) = channel_market().await;
+		let sold = Arc::new(MemoryChannels::default());
+		let seller = Arc::new(Seller::new(facilitator.clone()).with_channels(sold.clone()));
+		let app = Router::new().route(
+			"/kwh",
+			get(|| async { "1 kWh" })
+				.layer(PaymentLayer::new(seller.clone(), rules::requirements(&offer))),
+		);
+		let server = Server::start(app).await;
+		let url = format!("{}/kwh", server.url);
+		let funding = ChannelFunding { requests_per_deposit: 20 };
+		let buyer = |store: Arc<MemoryBuyerChannels>| {
+			X402Client::new(
+				Buyer::new(dev::signer(BUYER), market.policy(PRICE as u64, 1_000_000))
+					.with_channels(store, funding),
+			)
+		};
+		let kept = Arc::new(MemoryBuyerChannels::default());
+		let client = buyer(kept.clone());
+		let buyer_before = market.balance(BUYER).await;
+
+		for _ in 0..REQUESTS {
+			let paid = client.get(&url).await.expect("paid from the channel");
+			assert_eq!(paid.response.status(), 200);
+			assert_eq!(paid.response.text().await.unwrap(), "1 kWh");
+		}
+		let deposit = 20 * PRICE;
+		assert_eq!(
+			market.balance(BUYER).await,
+			buyer_before - U256::from(deposit),
+			"one deposit, and no transfer per request"
+		);
+		let channels = client.buyer().channels().unwrap();
+		assert_eq!(channels.len(), 1);
+		let channel = &channels[0];
+		assert_eq!(
+			(channel.charged, channel.signed, channel.deposited, channel.requests),
+			(REQUESTS * PRICE, REQUESTS * PRICE, deposit, REQUESTS as u64)
+		);
+		assert_eq!(channel.balance, deposit, "as the seller reported it");
+		assert_eq!(channel.stopped, None);
+
+		// A buyer that lost its channels: it rebuilds the same channel id, is told the state
+		// by a corrective 402 carrying its own last voucher, and pays the next request.
+		let amnesiac = buyer(Arc::new(MemoryBuyerChannels::default()));
+		let paid = amnesiac.get(&url).await.expect("resumed from the corrective 402");
+		assert_eq!(paid.response.status(), 200);
+		let rebuilt = amnesiac.buyer().channels().unwrap();
+		assert_eq!(rebuilt[0].channel_id, channel.channel_id);
+		assert_eq!(rebuilt[0].charged, (REQUESTS + 1) * PRICE);
+		assert_eq!(
+			market.balance(BUYER).await,
+			buyer_before - U256::from(deposit),
+			"the corrected payment brought no second deposit"
+		);
+		let served = REQUESTS + 1;
+
+		// The seller claims what it charged, in one batch, and settles it to itself.
+		let seller_before = market.balance(SELLER).await;
+		let report = seller.claim_channels().await.unwrap();
+		assert_eq!(report.failed, vec![], "{report:?}");
+		assert_eq!(report.claimed.len(), 1);
+		assert_eq!(report.claimed[0].amount, served * PRICE);
+		assert_eq!(report.claimed[0].requests, served as u64);
+		assert_eq!(report.settled.len(), 1);
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider);
+		let on_chain = contract.channels(channel.channel_id).call().await.unwrap();
+		assert_eq!(on_chain.totalClaimed, served * PRICE, "served requests times the price");
+		assert_eq!(on_chain.balance, deposit);
+		assert_eq!(market.balance(SELLER).await, seller_before + U256::from(served * PRICE));
+
+		// Claims are cumulative: a second run has nothing to claim.
+		let again = seller.claim_channels().await.unwrap();
+		assert_eq!((again.claimed.len(), again.failed.len()), (0, 0), "{again:?}");
+		let record =
+			m2m_x402_seller::ChannelStore::load(&*sold, &channel.channel_id).unwrap().unwrap();
+		assert_eq!((record.total_claimed, record.unclaimed()), (served * PRICE, 0));
+
+		// The old buyer's next voucher is stale now (the other one paid meanwhile): it is
+		// corrected, and charged exactly once more.
+		let paid = client.get(&url).await.expect("corrected and paid");
+		assert_eq!(paid.response.status(), 200);
+		assert_eq!(client.buyer().channels().unwrap()[0].charged, (served + 1) * PRICE);
+		drop(server);
 	});
 }

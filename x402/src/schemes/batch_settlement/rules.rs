@@ -445,6 +445,17 @@ pub fn corrective(
 	corrected
 }
 
+/// The offer without a channel's state (`extra.channelState`, `extra.voucherState`): the
+/// offer as first made, which a corrective 402 only annotates. Payers echo it, and receivers
+/// match a payment's `accepted` against it.
+pub fn without_state(mut requirements: PaymentRequirements) -> PaymentRequirements {
+	if let Some(map) = requirements.extra.as_mut().and_then(|e| e.as_object_mut()) {
+		map.remove("channelState");
+		map.remove("voucherState");
+	}
+	requirements
+}
+
 /// What a payer does with a corrective 402: adopt the receiver's `charged` only if the last
 /// voucher it shows is one the payer authorizer really signed for the payer's own channel, at
 /// or above `charged`, and `charged` is not below what the chain shows claimed. Returns the

@@ -38,6 +38,10 @@ pub use proof::exact_authorization;
 	substitute_type(
 		path = "m2m_primitives::receipt::AssetKey",
 		with = "::subxt::utils::Static<::m2m_primitives::receipt::AssetKey>"
+	),
+	substitute_type(
+		path = "m2m_primitives::channel::ChannelConfig",
+		with = "::subxt::utils::Static<::m2m_primitives::channel::ChannelConfig>"
 	)
 )]
 pub mod runtime {}

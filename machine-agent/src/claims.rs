@@ -10,6 +10,11 @@
 //!
 //! A claim that fails is retried on the next tick; claims are cumulative, so one that landed
 //! unseen is a no-op the next time.
+//!
+//! Every claim that landed becomes a receipt on the chain (`PaymentProof::Channel`): what the
+//! channel's claimed total grew by since its last receipt, and the requests that covers. The
+//! receipt and the channel's receipted cursor are written together, so a crash between a claim
+//! and its receipt only delays the receipt to the next tick.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,9 +22,15 @@ use m2m_evm::{
 	alloy::providers::DynProvider,
 	channels::{BatchSettlement, SETTLEMENT_ADDRESS},
 };
-use m2m_x402_seller::{ChannelRecord, ChannelStore, Seller};
+use m2m_primitives::{receipt::AssetKey, H256};
+use m2m_x402_seller::{ChannelRecord, ChannelStore, ClaimReport, Seller};
 
-use crate::store::Store;
+use crate::{selling::QueuedReceipt, store::Store};
+
+/// The resource a channel receipt names: a channel pays for whatever its payer bought from
+/// this device under one offer's terms, so its receipts are accounted per channel, not per
+/// service.
+pub const CHANNEL_RESOURCE: &str = "/batch-settlement";
 
 /// How often the worker looks; claims themselves follow the rules above.
 const TICK: Duration = Duration::from_secs(5);
@@ -47,18 +58,63 @@ fn due(
 	}
 }
 
+/// Queues a receipt for every channel whose claims grew since its last receipt (`report`:
+/// the claims just made, for their transactions). Returns how many were queued.
+pub fn receipt_claims(
+	store: &Store,
+	asset: AssetKey,
+	report: Option<&ClaimReport>,
+) -> Result<usize, String> {
+	let mut queued = 0;
+	for record in ChannelStore::all(store)? {
+		let receipted = store.channel_receipted(&record.channel_id).map_err(|e| e.to_string())?;
+		let transaction = report
+			.and_then(|r| r.claimed.iter().find(|c| c.channel_id == record.channel_id))
+			.and_then(|c| c.transaction.parse::<H256>().ok())
+			.unwrap_or_default();
+		let Some((id, receipt, after)) =
+			QueuedReceipt::channel(asset, &record, receipted, CHANNEL_RESOURCE, transaction)?
+		else {
+			continue;
+		};
+		store
+			.queue_channel_receipt(&record.channel_id, after, &id, &codec::Encode::encode(&receipt))
+			.map_err(|e| e.to_string())?;
+		tracing::info!(
+			channel = %record.channel_id, claimed_total = record.total_claimed,
+			added = record.total_claimed - receipted.amount, "channel claim receipt queued"
+		);
+		queued += 1;
+	}
+	Ok(queued)
+}
+
+/// What the worker needs besides the seller and the store.
+pub struct Claims {
+	pub provider: DynProvider,
+	pub interval: Duration,
+	/// `[channels] max_unclaimed`, base units.
+	pub threshold: u128,
+	/// The asset the device's receipts are in.
+	pub asset: AssetKey,
+	/// Wakes the chain worker to submit new receipts.
+	pub wake: Arc<tokio::sync::Notify>,
+}
+
 /// Runs forever: see the module's rules.
-pub async fn worker(
-	seller: Arc<Seller>,
-	store: Arc<Store>,
-	provider: DynProvider,
-	interval: Duration,
-	threshold: u128,
-) {
+pub async fn worker(seller: Arc<Seller>, store: Arc<Store>, claims: Claims) {
+	let Claims { provider, interval, threshold, asset, wake } = claims;
 	let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, provider);
 	let mut last = tokio::time::Instant::now();
 	loop {
 		tokio::time::sleep(TICK.min(interval)).await;
+		// Claims made (by an earlier tick, a sale at its bound, or a previous run) that have no
+		// receipt yet.
+		match receipt_claims(&store, asset, None) {
+			Ok(0) => {},
+			Ok(_) => wake.notify_one(),
+			Err(e) => tracing::error!(error = %e, "cannot queue channel receipts"),
+		}
 		let owed: Vec<ChannelRecord> = match ChannelStore::all(&*store) {
 			Ok(all) => all.into_iter().filter(|c| c.unclaimed() > 0).collect(),
 			Err(e) => {

@@ -318,7 +318,10 @@ mod tests {
 			.replace("scheme = \"exact\"", "scheme = \"channel\"");
 		std::fs::write(&path, typo).unwrap();
 		let e = format!("{:#}", Config::load(&path).unwrap_err());
-		assert!(e.contains("unknown variant `channel`, expected `exact` or `batch-settlement`"), "{e}");
+		assert!(
+			e.contains("unknown variant `channel`, expected `exact` or `batch-settlement`"),
+			"{e}"
+		);
 		let typo = template("robot", None, listen, "0xFA0E")
 			.replace("handler = \"sensor\"", "handler = \"sensr\"");
 		std::fs::write(&path, typo).unwrap();

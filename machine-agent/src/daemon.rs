@@ -198,9 +198,13 @@ pub async fn run(config: Config) -> Result<()> {
 	tokio::spawn(claims::worker(
 		seller,
 		store.clone(),
-		provider.clone(),
-		Duration::from_secs(config.channels.claim_interval_secs.max(1)),
-		max_unclaimed.to::<u128>(),
+		claims::Claims {
+			provider: provider.clone(),
+			interval: Duration::from_secs(config.channels.claim_interval_secs.max(1)),
+			threshold: max_unclaimed.to::<u128>(),
+			asset: AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) },
+			wake: wake.clone(),
+		},
 	));
 	let client = buying_client(&config, &keys, store.clone(), chain_id)?;
 

@@ -14,6 +14,14 @@ use crate::{
 	H160, H256,
 };
 
+/// Where the settlement contract lives, the same on every chain (stock clients hard-code it,
+/// and a channel id binds it).
+/// `0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003`.
+pub const SETTLEMENT_ADDRESS: H160 = H160([
+	0x40, 0x20, 0x07, 0x4e, 0x9d, 0xf2, 0xce, 0x1d, 0xee, 0x5a, 0x9c, 0x1b, 0x5c, 0x3f, 0x54, 0x1d,
+	0x02, 0xa1, 0x00, 0x03,
+]);
+
 /// The settlement contract's EIP-712 domain name and version.
 pub const DOMAIN_NAME: &[u8] = b"x402 Batch Settlement";
 pub const DOMAIN_VERSION: &[u8] = b"1";
@@ -87,7 +95,12 @@ mod tests {
 
 	use super::*;
 
-	const SETTLEMENT: H160 = H160(hex!("4020074e9dF2ce1deE5A9C1b5c3f541D02a10003"));
+	const SETTLEMENT: H160 = SETTLEMENT_ADDRESS;
+
+	#[test]
+	fn the_settlement_address_is_the_canonical_one() {
+		assert_eq!(SETTLEMENT_ADDRESS, H160(hex!("4020074e9dF2ce1deE5A9C1b5c3f541D02a10003")));
+	}
 
 	fn config(salt: [u8; 32]) -> ChannelConfig {
 		let payer = H160(hex!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));

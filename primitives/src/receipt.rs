@@ -51,6 +51,15 @@ pub fn exact_receipt_id(asset: &AssetKey, payer: &H160, authorization_nonce: &H2
 	))
 }
 
+/// The id of a receipt for a payment-channel claim: a channel's claimed total only grows, so
+/// (chain, token, channel, total claimed after the claim) names one claim, whoever records it.
+pub fn channel_receipt_id(asset: &AssetKey, channel_id: &H256, total_claimed: u128) -> ReceiptId {
+	H256(blake2_256(
+		&(RECEIPT_ID_DOMAIN, b"channel", asset.chain_id, asset.token, channel_id, total_claimed)
+			.encode(),
+	))
+}
+
 /// The UTC day number (days since 1970-01-01) of a Unix time in milliseconds.
 pub fn day_of(unix_millis: u64) -> u32 {
 	(unix_millis / MILLIS_PER_DAY) as u32

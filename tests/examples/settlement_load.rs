@@ -227,7 +227,9 @@ async fn record_receipts(
 	let ids: Vec<_> = receipts
 		.iter()
 		.map(|r| {
-			let PaymentProof::Exact { authorization, .. } = &r.proof;
+			let PaymentProof::Exact { authorization, .. } = &r.proof else {
+				unreachable!("the load signs exact payments only")
+			};
 			m2m_primitives::receipt::exact_receipt_id(
 				&asset,
 				&authorization.0.from,

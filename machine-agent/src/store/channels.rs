@@ -12,13 +12,24 @@ use m2m_x402_seller::channels::{ChannelRecord, ChannelStore};
 
 use super::{Store, StoreError};
 
-/// Keys: `sell/<channel id>` ([`ChannelRecord`], JSON) and `buy/<channel id>`
-/// ([`BuyerChannel`], JSON). Schema v4 is the first to write them: an older build refuses the
-/// store instead of ignoring the money held in a channel.
+/// Keys: `sell/<channel id>` ([`ChannelRecord`], JSON), `buy/<channel id>`
+/// ([`BuyerChannel`], JSON) and `receipted/<channel id>` ([`ChannelReceipted`], JSON). Schema
+/// v4 is the first to write them: an older build refuses the store instead of ignoring the
+/// money held in a channel.
 pub(super) const CF: &str = "channels";
 
 const SELL: &str = "sell/";
 const BUY: &str = "buy/";
+const RECEIPTED: &str = "receipted/";
+
+/// How much of a channel's claims is in receipts already: the claimed total and the requests
+/// they cover. The next receipt covers what the channel's claims added since.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelReceipted {
+	#[serde(with = "m2m_x402::schemes::batch_settlement::payload::decimal")]
+	pub amount: u128,
+	pub requests: u64,
+}
 
 fn key(prefix: &str, channel_id: &B256) -> String {
 	format!("{prefix}{channel_id}")
@@ -54,6 +65,40 @@ impl Store {
 			})?);
 		}
 		Ok(out)
+	}
+}
+
+impl Store {
+	/// What of `channel_id`'s claims is in receipts already.
+	pub fn channel_receipted(&self, channel_id: &B256) -> Result<ChannelReceipted, StoreError> {
+		Ok(self.channel_value(&key(RECEIPTED, channel_id))?.unwrap_or_default())
+	}
+
+	/// Queues the receipt of a channel's new claims and moves its receipted cursor to `after`,
+	/// in one synced write: a crash leaves both or neither, so no claim is receipted twice or
+	/// never.
+	pub fn queue_channel_receipt(
+		&self,
+		channel_id: &B256,
+		after: ChannelReceipted,
+		receipt_id: &[u8; 32],
+		receipt: &[u8],
+	) -> Result<(), StoreError> {
+		let _guard = self.lock.lock().expect("store lock");
+		let mut tally = self.tally.lock().expect("tally lock");
+		let queued = self.read(super::outbox::CF, receipt_id)?.is_some()
+			|| self.read(super::outbox::SENT_CF, receipt_id)?.is_some();
+		let mut batch = rocksdb::WriteBatch::default();
+		let cursor = serde_json::to_vec(&after).expect("plain data");
+		batch.put_cf(self.cf(CF), key(RECEIPTED, channel_id), cursor);
+		if !queued {
+			batch.put_cf(self.cf(super::outbox::CF), receipt_id, receipt);
+		}
+		self.write(batch)?;
+		if !queued {
+			tally.outbox += 1;
+		}
+		Ok(())
 	}
 }
 

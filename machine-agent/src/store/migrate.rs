@@ -12,10 +12,85 @@ pub(super) type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
 /// `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`.
 pub(super) const MIGRATIONS: &[Migration] = &[migrate_v1_to_v2, migrate_v2_to_v3, migrate_v3_to_v4];
 
-/// v4 starts writing channels into the `channels` column family, which v3 created and left
-/// empty: nothing to rewrite, only the version to raise.
-fn migrate_v3_to_v4(_: &DB) -> Result<(), rocksdb::Error> {
-	Ok(())
+/// Schema 3 → 4: queued receipts gain a proof by scheme (exact or channel) and a request
+/// count; the `channels` column family, empty before, starts holding channels. One synced
+/// batch over the three outbox stages, so a crash leaves the store at schema 3.
+fn migrate_v3_to_v4(db: &DB) -> Result<(), rocksdb::Error> {
+	use codec::{Decode, Encode};
+	use m2m_primitives::{
+		eip712::{EcdsaSignature, TransferWithAuthorization},
+		receipt::AssetKey,
+		H256,
+	};
+
+	use crate::selling::{QueuedProof, QueuedReceipt};
+
+	/// Schema 3's queued receipt, field for field: exact only, one request.
+	#[derive(Decode)]
+	struct V3Receipt {
+		asset: AssetKey,
+		authorization: TransferWithAuthorization,
+		signature: EcdsaSignature,
+		settlement_tx: H256,
+		resource: H256,
+		period_start: u64,
+		period_end: u64,
+	}
+	/// Rewrites one receipt; one that does not decode is left for the outbox's own handling
+	/// (the dead-letter list, with its error).
+	fn upgrade(bytes: &[u8]) -> Option<Vec<u8>> {
+		let old = V3Receipt::decode(&mut &bytes[..]).ok()?;
+		let new = QueuedReceipt {
+			asset: old.asset,
+			proof: QueuedProof::Exact {
+				authorization: old.authorization,
+				signature: old.signature,
+			},
+			settlement_tx: old.settlement_tx,
+			resource: old.resource,
+			request_count: 1,
+			period_start: old.period_start,
+			period_end: old.period_end,
+		};
+		Some(new.encode())
+	}
+	#[derive(Encode, Decode)]
+	struct Sent {
+		block_number: u32,
+		receipt: Vec<u8>,
+	}
+
+	let mut batch = WriteBatch::default();
+	let outbox = db.cf_handle("outbox").expect("column family");
+	for item in db.iterator_cf(outbox, rocksdb::IteratorMode::Start) {
+		let (key, value) = item?;
+		if let Some(new) = upgrade(&value) {
+			batch.put_cf(outbox, &key, new);
+		}
+	}
+	let sent = db.cf_handle("outbox_sent").expect("column family");
+	for item in db.iterator_cf(sent, rocksdb::IteratorMode::Start) {
+		let (key, value) = item?;
+		let Ok(mut entry) = Sent::decode(&mut &value[..]) else { continue };
+		if let Some(new) = upgrade(&entry.receipt) {
+			entry.receipt = new;
+			batch.put_cf(sent, &key, entry.encode());
+		}
+	}
+	let dead = db.cf_handle("dead_letter").expect("column family");
+	for item in db.iterator_cf(dead, rocksdb::IteratorMode::Start) {
+		let (key, value) = item?;
+		let Ok(mut letter) = serde_json::from_slice::<serde_json::Value>(&value) else { continue };
+		let old = letter.get("receipt").and_then(|r| r.as_str()).and_then(|h| hex::decode(h).ok());
+		if let Some(new) = old.as_deref().and_then(upgrade) {
+			letter["receipt"] = hex::encode(new).into();
+			batch.put_cf(dead, &key, serde_json::to_vec(&letter).expect("json"));
+		}
+	}
+	batch.put_cf(db.cf_handle("meta").expect("column family"), b"schema_version", "4");
+	let mut options = WriteOptions::default();
+	options.set_sync(true);
+	db.write_opt(batch, &options)
 }
 
 /// v3 only adds column families (`outbox_sent`, `dead_letter`), which opening creates.
@@ -240,6 +315,79 @@ mod tests {
 		let s = Store::open(&d, "0xAA").unwrap();
 		assert_eq!(s.purchases_in_flight().len(), 1);
 		assert!(s.sale_recorded(&key).unwrap());
+		drop(s);
+		std::fs::remove_dir_all(&d).unwrap();
+	}
+
+	/// A store as schema 3 wrote it: an exact receipt waiting in the outbox, one awaiting
+	/// finality, in schema 3's layout (no proof enum, no request count).
+	#[test]
+	fn a_schema_3_outbox_is_migrated_and_its_receipts_decode() {
+		use codec::{Decode, Encode};
+		use m2m_primitives::{
+			eip712::{EcdsaSignature, TransferWithAuthorization},
+			receipt::AssetKey,
+			H160, H256, U256 as PU256,
+		};
+
+		use crate::selling::{QueuedProof, QueuedReceipt};
+		#[derive(Encode)]
+		struct V3Receipt {
+			asset: AssetKey,
+			authorization: TransferWithAuthorization,
+			signature: EcdsaSignature,
+			settlement_tx: H256,
+			resource: H256,
+			period_start: u64,
+			period_end: u64,
+		}
+		let authorization = TransferWithAuthorization {
+			from: H160::repeat_byte(1),
+			to: H160::repeat_byte(2),
+			value: PU256::from(10_000u64),
+			valid_after: PU256::zero(),
+			valid_before: PU256::from(u64::MAX),
+			nonce: H256::repeat_byte(3),
+		};
+		let asset = AssetKey { chain_id: 33380, token: H160::repeat_byte(4) };
+		let old = V3Receipt {
+			asset,
+			authorization: authorization.clone(),
+			signature: EcdsaSignature([7; 65]),
+			settlement_tx: H256::repeat_byte(5),
+			resource: H256::repeat_byte(6),
+			period_start: 1,
+			period_end: 2,
+		}
+		.encode();
+		let d = dir("v3");
+		{
+			let mut options = Options::default();
+			options.create_if_missing(true);
+			options.create_missing_column_families(true);
+			let cfs =
+				COLUMN_FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+			let db = DB::open_cf_descriptors(&options, &d, cfs).unwrap();
+			let put = |cf: &str, k: &[u8], v: &[u8]| {
+				db.put_cf(db.cf_handle(cf).unwrap(), k, v).unwrap();
+			};
+			put("meta", b"schema_version", b"3");
+			put("meta", b"device", b"0xAA");
+			put("outbox", &[1; 32], &old);
+			put("outbox_sent", &[2; 32], &(9u32, old.clone()).encode());
+		}
+		let s = Store::open(&d, "0xAA").unwrap();
+		let queued = s.outbox(10, |_| false);
+		assert_eq!(queued.len(), 1);
+		let receipt = QueuedReceipt::decode(&mut &queued[0].1[..]).expect("the new layout");
+		assert_eq!(
+			receipt.proof,
+			QueuedProof::Exact { authorization, signature: EcdsaSignature([7; 65]) }
+		);
+		assert_eq!((receipt.request_count, receipt.period_end), (1, 2));
+		let sent = s.awaiting_finality();
+		assert_eq!(sent[0].1.block_number, 9);
+		assert_eq!(QueuedReceipt::decode(&mut &sent[0].1.receipt[..]).unwrap(), receipt);
 		drop(s);
 		std::fs::remove_dir_all(&d).unwrap();
 	}

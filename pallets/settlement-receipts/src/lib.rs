@@ -150,6 +150,11 @@ pub mod pallet {
 		type WeightInfo: WeightInfo;
 	}
 
+	/// Per payment channel, the claimed total its receipts have recorded so far: the next
+	/// channel receipt accounts only what its claim adds to it.
+	#[pallet::storage]
+	pub type ChannelCursors<T> = StorageMap<_, Identity, H256, u128, ValueQuery>;
+
 	/// Assets whose receipts are accepted.
 	#[pallet::storage]
 	pub type Assets<T> = StorageMap<_, Blake2_128Concat, AssetKey, AssetInfo>;
@@ -374,6 +379,12 @@ pub mod pallet {
 		/// Payer and payee devices belong to the same owner, and the asset cannot prove the
 		/// payment moved: such a receipt would be an owner paying itself on paper.
 		UnprovenWithinOneOwner,
+		/// The channel's token is not the receipt's asset.
+		ChannelTokenMismatch,
+		/// The claimed total exceeds the voucher the payer signed.
+		ClaimAboveVoucher,
+		/// The claimed total is not above what this channel's receipts already recorded.
+		ClaimBelowCursor,
 	}
 
 	#[pallet::hooks]
@@ -545,7 +556,7 @@ pub mod pallet {
 		) -> Result<ReceiptId, RecordError> {
 			let asset = Assets::<T>::get(input.asset).ok_or(Error::<T>::UnknownAsset)?;
 			ensure!(asset.enabled, Error::<T>::AssetDisabled);
-			let claim = input.proof.claim(&input.asset);
+			let claim = input.proof.claim::<T>(&input.asset);
 			if Recorded::<T>::contains_key(claim.id) {
 				return Err(RecordError::Duplicate(claim.id));
 			}
@@ -595,6 +606,9 @@ pub mod pallet {
 				evidence,
 			};
 			accounting::record::<T>(claim.id, &receipt, day_of(input.period_end));
+			if let SchemeRecord::Channel { channel_id, claimed_to, .. } = &receipt.scheme {
+				ChannelCursors::<T>::insert(channel_id, claimed_to);
+			}
 			Self::deposit_event(Event::ReceiptRecorded {
 				id: claim.id,
 				payer: receipt.payer,

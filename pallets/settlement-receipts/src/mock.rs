@@ -110,6 +110,12 @@ pub const CHECK_WEIGHT: Weight = Weight::from_parts(1_000_000, 100);
 thread_local! {
 	static TOKEN: RefCell<BTreeMap<(H160, H256), AuthorizationRecord>> =
 		const { RefCell::new(BTreeMap::new()) };
+	static CLAIMED: RefCell<BTreeMap<H256, u128>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The mock settlement contract shows `total` claimed from `channel_id`.
+pub fn mark_claimed(channel_id: H256, total: u128) {
+	CLAIMED.with(|c| c.borrow_mut().insert(channel_id, total));
 }
 
 /// A MOCK settlement oracle for unit tests, standing in for a token that remembers what it
@@ -131,6 +137,13 @@ impl crate::SettlementOracle for MockSettlement {
 			})
 		}
 	}
+	fn channel_claimed(asset: &AssetKey, channel_id: &H256) -> Option<u128> {
+		if asset.chain_id != LOCAL_CHAIN_ID || asset.token == H160::repeat_byte(0xde) {
+			None
+		} else {
+			Some(CLAIMED.with(|c| c.borrow().get(channel_id).copied().unwrap_or(0)))
+		}
+	}
 }
 
 /// The mock token executes `authorization` (under the "Tether USD" domain of `asset`).
@@ -147,8 +160,14 @@ pub fn mark_executed(asset: AssetKey, authorization: &TransferWithAuthorization)
 
 /// The mock token executes the authorization a receipt cites.
 pub fn mark_settled(input: &ReceiptInput) {
-	let PaymentProof::Exact { authorization, .. } = &input.proof;
-	mark_executed(input.asset, authorization);
+	match &input.proof {
+		PaymentProof::Exact { authorization, .. } => mark_executed(input.asset, authorization),
+		PaymentProof::Channel { config, total_claimed, .. } => {
+			let id = config
+				.channel_id(input.asset.chain_id, m2m_primitives::channel::SETTLEMENT_ADDRESS);
+			mark_claimed(id, *total_claimed)
+		},
+	}
 }
 
 /// The payer cancels `nonce` on the mock token.

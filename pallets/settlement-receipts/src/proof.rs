@@ -3,14 +3,15 @@
 //! everything after it is one accounting path whatever the scheme.
 
 use m2m_primitives::{
-	receipt::{exact_receipt_id, AssetKey, ReceiptId},
-	H160, U256,
+	channel::{settlement_domain, voucher_digest, SETTLEMENT_ADDRESS},
+	receipt::{channel_receipt_id, exact_receipt_id, AssetKey, ReceiptId},
+	H160, H256, U256,
 };
 use pallet_device_identity::pallet::recover_evm_address;
 
 use crate::{
-	AssetInfo, AuthorizationRecord, Config, Error, Evidence, PaymentProof, SchemeRecord,
-	SettlementCheck, SettlementOracle,
+	AssetInfo, AuthorizationRecord, ChannelCursors, Config, Error, Evidence, PaymentProof,
+	SchemeRecord, SettlementCheck, SettlementOracle,
 };
 
 /// What a proof says, before it is verified.
@@ -22,11 +23,16 @@ pub(crate) struct Claim {
 	/// Who was paid.
 	pub to: H160,
 	value: U256,
+	/// A channel claim whose total is not above the channel's recorded cursor.
+	stale: bool,
 }
 
 impl Claim {
 	/// The claimed value in token base units: non-zero, and within 128 bits.
 	pub fn amount<T: Config>(&self) -> Result<u128, Error<T>> {
+		if self.stale {
+			return Err(Error::<T>::ClaimBelowCursor);
+		}
 		if self.value > U256::from(u128::MAX) {
 			return Err(Error::<T>::AmountTooLarge);
 		}
@@ -39,17 +45,38 @@ impl Claim {
 }
 
 impl PaymentProof {
-	/// What this proof claims, read without verifying anything.
-	pub(crate) fn claim(&self, asset: &AssetKey) -> Claim {
+	/// What this proof claims, read without verifying anything (a channel claim's value is
+	/// what it adds to the channel's recorded total).
+	pub(crate) fn claim<T: Config>(&self, asset: &AssetKey) -> Claim {
 		match self {
 			PaymentProof::Exact { authorization: a, .. } => Claim {
 				id: exact_receipt_id(asset, &a.from, &a.nonce),
 				payer: a.from,
 				to: a.to,
 				value: a.value,
+				stale: false,
+			},
+			PaymentProof::Channel { config, total_claimed, .. } => {
+				let channel_id = channel_id(asset, config);
+				let cursor = ChannelCursors::<T>::get(channel_id);
+				Claim {
+					id: channel_receipt_id(asset, &channel_id, *total_claimed),
+					payer: config.payer,
+					to: config.receiver,
+					value: U256::from(total_claimed.saturating_sub(cursor)),
+					stale: *total_claimed <= cursor,
+				}
 			},
 		}
 	}
+}
+
+/// A channel's id under the settlement contract on `asset`'s chain.
+pub(crate) fn channel_id(
+	asset: &AssetKey,
+	config: &m2m_primitives::channel::ChannelConfig,
+) -> H256 {
+	config.channel_id(asset.chain_id, SETTLEMENT_ADDRESS)
 }
 
 /// Verifies the payer's signature and, where the asset allows it, that the token executed
@@ -90,5 +117,52 @@ pub(crate) fn verify<T: Config>(
 			};
 			Ok((evidence, SchemeRecord::Exact { authorization, signature }))
 		},
+		PaymentProof::Channel { config, voucher_amount, signature, total_claimed } => {
+			ensure_channel::<T>(config.token == key.token, Error::<T>::ChannelTokenMismatch)?;
+			ensure_channel::<T>(total_claimed <= voucher_amount, Error::<T>::ClaimAboveVoucher)?;
+			let channel_id = channel_id(key, &config);
+			let cursor = ChannelCursors::<T>::get(channel_id);
+			ensure_channel::<T>(total_claimed > cursor, Error::<T>::ClaimBelowCursor)?;
+			// A zero payer authorizer delegates to the payer (EIP-1271 for a contract payer,
+			// which only an EVM call could check: such vouchers are refused here).
+			let authorizer = if config.payer_authorizer == H160::zero() {
+				config.payer
+			} else {
+				config.payer_authorizer
+			};
+			let domain = settlement_domain(key.chain_id, SETTLEMENT_ADDRESS);
+			let digest = voucher_digest(&channel_id, voucher_amount, &domain);
+			if recover_evm_address(&signature, &digest.0) != Some(authorizer) {
+				return Err(Error::<T>::InvalidSignature);
+			}
+			let evidence = match asset.settlement {
+				SettlementCheck::SignedOnly => Evidence::SignedOnly,
+				SettlementCheck::TokenDigest => {
+					match T::Settlement::channel_claimed(key, &channel_id) {
+						Some(claimed) if claimed >= total_claimed => Evidence::Proven,
+						Some(_) => return Err(Error::<T>::NotSettled),
+						None => return Err(Error::<T>::SettlementUnverifiable),
+					}
+				},
+			};
+			Ok((
+				evidence,
+				SchemeRecord::Channel {
+					channel_id,
+					claimed_from: cursor,
+					claimed_to: total_claimed,
+					voucher_amount,
+					signature,
+				},
+			))
+		},
+	}
+}
+
+fn ensure_channel<T: Config>(ok: bool, error: Error<T>) -> Result<(), Error<T>> {
+	if ok {
+		Ok(())
+	} else {
+		Err(error)
 	}
 }

@@ -65,14 +65,12 @@ pub fn owner_summary<T: Config>(
 	};
 	let mut devices = Vec::new();
 	let mut next = None;
-	let mut listed = 0u32;
-	for device in candidates.by_ref() {
-		if listed == limit {
+	for (listed, device) in candidates.by_ref().enumerate() {
+		if listed as u64 == u64::from(limit) {
 			// Another device exists beyond this page; a zero-sized page asks for totals only.
 			next = devices.last().map(|(d, _)| *d);
 			break;
 		}
-		listed += 1;
 		let mut per_asset = BTreeMap::<AssetKey, Totals>::new();
 		for day in from_day..=to_day {
 			for (asset, t) in OwnerDeviceDaily::<T>::iter_prefix((owner, device, day)) {

@@ -3,6 +3,7 @@
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{pallet_prelude::ConstU32, weights::Weight, BoundedVec};
 use m2m_primitives::{
+	channel::ChannelConfig,
 	eip712::{EcdsaSignature, TransferWithAuthorization},
 	receipt::{AssetKey, ReceiptId},
 	H160, H256,
@@ -72,12 +73,19 @@ pub enum PaymentProof {
 	/// x402 `exact`: an EIP-3009 `TransferWithAuthorization` and its signature.
 	#[codec(index = 0)]
 	Exact { authorization: TransferWithAuthorization, signature: EcdsaSignature },
-	// Index 1 is reserved for x402 `batch-settlement` (the payment-channel issue):
-	// `Channel { channel_id, max_claimable_amount, signature }`, the payer's cumulative
-	// voucher over `(channelId, maxClaimableAmount)`. A voucher carries no nonce: each new one
-	// supersedes the last, so the pallet will keep a per-channel cursor of the cumulative
-	// amount already recorded and account only `max_claimable_amount - cursor`, proven against
-	// what the escrow contract actually claimed for the channel.
+	/// x402 `batch-settlement`: a claim from a payment channel. `config` names the channel
+	/// (its id is derived, so payer, receiver and token cannot be misstated); `voucher_amount`
+	/// and `signature` are the payer's cumulative voucher the claim used; `total_claimed` is
+	/// the channel's claimed total after the claim. A voucher carries no nonce, so the pallet
+	/// keeps a per-channel cursor ([`crate::ChannelCursors`]) and accounts only
+	/// `total_claimed - cursor`, proven against what the settlement contract claimed.
+	#[codec(index = 1)]
+	Channel {
+		config: ChannelConfig,
+		voucher_amount: u128,
+		signature: EcdsaSignature,
+		total_claimed: u128,
+	},
 }
 
 /// A receipt as the payee submits it.
@@ -104,6 +112,16 @@ pub struct ReceiptInput {
 pub enum SchemeRecord {
 	#[codec(index = 0)]
 	Exact { authorization: TransferWithAuthorization, signature: EcdsaSignature },
+	/// A channel claim that took the channel's recorded total from `claimed_from` to
+	/// `claimed_to`, under the payer's voucher of `voucher_amount`.
+	#[codec(index = 1)]
+	Channel {
+		channel_id: H256,
+		claimed_from: u128,
+		claimed_to: u128,
+		voucher_amount: u128,
+		signature: EcdsaSignature,
+	},
 }
 
 /// What a receipt proves about the money.
@@ -168,14 +186,17 @@ pub enum AuthorizationRecord {
 	Unavailable,
 }
 
-/// Asks the chain's EVM what a token executed. The runtime implements it over pallet-revive;
-/// `()` has no EVM and answers [`AuthorizationRecord::Unavailable`].
+/// Asks the chain's EVM what a token executed, and what the settlement contract claimed. The
+/// runtime implements it over pallet-revive; `()` has no EVM and answers `Unavailable`.
 pub trait SettlementOracle {
-	/// Weight charged per receipt for one [`Self::authorization_record`] call: an upper bound,
-	/// because the call is metered against it.
+	/// Weight charged per receipt for one [`Self::authorization_record`] or
+	/// [`Self::channel_claimed`] call: an upper bound, because the call is metered against it.
 	fn check_weight() -> Weight;
 	/// What `asset`'s token executed under `from`'s authorization `nonce`.
 	fn authorization_record(asset: &AssetKey, from: &H160, nonce: &H256) -> AuthorizationRecord;
+	/// What the settlement contract on `asset`'s chain shows claimed from `channel_id` in
+	/// total (`channels(channelId).totalClaimed`), or `None` if it cannot be asked.
+	fn channel_claimed(asset: &AssetKey, channel_id: &H256) -> Option<u128>;
 }
 
 impl SettlementOracle for () {
@@ -184,6 +205,9 @@ impl SettlementOracle for () {
 	}
 	fn authorization_record(_: &AssetKey, _: &H160, _: &H256) -> AuthorizationRecord {
 		AuthorizationRecord::Unavailable
+	}
+	fn channel_claimed(_: &AssetKey, _: &H256) -> Option<u128> {
+		None
 	}
 }
 

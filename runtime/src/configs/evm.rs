@@ -91,31 +91,55 @@ impl SettlementOracle for ReviveSettlement {
 		if asset.chain_id != EVM_CHAIN_ID {
 			return AuthorizationRecord::Unavailable;
 		}
-		// A view must not change state, whatever the contract does: roll everything back.
+		match Self::view(asset.token, Self::calldata(from, nonce)) {
+			Some(data) if data.len() == 32 => match H256::from_slice(&data) {
+				d if d.is_zero() => AuthorizationRecord::Unused,
+				d if d == CANCELED => AuthorizationRecord::Cancelled,
+				digest => AuthorizationRecord::Executed(digest),
+			},
+			_ => AuthorizationRecord::Unavailable,
+		}
+	}
+
+	fn channel_claimed(asset: &AssetKey, channel_id: &H256) -> Option<u128> {
+		if asset.chain_id != EVM_CHAIN_ID {
+			return None;
+		}
+		// `channels(bytes32)` answers `(uint128 balance, uint128 totalClaimed)`.
+		let selector = keccak_256(b"channels(bytes32)");
+		let mut data = alloc::vec::Vec::with_capacity(4 + 32);
+		data.extend_from_slice(&selector[..4]);
+		data.extend_from_slice(channel_id.as_bytes());
+		let answer = Self::view(m2m_primitives::channel::SETTLEMENT_ADDRESS, data)?;
+		if answer.len() != 64 || answer[32..48].iter().any(|b| *b != 0) {
+			return None;
+		}
+		Some(u128::from_be_bytes(answer[48..64].try_into().expect("16 bytes")))
+	}
+}
+
+impl ReviveSettlement {
+	/// Calls `contract` with `data` as a view: whatever the contract does is rolled back.
+	/// `None` if it could not answer (no contract, a revert, out of weight).
+	fn view(contract: H160, data: alloc::vec::Vec<u8>) -> Option<alloc::vec::Vec<u8>> {
 		let result = with_transaction(|| {
 			let result = Revive::bare_call(
 				RawOrigin::Root.into(),
-				asset.token,
+				contract,
 				U256::zero(),
 				TransactionLimits::WeightAndDeposit {
 					weight_limit: SETTLEMENT_CHECK_WEIGHT,
 					deposit_limit: 0,
 				},
-				Self::calldata(from, nonce),
+				data,
 				&ExecConfig::new_substrate_tx_without_bump(),
 			);
 			TransactionOutcome::Rollback(Ok::<_, DispatchError>(result))
-		});
-		let Ok(result) = result else { return AuthorizationRecord::Unavailable };
+		})
+		.ok()?;
 		match result.result {
-			Ok(ret) if !ret.did_revert() && ret.data.len() == 32 => {
-				match H256::from_slice(&ret.data) {
-					d if d.is_zero() => AuthorizationRecord::Unused,
-					d if d == CANCELED => AuthorizationRecord::Cancelled,
-					digest => AuthorizationRecord::Executed(digest),
-				}
-			},
-			_ => AuthorizationRecord::Unavailable,
+			Ok(ret) if !ret.did_revert() => Some(ret.data),
+			_ => None,
 		}
 	}
 }
@@ -314,7 +338,7 @@ mod tests {
 					asset: self.asset(),
 					proof: PaymentProof::Exact {
 						authorization: authorization.clone(),
-						signature: signature.clone(),
+						signature: *signature,
 					},
 					settlement_tx: H256::repeat_byte(1),
 					resource: H256::repeat_byte(2),

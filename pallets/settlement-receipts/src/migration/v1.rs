@@ -123,7 +123,9 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 		Receipts::<T>::translate::<v0::Receipt<T::AccountId>, _>(|id, old| {
 			reads += 1;
 			writes += 2;
-			let SchemeRecord::Exact { authorization, .. } = &old.scheme;
+			// v0 knew exact payments only: its records cannot decode as anything else, so
+			// this `else` is never taken.
+			let SchemeRecord::Exact { authorization, .. } = &old.scheme else { return None };
 			let payer = authorization.from;
 			payers.push((payer, old.asset, old.amount, old.request_count));
 			Expiries::<T>::insert(old.recorded_at.to_be_bytes(), id, ());

@@ -12,6 +12,7 @@ use pallet_device_identity::DeviceId;
 
 mod admin;
 mod batch;
+mod channels;
 mod migration;
 mod payers;
 mod proof;
@@ -60,7 +61,9 @@ pub(crate) fn events() -> Vec<Event<Test>> {
 }
 
 pub(crate) fn id_of(input: &ReceiptInput) -> ReceiptId {
-	let PaymentProof::Exact { authorization, .. } = &input.proof;
+	let PaymentProof::Exact { authorization, .. } = &input.proof else {
+		unreachable!("exact receipts only")
+	};
 	exact_receipt_id(&input.asset, &authorization.from, &authorization.nonce)
 }
 

@@ -170,7 +170,7 @@ fn signatures_must_be_the_payers_under_the_assets_domain() {
 		// Signed by someone else's key.
 		let mut forged = receipt(&f.b, &f.a, f.a_id, 5, 1, NOW);
 		let (_, other_signature) = authorize(&f.c, f.a.evm_address(), 5, 1, &usdt_domain());
-		let PaymentProof::Exact { signature, .. } = &mut forged.proof;
+		let PaymentProof::Exact { signature, .. } = &mut forged.proof else { unreachable!() };
 		*signature = other_signature;
 		assert_noop!(
 			SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(forged)),
@@ -187,7 +187,7 @@ fn signatures_must_be_the_payers_under_the_assets_domain() {
 		);
 		// The amount was changed after signing.
 		let mut inflated = receipt(&f.b, &f.a, f.a_id, 5, 3, NOW);
-		let PaymentProof::Exact { authorization, .. } = &mut inflated.proof;
+		let PaymentProof::Exact { authorization, .. } = &mut inflated.proof else { unreachable!() };
 		authorization.value = U256::from(5_000_000u64);
 		assert_noop!(
 			SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(inflated)),
@@ -195,7 +195,7 @@ fn signatures_must_be_the_payers_under_the_assets_domain() {
 		);
 		// A malformed recovery id.
 		let mut malformed = receipt(&f.b, &f.a, f.a_id, 5, 4, NOW);
-		let PaymentProof::Exact { signature, .. } = &mut malformed.proof;
+		let PaymentProof::Exact { signature, .. } = &mut malformed.proof else { unreachable!() };
 		signature.0[64] = 9;
 		assert_noop!(
 			SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(malformed)),
@@ -203,7 +203,7 @@ fn signatures_must_be_the_payers_under_the_assets_domain() {
 		);
 		// Ethereum-style v (27/28) is fine.
 		let mut eth_v = receipt(&f.b, &f.a, f.a_id, 5, 5, NOW);
-		let PaymentProof::Exact { signature, .. } = &mut eth_v.proof;
+		let PaymentProof::Exact { signature, .. } = &mut eth_v.proof else { unreachable!() };
 		signature.0[64] += 27;
 		assert_ok!(SettlementReceipts::record_receipt(signed_by_device(&f.a), Box::new(eth_v)));
 	});

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: build, launch the local testnet with zombienet (3 validators + the chain's
 # Ethereum JSON-RPC), deploy USDT and fund two devices, start a machine-agent per device, let
-# the robot buy charging from the charger over x402 (USDT on the EVM side), watch the receipts
-# land on-chain (verified against the token), and query both owners' accounting back.
+# the robot buy charging from the charger over x402 (USDT on the EVM side), per request with
+# `exact` and metered from a payment channel, watch the receipts land on-chain (verified
+# against the token and the settlement contract), and query both owners' accounting back.
 #   ./scripts/testnet.sh            run the demo, then stop the network
 #   ./scripts/testnet.sh --keep     leave the network running (Ctrl-C stops it)
 #   ./scripts/testnet.sh --load N   after the demo, settle N exact payments at once and print
@@ -78,8 +79,20 @@ robot init --name robot --dev --owner //Bob --listen 127.0.0.1:0
 # The charger sells charging by the kWh instead of the template's sensor reading.
 sed -i 's|^path = "/reading"|path = "/charge"|; s|^price = "0.01" .*|price = "0.15"|; s|one sensor reading|one kWh of charging|' \
 	"$AGENTS/charger/machine-agent.toml"
-# The robot may spend up to 0.50 USDT per request (the template says 0.10).
-sed -i 's|^max_per_request = "0.10"|max_per_request = "0.50"|' "$AGENTS/robot/machine-agent.toml"
+# It also meters power by the kWh from a payment channel: one deposit, then a voucher per kWh.
+cat >>"$AGENTS/charger/machine-agent.toml" <<'TOML'
+
+[[services]]
+path = "/kwh"
+price = "0.05"           # USDT per kWh, paid from a payment channel
+description = "one kWh, metered"
+handler = "sensor"
+scheme = "batch-settlement"
+TOML
+# The robot may spend up to 0.50 USDT per request (the template says 0.10); a channel deposit
+# funds 20 kWh.
+sed -i 's|^max_per_request = "0.10"|max_per_request = "0.50"|; s|^requests_per_deposit = 100 |requests_per_deposit = 20 |' \
+	"$AGENTS/robot/machine-agent.toml"
 robot register
 # Not through the shell function: $! must be the agent itself, so that cleanup stops it.
 machine-agent --config "$AGENTS/charger/machine-agent.toml" run >"$AGENTS/charger.log" 2>&1 &
@@ -95,10 +108,18 @@ echo "    charger sells at $CHARGER_URL/charge (log: $AGENTS/charger.log)"
 echo "==> the robot buys three kWh over x402, paying USDT"
 for _ in 1 2 3; do robot pay "$CHARGER_URL/charge"; done
 
-echo "==> the charger's agent records its sales on-chain (receipts verified against the token)"
+echo "==> the robot meters five kWh from a payment channel (one deposit, then a voucher per kWh)"
+for _ in 1 2 3 4 5; do robot pay "$CHARGER_URL/kwh" >/dev/null; done
+robot channels list
+echo "==> the charger claims its vouchers on-chain (its daemon also does so on an interval)"
+charger channels claim
+charger channels list
+
+echo "==> the charger's agent records its sales on-chain (receipts verified against the token,"
+echo "    the channel claim against the settlement contract)"
 count() { charger receipts --format json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).receipts.length)}catch{console.log(0)}})'; }
-for _ in $(seq 1 120); do [ "$(count)" -ge 3 ] && break; sleep 1; done
-[ "$(count)" -ge 3 ] || { tail -30 "$AGENTS/charger.log"; echo "receipts did not reach the chain" >&2; exit 1; }
+for _ in $(seq 1 120); do [ "$(count)" -ge 4 ] && break; sleep 1; done
+[ "$(count)" -ge 4 ] || { tail -30 "$AGENTS/charger.log"; echo "receipts did not reach the chain" >&2; exit 1; }
 echo "--- charger's receipts"
 charger receipts
 echo "--- robot's receipts"

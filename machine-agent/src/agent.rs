@@ -15,4 +15,5 @@ pub struct Agent {
 	pub store: Arc<Store>,
 	pub health: Arc<Health>,
 	pub client: X402Client,
+	pub channels: crate::channels::DaemonChannels,
 }

@@ -34,6 +34,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
 	Router::new()
 		.route("/status", get(status_handler))
 		.route("/buy", post(buy_handler))
+		.route("/channels/claim", post(claim_handler))
+		.route("/channels/withdraw", post(withdraw_handler))
 		.with_state(agent)
 }
 
@@ -132,4 +134,37 @@ async fn buy_handler(State(agent): State<Arc<Agent>>, Json(request): Json<BuyReq
 	let status =
 		if result.get("error").is_some() { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
 	(status, Json(result)).into_response()
+}
+
+/// `channels claim` while the daemon runs.
+async fn claim_handler(State(agent): State<Arc<Agent>>) -> Response {
+	let c = &agent.channels;
+	answer(crate::channels::claim(&c.seller, &agent.store, c.asset).await)
+}
+
+#[derive(serde::Deserialize)]
+struct WithdrawRequest {
+	channel: String,
+	#[serde(default)]
+	finalize: bool,
+}
+
+/// `channels withdraw` while the daemon runs.
+async fn withdraw_handler(
+	State(agent): State<Arc<Agent>>,
+	Json(request): Json<WithdrawRequest>,
+) -> Response {
+	let provider = &agent.channels.provider;
+	answer(
+		crate::channels::withdraw(&agent.store, provider, &request.channel, request.finalize).await,
+	)
+}
+
+/// A JSON answer, or `{"error": …}` with 400.
+fn answer(result: anyhow::Result<Value>) -> Response {
+	match result {
+		Ok(v) => Json(v).into_response(),
+		Err(e) => (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": format!("{e:#}")})))
+			.into_response(),
+	}
 }

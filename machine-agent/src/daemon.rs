@@ -195,6 +195,12 @@ pub async fn run(config: Config) -> Result<()> {
 	};
 	let catalogue = catalogue::catalogue(&config.services, &pricing, &config.device.name)?;
 	let sold = services::router(catalogue, seller.clone());
+	let asset = AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) };
+	let channels = crate::channels::DaemonChannels {
+		seller: seller.clone(),
+		provider: provider.clone(),
+		asset,
+	};
 	tokio::spawn(claims::worker(
 		seller,
 		store.clone(),
@@ -202,7 +208,7 @@ pub async fn run(config: Config) -> Result<()> {
 			provider: provider.clone(),
 			interval: Duration::from_secs(config.channels.claim_interval_secs.max(1)),
 			threshold: max_unclaimed.to::<u128>(),
-			asset: AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) },
+			asset,
 			wake: wake.clone(),
 		},
 	));
@@ -228,7 +234,7 @@ pub async fn run(config: Config) -> Result<()> {
 	}
 
 	let listen = config.http.listen;
-	let agent = Arc::new(Agent { config, keys, store, health, client });
+	let agent = Arc::new(Agent { config, keys, store, health, client, channels });
 	let monitoring: Router = Router::new()
 		.route("/health", get(|| async { "ok" }))
 		.route("/metrics", get(metrics_handler))

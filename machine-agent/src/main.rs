@@ -3,6 +3,7 @@
 mod agent;
 mod catalogue;
 mod chain;
+mod channels;
 mod claims;
 mod config;
 mod control;
@@ -108,6 +109,28 @@ enum Command {
 	/// Change the device's on-chain identity (signed by its owner).
 	#[command(subcommand)]
 	Identity(Identity),
+	/// Payment channels, sold from and paid from: balances, charged, claimed, withdrawals.
+	#[command(subcommand)]
+	Channels(Channels),
+}
+
+#[derive(Subcommand, Debug)]
+enum Channels {
+	/// Every channel of this device, both roles (the default).
+	List,
+	/// Claim what the channels this device sells from charged, now (the daemon also claims
+	/// every `[channels] claim_interval_secs`), and queue the claims' receipts. Needs the
+	/// daemon running.
+	Claim,
+	/// Take back what this device deposited into a channel and the seller has not claimed:
+	/// starts the withdrawal; run again with --finalize once the channel's withdraw delay has
+	/// passed. The seller may still claim what it charged until then.
+	Withdraw {
+		/// The channel id (0x…, from `channels list`).
+		channel: String,
+		#[arg(long)]
+		finalize: bool,
+	},
 }
 
 #[derive(Subcommand, Debug)]
@@ -286,6 +309,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			}
 			Ok(())
 		},
+		Command::Channels(command) => channels_command(&config, command).await,
 		Command::Status => {
 			let status = local_status(&config).await?;
 			println!("{}", serde_json::to_string_pretty(&status)?);
@@ -316,6 +340,65 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			Ok(())
 		},
 	}
+}
+
+/// `channels …`: from the store, or through the running daemon that holds it.
+async fn channels_command(config: &config::Config, command: Channels) -> Result<()> {
+	let keys = keystore::load(&config.device.keystore)?;
+	let me = daemon::evm_address(&keys).to_checksum(None);
+	let opened = store::Store::open(&config.device.data_dir, &me);
+	if let Err(e) = &opened {
+		if !is_locked(e) {
+			return Err(anyhow::anyhow!("{e}"));
+		}
+	}
+	let answer = match (command, opened) {
+		(Channels::List, Ok(store)) => channels::list(&store)?,
+		(Channels::List, Err(_)) => {
+			control::call(config, reqwest::Method::GET, "/status", None).await?["channels"].clone()
+		},
+		(Channels::Claim, Ok(_)) => {
+			bail!(
+				"claims are made by the running daemon (`machine-agent run`); start it, then claim"
+			)
+		},
+		(Channels::Claim, Err(_)) => {
+			control::call(config, reqwest::Method::POST, "/channels/claim", None).await?
+		},
+		(Channels::Withdraw { channel, finalize }, Ok(store)) => {
+			let provider = m2m_evm::connect(&config.evm.rpc_url, Some(daemon::evm_signer(&keys)))?;
+			channels::withdraw(&store, &provider, &channel, finalize).await?
+		},
+		(Channels::Withdraw { channel, finalize }, Err(_)) => {
+			let body = serde_json::json!({"channel": channel, "finalize": finalize});
+			control::call(config, reqwest::Method::POST, "/channels/withdraw", Some(body)).await?
+		},
+	};
+	if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
+		bail!("{error}");
+	}
+	match answer.as_array() {
+		Some(rows) => {
+			println!(
+				"{:<4}  {:<66}  {:>14}  {:>14}  {:>14}  {:>8}  state",
+				"role", "channel", "balance", "charged", "claimed", "requests"
+			);
+			for r in rows {
+				println!(
+					"{:<4}  {:<66}  {:>14}  {:>14}  {:>14}  {:>8}  {}",
+					r["role"].as_str().unwrap_or(""),
+					r["channel_id"].as_str().unwrap_or(""),
+					r["balance"].as_str().unwrap_or(""),
+					r["charged"].as_str().unwrap_or(""),
+					r["claimed"].as_str().unwrap_or(""),
+					r["requests"],
+					r["state"].as_str().unwrap_or(""),
+				);
+			}
+		},
+		None => println!("{}", serde_json::to_string_pretty(&answer)?),
+	}
+	Ok(())
 }
 
 /// The status, from the store, or from the running daemon that holds it.
@@ -391,10 +474,15 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 		bail!("{error}");
 	}
 	println!("{}", result["body"].as_str().unwrap_or_default());
+	let paid_by = match result["transaction"].as_str() {
+		// A voucher moves no money by itself: the seller claims its vouchers in batches.
+		Some("") => "a channel voucher".to_string(),
+		Some(tx) => format!("tx {tx}"),
+		None => "-".to_string(),
+	};
 	eprintln!(
-		"paid {} (tx {}){}",
+		"paid {} ({paid_by}){}",
 		result["price"].as_str().unwrap_or("nothing"),
-		result["transaction"].as_str().unwrap_or("-"),
 		if result["resumed"].as_bool() == Some(true) {
 			", resuming an interrupted purchase"
 		} else {

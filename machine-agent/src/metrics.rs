@@ -68,5 +68,48 @@ pub fn render(store: &Store, health: &Health) -> String {
 	for (name, help, value) in gauges {
 		let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
 	}
+	channels(store, &mut out);
 	out
+}
+
+/// Channel gauges, summed over the channels of each role (a handful per device: read from
+/// their records, which are state, not history).
+fn channels(store: &Store, out: &mut String) {
+	use m2m_x402_buyer::BuyerChannelStore;
+	use m2m_x402_seller::ChannelStore;
+	let sold = ChannelStore::all(store).unwrap_or_default();
+	let bought = BuyerChannelStore::all(store).unwrap_or_default();
+	let sell = |f: fn(&m2m_x402_seller::ChannelRecord) -> u128| sold.iter().map(f).sum::<u128>();
+	let buy = |f: fn(&m2m_x402_buyer::BuyerChannel) -> u128| bought.iter().map(f).sum::<u128>();
+	let rows: [(&str, &str, u128, u128); 5] = [
+		("m2m_channels", "Payment channels, by role.", sold.len() as u128, bought.len() as u128),
+		(
+			"m2m_channel_balance_base_units",
+			"Deposits held in the channels.",
+			sell(|c| c.balance),
+			buy(|c| c.balance),
+		),
+		(
+			"m2m_channel_charged_base_units",
+			"Charged from the channels, in total.",
+			sell(|c| c.charged),
+			buy(|c| c.charged),
+		),
+		(
+			"m2m_channel_claimed_base_units",
+			"Claimed on-chain from the channels.",
+			sell(|c| c.total_claimed),
+			buy(|c| c.total_claimed),
+		),
+		(
+			"m2m_channel_unclaimed_base_units",
+			"Charged but not claimed yet: the seller's exposure to a withdrawal.",
+			sell(|c| c.unclaimed()),
+			buy(|c| c.charged.saturating_sub(c.total_claimed)),
+		),
+	];
+	for (name, help, sell, buy) in rows {
+		let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+		let _ = writeln!(out, "{name}{{role=\"sell\"}} {sell}\n{name}{{role=\"buy\"}} {buy}");
+	}
 }

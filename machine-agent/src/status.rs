@@ -31,5 +31,6 @@ pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Hea
 		"outbox_depth": tally.outbox,
 		"receipts_awaiting_finality": tally.awaiting_finality,
 		"dead_letters": store.dead_letters(),
+		"channels": crate::channels::list(store).unwrap_or_else(|e| json!({"error": e.to_string()})),
 	})
 }

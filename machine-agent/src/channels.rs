@@ -68,8 +68,7 @@ pub fn list(store: &Store) -> Result<Value> {
 /// receipts.
 pub async fn claim(seller: &Seller, store: &Store, asset: AssetKey) -> Result<Value> {
 	let report = seller.claim_channels().await.map_err(anyhow::Error::msg)?;
-	let receipts =
-		claims::receipt_claims(store, asset, Some(&report)).map_err(anyhow::Error::msg)?;
+	let receipts = claims::receipt_claims(store, asset).map_err(anyhow::Error::msg)?;
 	Ok(json!({
 		"claimed": report.claimed.iter().map(|c| json!({
 			"channel_id": c.channel_id.to_string(),

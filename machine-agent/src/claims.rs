@@ -23,7 +23,7 @@ use m2m_evm::{
 	channels::{BatchSettlement, SETTLEMENT_ADDRESS},
 };
 use m2m_primitives::{receipt::AssetKey, H256};
-use m2m_x402_seller::{ChannelRecord, ChannelStore, ClaimReport, Seller};
+use m2m_x402_seller::{ChannelRecord, ChannelStore, Seller};
 
 use crate::{selling::QueuedReceipt, store::Store};
 
@@ -58,20 +58,13 @@ fn due(
 	}
 }
 
-/// Queues a receipt for every channel whose claims grew since its last receipt (`report`:
-/// the claims just made, for their transactions). Returns how many were queued.
-pub fn receipt_claims(
-	store: &Store,
-	asset: AssetKey,
-	report: Option<&ClaimReport>,
-) -> Result<usize, String> {
+/// Queues a receipt for every channel whose claims grew since its last receipt (with the
+/// transaction of its last claim). Returns how many were queued.
+pub fn receipt_claims(store: &Store, asset: AssetKey) -> Result<usize, String> {
 	let mut queued = 0;
 	for record in ChannelStore::all(store)? {
 		let receipted = store.channel_receipted(&record.channel_id).map_err(|e| e.to_string())?;
-		let transaction = report
-			.and_then(|r| r.claimed.iter().find(|c| c.channel_id == record.channel_id))
-			.and_then(|c| c.transaction.parse::<H256>().ok())
-			.unwrap_or_default();
+		let transaction = record.last_claim.parse::<H256>().unwrap_or_default();
 		let Some((id, receipt, after)) =
 			QueuedReceipt::channel(asset, &record, receipted, CHANNEL_RESOURCE, transaction)?
 		else {
@@ -110,7 +103,7 @@ pub async fn worker(seller: Arc<Seller>, store: Arc<Store>, claims: Claims) {
 		tokio::time::sleep(TICK.min(interval)).await;
 		// Claims made (by an earlier tick, a sale at its bound, or a previous run) that have no
 		// receipt yet.
-		match receipt_claims(&store, asset, None) {
+		match receipt_claims(&store, asset) {
 			Ok(0) => {},
 			Ok(_) => wake.notify_one(),
 			Err(e) => tracing::error!(error = %e, "cannot queue channel receipts"),
@@ -194,6 +187,7 @@ mod tests {
 			refund_nonce: "0".into(),
 			requests: 1,
 			unclaimed_requests: 1,
+			last_claim: String::new(),
 		}
 	}
 

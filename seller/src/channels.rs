@@ -65,6 +65,9 @@ pub struct ChannelRecord {
 	/// Requests served from this channel, in all and since the last claim landed.
 	pub requests: u64,
 	pub unclaimed_requests: u64,
+	/// The transaction of the last claim that landed (empty before the first).
+	#[serde(default)]
+	pub last_claim: String,
 }
 
 impl ChannelRecord {
@@ -84,6 +87,7 @@ impl ChannelRecord {
 			refund_nonce: "0".into(),
 			requests: 0,
 			unclaimed_requests: 0,
+			last_claim: String::new(),
 		}
 	}
 
@@ -440,7 +444,7 @@ impl crate::Seller {
 					report.failed.push((row.channel_id, error.clone()));
 					continue;
 				}
-				match self.mirror_claim(row) {
+				match self.mirror_claim(row, &settlement.transaction) {
 					Ok((amount, total_claimed)) => report.claimed.push(ClaimedChannel {
 						channel_id: row.channel_id,
 						amount,
@@ -519,6 +523,7 @@ impl crate::Seller {
 		let before = record.total_claimed;
 		record.total_claimed = before.max(record.charged);
 		record.unclaimed_requests = 0;
+		record.last_claim = settlement.transaction.clone();
 		self.channels.save(record)?;
 		tracing::info!(
 			channel = %record.channel_id, amount = record.total_claimed - before,
@@ -529,7 +534,11 @@ impl crate::Seller {
 
 	/// Mirrors a landed claim of `claimed` (the record it was built from) into the channel's
 	/// current record: what it added, and the channel's claimed total after it.
-	fn mirror_claim(&self, claimed: &ChannelRecord) -> Result<(u128, u128), String> {
+	fn mirror_claim(
+		&self,
+		claimed: &ChannelRecord,
+		transaction: &str,
+	) -> Result<(u128, u128), String> {
 		let key = crate::SaleKey::channel(&claimed.channel_id);
 		let Some(_lock) = crate::Selling::begin(&self.selling, &key) else {
 			return Err(
@@ -546,6 +555,7 @@ impl crate::Seller {
 		current.charged = current.charged.max(current.total_claimed);
 		current.unclaimed_requests =
 			current.unclaimed_requests.saturating_sub(claimed.unclaimed_requests);
+		current.last_claim = transaction.to_owned();
 		self.channels.save(&current)?;
 		Ok((current.total_claimed - before, current.total_claimed))
 	}

@@ -171,6 +171,7 @@ mod tests {
 			refund_nonce: "0".into(),
 			requests: 3,
 			unclaimed_requests: 2,
+			last_claim: String::new(),
 		}
 	}
 

@@ -633,3 +633,142 @@ fn a_receipt_is_kept_until_its_block_is_final_even_across_a_crash() {
 	let sold = receipts_json(&seller, &[]);
 	assert_eq!(sold["receipts"].as_array().unwrap().len(), 1, "{sold}");
 }
+
+/// Metered payments between two agent processes on anvil, with the channel contracts at their
+/// canonical addresses: the robot pays per kWh from one deposit; `kill -9` of the seller after
+/// it answered a voucher and of the buyer after it signed one (its request in the handler)
+/// lose no voucher and charge nothing twice; the seller's claim then moves exactly the
+/// served requests times the price.
+#[test]
+fn metered_purchases_survive_kill_9_of_either_side_and_claims_equal_what_was_served() {
+	const PRICE: u64 = 10_000; // 0.01 USDT per kWh
+	let rt = runtime();
+	let market = rt.block_on(Market::open(&[]));
+	rt.block_on(async {
+		let p = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		m2m_evm::channels::install_on_anvil(&p).await.unwrap();
+	});
+	// A slow upstream for one metered service: it answers only when the test says so.
+	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+	let release = std::sync::Arc::new(tokio::sync::Notify::new());
+	let upstream = {
+		let release = release.clone();
+		let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
+		let app = axum::Router::new().route(
+			"/meter",
+			axum::routing::get(move || {
+				let release = release.clone();
+				let _ = arrived_tx.lock().unwrap().send(());
+				async move {
+					release.notified().await;
+					"1 kWh (slow meter)"
+				}
+			}),
+		);
+		rt.block_on(m2m_e2e_tests::market::Server::start(app))
+	};
+	let nowhere = "ws://127.0.0.1:1";
+	let mut seller =
+		Device::init("meter-seller", "//Alice", market.token, nowhere, &market.anvil.url);
+	seller.env.push(("M2M_HTTP_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
+	let buyer = Device::init("meter-buyer", "//Bob", market.token, nowhere, &market.anvil.url);
+	let config = seller.dir.join("machine-agent.toml");
+	let text_config = std::fs::read_to_string(&config).unwrap().replace(
+		"# What this device may spend",
+		&format!(
+			"[[services]]\npath = \"/kwh\"\nprice = \"0.01\"\nhandler = \"sensor\"\n\
+			 scheme = \"batch-settlement\"\n\n[[services]]\npath = \"/slow-kwh\"\nprice = \"0.01\"\n\
+			 handler = \"proxy\"\ntarget = \"{}/meter\"\nscheme = \"batch-settlement\"\n\n\
+			 # What this device may spend",
+			upstream.url
+		),
+	);
+	std::fs::write(&config, text_config).unwrap();
+	let buyer_config = buyer.dir.join("machine-agent.toml");
+	let text_config = std::fs::read_to_string(&buyer_config)
+		.unwrap()
+		.replace("requests_per_deposit = 100", "requests_per_deposit = 10");
+	std::fs::write(&buyer_config, text_config).unwrap();
+	rt.block_on(fund_on_anvil(&market, &[&seller, &buyer]));
+	let (daemon, url) = seller.run();
+	let before = usdt_balance(&market, buyer.evm_address());
+	let pay = |path: &str| {
+		let out = buyer.cli(&["pay", &format!("{url}{path}")]);
+		let (stdout, stderr) = text(&out);
+		assert!(out.status.success(), "pay {path}: {stderr}");
+		(stdout, stderr)
+	};
+	let channel_of = |device: &Device| -> serde_json::Value {
+		let status: serde_json::Value =
+			serde_json::from_str(&text(&device.cli(&["status"])).0).unwrap();
+		status["channels"][0].clone()
+	};
+
+	for i in 0..3 {
+		let (stdout, stderr) = pay("/kwh");
+		assert!(stdout.contains("celsius"), "{stdout}");
+		// The first voucher brings the deposit, whose transaction it shows.
+		let how =
+			if i == 0 { "paid 0.01 USDT (tx 0x" } else { "paid 0.01 USDT (a channel voucher)" };
+		assert!(stderr.contains(how), "{stderr}");
+	}
+	assert_eq!(
+		before - usdt_balance(&market, buyer.evm_address()),
+		U256::from(10 * PRICE),
+		"one deposit of ten kWh, no transfer per kWh"
+	);
+	let bought = channel_of(&buyer);
+	assert_eq!(
+		(bought["role"].as_str(), bought["charged"].as_str()),
+		(Some("buy"), Some("0.03 USDT"))
+	);
+
+	// kill -9 of the seller after it answered a voucher: the charge was on disk first.
+	drop(daemon);
+	let (daemon, _) = seller.run();
+	let list = seller.cli(&["channels", "list"]);
+	let (stdout, stderr) = text(&list);
+	assert!(list.status.success(), "{stderr}");
+	assert!(stdout.contains("0.03 USDT") && stdout.contains("sell"), "{stdout}");
+	pay("/kwh");
+
+	// kill -9 of the buyer after it signed a voucher, its request in the seller's handler.
+	let mut purchase = buyer.spawn(&["pay", &format!("{url}/slow-kwh")]);
+	arrived.recv_timeout(Duration::from_secs(60)).expect("the voucher's request reached the meter");
+	purchase.kill().unwrap();
+	purchase.wait().unwrap();
+	release.notify_one();
+	eventually("the seller to charge the slow kWh", Duration::from_secs(30), || {
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 50000")
+	});
+	let (stdout, stderr) = pay("/slow-kwh");
+	assert_eq!(stdout.trim(), "1 kWh (slow meter)");
+	assert!(stderr.contains("resuming an interrupted purchase"), "{stderr}");
+	assert!(
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 50000"),
+		"the resumed voucher was not charged again"
+	);
+	pay("/kwh");
+	let served = 6u64;
+	assert_eq!(channel_of(&buyer)["charged"], "0.06 USDT");
+
+	// The seller claims: exactly the served requests times the price move to it.
+	let seller_before = usdt_balance(&market, seller.evm_address());
+	let out = seller.cli(&["channels", "claim"]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "{stderr}");
+	let claim: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+	assert_eq!(claim["claimed"][0]["amount"], "0.06 USDT", "{claim}");
+	assert_eq!(claim["claimed"][0]["requests"], served, "{claim}");
+	assert_eq!(
+		usdt_balance(&market, seller.evm_address()) - seller_before,
+		U256::from(served * PRICE)
+	);
+	assert_eq!(
+		before - usdt_balance(&market, buyer.evm_address()),
+		U256::from(10 * PRICE),
+		"the buyer paid its deposit once; the unspent rest stays withdrawable"
+	);
+	assert!(metrics(&url).contains("m2m_channel_unclaimed_base_units{role=\"sell\"} 0"));
+	drop(daemon);
+}

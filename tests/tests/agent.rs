@@ -434,29 +434,41 @@ fn spending_and_status_are_only_on_the_private_control_socket() {
 
 /// `kill -9` of the buyer while the seller is producing what it paid for: the restarted buyer
 /// sends the same signed payment again (never a new one) and gets the answer it paid for.
+/// An upstream serving `body` at `path` that holds each request until `release` is notified,
+/// telling `arrived` when one came in: to stop a purchase exactly inside the seller's handler.
+fn held_upstream(
+	rt: &tokio::runtime::Runtime,
+	path: &str,
+	body: &'static str,
+) -> (
+	m2m_e2e_tests::market::Server,
+	std::sync::mpsc::Receiver<()>,
+	std::sync::Arc<tokio::sync::Notify>,
+) {
+	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+	let release = std::sync::Arc::new(tokio::sync::Notify::new());
+	let held = release.clone();
+	let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
+	let app = axum::Router::new().route(
+		path,
+		axum::routing::get(move || {
+			let held = held.clone();
+			let _ = arrived_tx.lock().unwrap().send(());
+			async move {
+				held.notified().await;
+				body
+			}
+		}),
+	);
+	(rt.block_on(m2m_e2e_tests::market::Server::start(app)), arrived, release)
+}
+
 #[test]
 fn a_buyer_killed_mid_purchase_resumes_and_pays_once() {
 	let rt = runtime();
 	let market = rt.block_on(Market::open(&[]));
 	// The seller's upstream: it answers only when the test says so.
-	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
-	let release = std::sync::Arc::new(tokio::sync::Notify::new());
-	let upstream = {
-		let release = release.clone();
-		let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
-		let app = axum::Router::new().route(
-			"/slow",
-			axum::routing::get(move || {
-				let release = release.clone();
-				let _ = arrived_tx.lock().unwrap().send(());
-				async move {
-					release.notified().await;
-					"slow reading"
-				}
-			}),
-		);
-		rt.block_on(m2m_e2e_tests::market::Server::start(app))
-	};
+	let (upstream, arrived, release) = held_upstream(&rt, "/slow", "slow reading");
 	let nowhere = "ws://127.0.0.1:1";
 	let seller = Device::init("crash-seller", "//Alice", market.token, nowhere, &market.anvil.url);
 	let buyer = Device::init("crash-buyer", "//Bob", market.token, nowhere, &market.anvil.url);
@@ -649,24 +661,7 @@ fn metered_purchases_survive_kill_9_of_either_side_and_claims_equal_what_was_ser
 		m2m_evm::channels::install_on_anvil(&p).await.unwrap();
 	});
 	// A slow upstream for one metered service: it answers only when the test says so.
-	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
-	let release = std::sync::Arc::new(tokio::sync::Notify::new());
-	let upstream = {
-		let release = release.clone();
-		let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
-		let app = axum::Router::new().route(
-			"/meter",
-			axum::routing::get(move || {
-				let release = release.clone();
-				let _ = arrived_tx.lock().unwrap().send(());
-				async move {
-					release.notified().await;
-					"1 kWh (slow meter)"
-				}
-			}),
-		);
-		rt.block_on(m2m_e2e_tests::market::Server::start(app))
-	};
+	let (upstream, arrived, release) = held_upstream(&rt, "/meter", "1 kWh (slow meter)");
 	let nowhere = "ws://127.0.0.1:1";
 	let mut seller =
 		Device::init("meter-seller", "//Alice", market.token, nowhere, &market.anvil.url);

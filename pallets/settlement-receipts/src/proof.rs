@@ -2,6 +2,7 @@
 //! what the proof claims (cheaply, before anything is verified) and what it proves, so that
 //! everything after it is one accounting path whatever the scheme.
 
+use frame_support::ensure;
 use m2m_primitives::{
 	channel::{settlement_domain, voucher_digest, SETTLEMENT_ADDRESS},
 	receipt::{channel_receipt_id, exact_receipt_id, AssetKey, ReceiptId},
@@ -118,11 +119,11 @@ pub(crate) fn verify<T: Config>(
 			Ok((evidence, SchemeRecord::Exact { authorization, signature }))
 		},
 		PaymentProof::Channel { config, voucher_amount, signature, total_claimed } => {
-			ensure_channel::<T>(config.token == key.token, Error::<T>::ChannelTokenMismatch)?;
-			ensure_channel::<T>(total_claimed <= voucher_amount, Error::<T>::ClaimAboveVoucher)?;
+			ensure!(config.token == key.token, Error::<T>::ChannelTokenMismatch);
+			ensure!(total_claimed <= voucher_amount, Error::<T>::ClaimAboveVoucher);
 			let channel_id = channel_id(key, &config);
 			let cursor = ChannelCursors::<T>::get(channel_id);
-			ensure_channel::<T>(total_claimed > cursor, Error::<T>::ClaimBelowCursor)?;
+			ensure!(total_claimed > cursor, Error::<T>::ClaimBelowCursor);
 			// A zero payer authorizer delegates to the payer (EIP-1271 for a contract payer,
 			// which only an EVM call could check: such vouchers are refused here).
 			let authorizer = if config.payer_authorizer == H160::zero() {
@@ -156,13 +157,5 @@ pub(crate) fn verify<T: Config>(
 				},
 			))
 		},
-	}
-}
-
-fn ensure_channel<T: Config>(ok: bool, error: Error<T>) -> Result<(), Error<T>> {
-	if ok {
-		Ok(())
-	} else {
-		Err(error)
 	}
 }

@@ -5,12 +5,15 @@
 //!   (balance, claimed, pending withdrawal, refund nonce), the payer's token balance and an
 //!   `eth_call` of the deposit. The answer's `extra` is that on-chain state.
 //! - `/settle` of a `deposit` (sent, then the channel read again once it is mined), and of the
-//!   receiver's `claim` and `settle`. A bare voucher is not settleable: it is claimed later, in
+//!   receiver's `claim`, `settle` and enriched `refund` (its claim and the refund in one
+//!   `multicall`). A bare voucher is not settleable: it is claimed later, in
 //!   a batch. A claim batch whose simulation fails is split: each row is simulated alone, the
 //!   failing ones are reported in `extra.failedClaims` and the rest are claimed, so one bad row
 //!   never sinks the batch.
 //! - The facilitator's key is also the receiver authorizer it offers (`/supported`): it signs
-//!   the claim batches of channels that name it, and refuses to sign for others.
+//!   the claim batches of channels that name it, and refuses to sign for others. It signs a
+//!   refund only when the channel's receiver signed it too: a refund gives money back to the
+//!   payer, and `/settle` is open to anyone.
 //!
 //! Only confirmed state is mirrored: every read is of the latest block, after the facilitator's
 //! own transactions were mined. As for `exact`, a transaction that may have been broadcast but
@@ -31,7 +34,9 @@ use m2m_x402::{
 	clock::unix_now,
 	schemes::batch_settlement::{
 		digest::{self, ClaimEntry},
-		payload::{ChannelPayload, ChannelStateWire, ReceiverPayload, VoucherClaimWire},
+		payload::{
+			ChannelPayload, ChannelStateWire, EnrichedRefund, ReceiverPayload, VoucherClaimWire,
+		},
 		rules::{self, VerifiedDeposit, VerifiedVoucher},
 		SCHEME,
 	},
@@ -50,6 +55,11 @@ const CLAIM_FAILURES: Failures = Failures {
 	what: "the claim",
 	would_fail: ErrorReason::ChannelClaimSimulationFailed,
 	reverted: ErrorReason::ChannelClaimTransactionFailed,
+};
+const REFUND_FAILURES: Failures = Failures {
+	what: "the refund",
+	would_fail: ErrorReason::ChannelRefundSimulationFailed,
+	reverted: ErrorReason::ChannelRefundTransactionFailed,
 };
 const SETTLE_FAILURES: Failures = Failures {
 	what: "the settle",
@@ -140,6 +150,10 @@ impl Facilitator {
 				ReceiverPayload::Settle { receiver, token } => {
 					self.settle_receiver(&receiver, &token, network).await
 				},
+				ReceiverPayload::Refund(refund) => match self.refund(&refund, &network).await {
+					Ok(refunded) => refunded,
+					Err((problem, tx)) => failed(problem, tx, network),
+				},
 			};
 		}
 		// The pure checks first: a deposit being settled is answered from the in-flight map
@@ -155,9 +169,9 @@ impl Facilitator {
 				 (a `claim`)",
 			)),
 			ChannelPayload::Refund { .. } => Err(Problem::new(
-				ErrorReason::ChannelPayloadType,
-				"this facilitator does not settle refunds: the receiver refunds directly, with \
-				 `refund` or `refundWithSignature`",
+				ErrorReason::ChannelRefundPayload,
+				"a payer's refund is sent to the receiver, which settles it enriched with the \
+				 refund nonce, its claim and its signature",
 			)),
 		});
 		let key = match pure {
@@ -489,6 +503,165 @@ impl Facilitator {
 			},
 			Err((problem, tx)) => failed(problem, tx, network),
 		}
+	}
+
+	/// A receiver's refund: its claim of what was charged (if above the claimed total) and
+	/// then the refund, in one `multicall`, so that the payer never gets back what it was
+	/// served. The answer's `amount` is what the channel's balance fell by, with the channel's
+	/// state after it.
+	async fn refund(
+		&self,
+		refund: &EnrichedRefund,
+		network: &str,
+	) -> Result<SettleResponse, (Problem, String)> {
+		let EnrichedRefund {
+			channel_config,
+			voucher,
+			amount,
+			refund_nonce,
+			claims,
+			refund_authorizer_signature,
+			claim_authorizer_signature,
+			receiver_signature,
+		} = refund;
+		let bad = |m: String| (Problem::new(ErrorReason::ChannelRefundPayload, m), String::new());
+		let config = rules::parse_config(channel_config).map_err(|p| bad(p.message))?;
+		let domain = rules::domain(self.chain_id);
+		let channel_id = digest::channel_id(&config, &domain);
+		if voucher.channel_id.parse::<B256>().ok() != Some(channel_id) {
+			let message = format!(
+				"the refund names channel {}, its config hashes to {channel_id}",
+				voucher.channel_id
+			);
+			return Err((Problem::new(ErrorReason::ChannelIdMismatch, message), String::new()));
+		}
+		let amount = rules::amount(amount, "amount", ErrorReason::ChannelRefundAmountInvalid)
+			.and_then(|a| match a {
+				0 => Err(Problem::new(ErrorReason::ChannelRefundAmountInvalid, "a refund of 0")),
+				a => Ok(a),
+			})
+			.map_err(|p| (p, String::new()))?;
+		let nonce = U256::from_str_radix(refund_nonce, 10)
+			.map_err(|_| bad(format!("refundNonce {refund_nonce:?} is not a decimal integer")))?;
+		let rows = claims
+			.iter()
+			.map(claim_row)
+			.collect::<Result<Vec<_>, _>>()
+			.map_err(|p| (p, String::new()))?;
+		if let Some(other) = rows
+			.iter()
+			.map(|r| digest::channel_id(&x402_config(&r.voucher.channel), &domain))
+			.find(|id| *id != channel_id)
+		{
+			return Err(bad(format!("a refund claims its own channel only, not {other}")));
+		}
+		let before = self.snapshot(channel_id).await.map_err(|p| (p, String::new()))?;
+		if nonce != before.refund_nonce {
+			return Err(bad(format!(
+				"refund nonce {nonce} is stale: the channel's next is {} (a refund landed since)",
+				before.refund_nonce
+			)));
+		}
+		let live: Vec<_> =
+			rows.into_iter().filter(|r| r.totalClaimed > before.total_claimed).collect();
+		let claimed_after =
+			live.iter().map(|r| r.totalClaimed).max().unwrap_or(0).max(before.total_claimed);
+		if before.balance <= claimed_after {
+			let message = format!(
+				"nothing is left to refund: the channel holds {} and {claimed_after} is claimed",
+				before.balance
+			);
+			return Err((
+				Problem::new(ErrorReason::ChannelRefundNoBalance, message),
+				String::new(),
+			));
+		}
+		// The signatures the contract checks are the receiver authorizer's: brought, or this
+		// facilitator's when the channel names it, and then only at the receiver's request.
+		let authorizer_signs = refund_authorizer_signature.is_none()
+			|| (!live.is_empty() && claim_authorizer_signature.is_none());
+		if authorizer_signs {
+			if config.receiverAuthorizer != self.signer() {
+				let message = format!(
+					"the channel's receiver authorizer is {}, this facilitator signs as {}",
+					config.receiverAuthorizer,
+					self.signer()
+				);
+				return Err((
+					Problem::new(ErrorReason::ChannelAuthorizerAddressMismatch, message),
+					String::new(),
+				));
+			}
+			if config.receiver != self.signer() {
+				let signature = receiver_signature.as_deref().ok_or_else(|| {
+					bad(format!(
+						"this facilitator signs a refund only with the receiver's own signature \
+						 (receiverSignature, by {})",
+						config.receiver
+					))
+				})?;
+				rules::check_refund_signature(
+					signature,
+					config.receiver,
+					channel_id,
+					nonce,
+					amount,
+					self.chain_id,
+				)
+				.map_err(|p| (p, String::new()))?;
+			}
+		}
+		let refund_signature = match refund_authorizer_signature {
+			Some(s) => alloy_bytes(s)
+				.ok_or_else(|| bad("refundAuthorizerSignature is not 0x-hex".into()))?,
+			None => {
+				let digest = digest::refund_digest(channel_id, nonce, amount, &domain);
+				let signature =
+					self.authorizer.sign_hash_sync(&digest).expect("signing a hash cannot fail");
+				Bytes::from(signature.as_bytes().to_vec())
+			},
+		};
+		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &self.provider);
+		let refund_call =
+			contract.refundWithSignature(contract_config(&config), amount, nonce, refund_signature);
+		let request = if live.is_empty() {
+			refund_call.into_transaction_request()
+		} else {
+			let claim_signature = match claim_authorizer_signature {
+				Some(s) => alloy_bytes(s)
+					.ok_or_else(|| bad("claimAuthorizerSignature is not 0x-hex".into()))?,
+				None => self.sign_claim_batch(&live),
+			};
+			let claim_call = contract.claimWithSignature(live, claim_signature);
+			contract
+				.multicall(vec![claim_call.calldata().clone(), refund_call.calldata().clone()])
+				.into_transaction_request()
+		};
+		let receipt = self.send_and_wait(request, &REFUND_FAILURES).await?;
+		// The state after it: read again, or, if the endpoint cannot say, what it must be.
+		let after = match self.snapshot(channel_id).await {
+			Ok(after) => after,
+			Err(_) => {
+				let refunded = amount.min(before.balance - claimed_after);
+				Snapshot {
+					balance: before.balance - refunded,
+					total_claimed: claimed_after,
+					refund_nonce: before.refund_nonce + U256::from(1),
+					..before
+				}
+			},
+		};
+		Ok(SettleResponse {
+			success: true,
+			error_reason: None,
+			error_message: None,
+			transaction: receipt.transaction_hash.to_string(),
+			network: network.to_owned(),
+			payer: Some(config.payer.to_checksum(None)),
+			amount: Some(before.balance.saturating_sub(after.balance).to_string()),
+			extensions: None,
+			extra: Some(serde_json::json!({ "channelState": after.wire(channel_id) })),
+		})
 	}
 
 	/// The facilitator's signature, as receiver authorizer, over a claim batch.

@@ -85,6 +85,29 @@ pub async fn claim(seller: &Seller, store: &Store, asset: AssetKey) -> Result<Va
 	}))
 }
 
+/// Refunds the payer of `channel_id`, a channel this device sells from: everything charged
+/// is claimed and the rest of the deposit returned, in one transaction. The claim's receipt
+/// is queued like any other.
+pub async fn refund(
+	seller: &Seller,
+	store: &Store,
+	asset: AssetKey,
+	channel_id: &str,
+) -> Result<Value> {
+	let id: B256 =
+		channel_id.parse().with_context(|| format!("{channel_id:?} is not a channel id"))?;
+	let refunded = seller.refund_channel(&id).await.map_err(anyhow::Error::msg)?;
+	let receipts = claims::receipt_claims(store, asset).map_err(anyhow::Error::msg)?;
+	Ok(json!({
+		"channel_id": id.to_string(),
+		"refunded": usdt(refunded.refunded),
+		"claimed": usdt(refunded.claimed),
+		"balance": usdt(refunded.balance),
+		"transaction": refunded.transaction,
+		"receipts_queued": receipts,
+	}))
+}
+
 /// Starts withdrawing what this device deposited into `channel_id` and the seller has not
 /// claimed (`finalize`: completes a withdrawal whose delay has passed). The channel takes no
 /// more vouchers from then on.

@@ -35,6 +35,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
 		.route("/status", get(status_handler))
 		.route("/buy", post(buy_handler))
 		.route("/channels/claim", post(claim_handler))
+		.route("/channels/refund", post(refund_handler))
 		.route("/channels/withdraw", post(withdraw_handler))
 		.with_state(agent)
 }
@@ -140,6 +141,20 @@ async fn buy_handler(State(agent): State<Arc<Agent>>, Json(request): Json<BuyReq
 async fn claim_handler(State(agent): State<Arc<Agent>>) -> Response {
 	let c = &agent.channels;
 	answer(crate::channels::claim(&c.seller, &agent.store, c.asset).await)
+}
+
+#[derive(serde::Deserialize)]
+struct RefundRequest {
+	channel: String,
+}
+
+/// `channels refund`: the daemon's seller refunds a payer.
+async fn refund_handler(
+	State(agent): State<Arc<Agent>>,
+	Json(request): Json<RefundRequest>,
+) -> Response {
+	let c = &agent.channels;
+	answer(crate::channels::refund(&c.seller, &agent.store, c.asset, &request.channel).await)
 }
 
 #[derive(serde::Deserialize)]

@@ -184,7 +184,8 @@ pub async fn run(config: Config) -> Result<()> {
 			.with_recorder(Arc::new(recorder))
 			.with_settlement_lookup(Arc::new(ChainLookup::new(provider.clone())))
 			.with_channels(store.clone())
-			.with_max_unclaimed(max_unclaimed.to::<u128>()),
+			.with_max_unclaimed(max_unclaimed.to::<u128>())
+			.with_receiver_key(evm_signer(&keys)),
 	);
 	let pricing = Pricing {
 		chain_id,

@@ -131,6 +131,14 @@ enum Channels {
 		#[arg(long)]
 		finalize: bool,
 	},
+	/// Give a payer back what it deposited into a channel this device sells from and was not
+	/// charged for, at once (a cooperative refund: no withdraw delay). The same transaction
+	/// claims everything charged first, so nothing served is given back. Needs the daemon
+	/// running.
+	Refund {
+		/// The channel id (0x…, from `channels list`, role `sell`).
+		channel: String,
+	},
 }
 
 #[derive(Subcommand, Debug)]
@@ -368,6 +376,16 @@ async fn channels_command(config: &config::Config, command: Channels) -> Result<
 		(Channels::Withdraw { channel, finalize }, Ok(store)) => {
 			let provider = m2m_evm::connect(&config.evm.rpc_url, Some(daemon::evm_signer(&keys)))?;
 			channels::withdraw(&store, &provider, &channel, finalize).await?
+		},
+		(Channels::Refund { .. }, Ok(_)) => {
+			bail!(
+				"refunds are granted by the running daemon (`machine-agent run`), which holds the \
+				 channel and its facilitator; start it, then refund"
+			)
+		},
+		(Channels::Refund { channel }, Err(_)) => {
+			let body = serde_json::json!({ "channel": channel });
+			control::call(config, reqwest::Method::POST, "/channels/refund", Some(body)).await?
 		},
 		(Channels::Withdraw { channel, finalize }, Err(_)) => {
 			let body = serde_json::json!({"channel": channel, "finalize": finalize});

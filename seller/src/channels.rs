@@ -24,7 +24,7 @@ use m2m_x402::{
 	schemes::batch_settlement::{
 		payload::{
 			decimal, ChannelConfigWire, ChannelPayload, ChannelStateWire, ClaimedVoucherWire,
-			ReceiverPayload, VoucherClaimWire,
+			EnrichedRefund, ReceiverPayload, VoucherClaimWire, VoucherWire,
 		},
 		rules::{self, ChannelView, VerifiedVoucher},
 	},
@@ -266,27 +266,120 @@ pub(crate) fn check(
 	let mut view = known.view();
 	view.balance = view.balance.saturating_add(deposit_amount);
 	if let Err(problem) = rules::check_cumulative(&view, voucher, price, false) {
-		if problem.reason != ErrorReason::ChannelCumulativeAmountMismatch {
-			return Err(ChannelStop::Refused(problem));
-		}
-		let last = (!known.signature.is_empty())
-			.then(|| {
-				rules::signature(
-					&known.signature,
-					"stored voucher",
-					ErrorReason::ChannelVoucherSignature,
-				)
-				.ok()
-			})
-			.flatten()
-			.map(|signature| (known.signed, signature));
-		let corrected = rules::corrective(requirements, known.state(), last);
-		return Err(ChannelStop::Corrective(problem, Box::new(corrected)));
+		return Err(stop(problem, requirements, &known));
 	}
 	if known.withdraw_requested_at != 0 && deposit_amount == 0 {
 		tracing::info!(channel = %known.channel_id, "serving a channel whose payer is withdrawing");
 	}
 	Ok(ChannelSale { verified, record: known, price, deposit, repeat: false })
+}
+
+/// A voucher that does not add up: refused, or, when it is only stale, a corrective 402
+/// with the channel's state and the last voucher held.
+fn stop(
+	problem: Problem,
+	requirements: &PaymentRequirements,
+	known: &ChannelRecord,
+) -> ChannelStop {
+	if problem.reason != ErrorReason::ChannelCumulativeAmountMismatch {
+		return ChannelStop::Refused(problem);
+	}
+	let last = (!known.signature.is_empty())
+		.then(|| {
+			rules::signature(
+				&known.signature,
+				"stored voucher",
+				ErrorReason::ChannelVoucherSignature,
+			)
+			.ok()
+		})
+		.flatten()
+		.map(|signature| (known.signed, signature));
+	let corrected = rules::corrective(requirements, known.state(), last);
+	ChannelStop::Corrective(problem, Box::new(corrected))
+}
+
+/// A payer's refund request checked against the channel, ready to settle.
+#[derive(Debug)]
+pub(crate) struct ChannelRefund {
+	pub verified: VerifiedVoucher,
+	/// The record with the chain's state mirrored.
+	pub record: ChannelRecord,
+	/// What goes back to the payer.
+	pub amount: u128,
+	/// The chain shows a refund landed since this seller's record: the answer to a retry of
+	/// a refund whose settlement was left uncertain.
+	pub landed: bool,
+}
+
+impl ChannelRefund {
+	/// The refund as the facilitator settles it: everything charged claimed first, then
+	/// `amount` back to the payer under the channel's refund nonce, with the receiver's own
+	/// signature of it (`receiver_signature`).
+	pub(crate) fn payload(&self, receiver_signature: Option<String>) -> ReceiverPayload {
+		let record = &self.record;
+		let claims =
+			if record.charged > record.total_claimed { vec![record.claim_row()] } else { vec![] };
+		ReceiverPayload::Refund(Box::new(EnrichedRefund {
+			channel_config: record.config.clone(),
+			voucher: self.verified.payload.voucher().clone(),
+			amount: self.amount.to_string(),
+			refund_nonce: record.refund_nonce.clone(),
+			claims,
+			refund_authorizer_signature: None,
+			claim_authorizer_signature: None,
+			receiver_signature,
+		}))
+	}
+
+	/// The record once the refund landed, with the chain's state after it (`state`, when
+	/// reported): everything charged is claimed, by `transaction` if it claimed anything.
+	pub(crate) fn refunded(&self, state: Option<&OnChain>, transaction: &str) -> ChannelRecord {
+		let mut record = self.record.clone();
+		if record.charged > record.total_claimed {
+			record.total_claimed = record.charged;
+			record.unclaimed_requests = 0;
+			record.last_claim = transaction.to_owned();
+		}
+		match state {
+			Some(state) => record.mirror(state),
+			None if !self.landed => {
+				record.balance = record.balance.saturating_sub(self.amount);
+				let nonce = record.refund_nonce.parse::<u64>().unwrap_or(0);
+				record.refund_nonce = (nonce + 1).to_string();
+			},
+			None => {},
+		}
+		record
+	}
+}
+
+/// The pure half of accepting a refund request: its voucher is exactly what was charged (a
+/// stale one gets the corrective 402), and something is left to refund. `before` is the
+/// refund nonce this seller knew before the chain was read: a retry that finds the chain
+/// past it finds its own refund landed.
+pub(crate) fn check_refund(
+	verified: VerifiedVoucher,
+	requirements: &PaymentRequirements,
+	known: ChannelRecord,
+	before: &str,
+	retry: bool,
+) -> Result<ChannelRefund, ChannelStop> {
+	let nonce = |s: &str| s.parse::<u128>().unwrap_or(0);
+	if retry && nonce(&known.refund_nonce) > nonce(before) {
+		return Ok(ChannelRefund { verified, record: known, amount: 0, landed: true });
+	}
+	let requested = match &verified.payload {
+		ChannelPayload::Refund { amount, .. } => amount.clone(),
+		ChannelPayload::Deposit { .. } | ChannelPayload::Voucher { .. } => {
+			unreachable!("checked as a refund")
+		},
+	};
+	rules::check_cumulative(&known.view(), verified.max_claimable, 0, true)
+		.map_err(|problem| stop(problem, requirements, &known))?;
+	let amount =
+		rules::refund_amount(&known.view(), requested.as_deref()).map_err(ChannelStop::Refused)?;
+	Ok(ChannelRefund { verified, record: known, amount, landed: false })
 }
 
 fn signature_eq(stored: &str, verified: &VerifiedVoucher) -> bool {
@@ -352,6 +445,19 @@ pub struct ClaimedChannel {
 	pub requests: u64,
 	/// The channel's claimed total after it.
 	pub total_claimed: u128,
+	pub transaction: String,
+}
+
+/// What a receiver's refund did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefundedChannel {
+	pub channel_id: B256,
+	/// Returned to the payer.
+	pub refunded: u128,
+	/// Claimed by the same transaction (what was charged and not claimed yet).
+	pub claimed: u128,
+	/// What the channel holds after it.
+	pub balance: u128,
 	pub transaction: String,
 }
 
@@ -488,11 +594,117 @@ impl crate::Seller {
 		Ok(report)
 	}
 
+	/// The refund as this receiver asks the facilitator to settle it, signed with the
+	/// receiver's key when the seller has it.
+	pub(crate) fn refund_payment(
+		&self,
+		requirements: &PaymentRequirements,
+		refund: &ChannelRefund,
+	) -> Result<PaymentPayload, Problem> {
+		let receiver_signature = match &self.receiver_key {
+			Some(key) => {
+				let chain_id =
+					m2m_x402::network::evm_chain_id(&requirements.network).unwrap_or_default();
+				let nonce = refund.record.refund_nonce.parse().unwrap_or_default();
+				let channel_id = refund.verified.channel_id;
+				Some(rules::sign_refund(key, channel_id, nonce, refund.amount, chain_id)?)
+			},
+			None => None,
+		};
+		Ok(receiver_payment(requirements, &refund.payload(receiver_signature)))
+	}
+
+	/// Refunds a payer on the receiver's own initiative (an idle channel, a device being
+	/// retired): claims everything charged, and gives back the rest of the deposit, in one
+	/// transaction. The channel stays usable: a payer that deposits again pays on from what
+	/// it was charged.
+	pub async fn refund_channel(&self, channel_id: &B256) -> Result<RefundedChannel, String> {
+		let key = crate::SaleKey::channel(channel_id);
+		let Some(_lock) = crate::Selling::begin(&self.selling, &key) else {
+			return Err(
+				"a request is being served on the channel; retry when it is answered".into()
+			);
+		};
+		let record = self
+			.channels
+			.load(channel_id)?
+			.ok_or_else(|| format!("this device sells from no channel {channel_id}"))?;
+		if record.signature.is_empty() {
+			return Err(format!("channel {channel_id} holds no voucher yet: nothing was bought"));
+		}
+		let requirements = record.requirements.clone();
+		let payload = ChannelPayload::Refund {
+			channel_config: record.config.clone(),
+			voucher: VoucherWire {
+				channel_id: channel_id.to_string(),
+				max_claimable_amount: record.signed.to_string(),
+				signature: record.signature.clone(),
+			},
+			amount: None,
+		};
+		let payment = rules::payment(&requirements, &payload);
+		let verified = rules::verify(&payment, &requirements).map_err(|p| p.to_string())?;
+		let verdict =
+			self.facilitator.verify(&payment, &requirements).await.map_err(|e| e.to_string())?;
+		if !verdict.is_valid {
+			return Err(format!(
+				"the facilitator refuses the refund: {}: {}",
+				verdict.invalid_reason.map(|r| r.to_string()).unwrap_or_default(),
+				verdict.invalid_message.unwrap_or_default()
+			));
+		}
+		let chain = OnChain::from_extra(verdict.extra.as_ref())?;
+		let before = record.refund_nonce.clone();
+		let known = known(Some(record), &verified, &requirements, Some(&chain));
+		let refund = check_refund(verified, &requirements, known, &before, false).map_err(
+			|stop| match stop {
+				ChannelStop::Refused(p) | ChannelStop::Corrective(p, _) => p.to_string(),
+			},
+		)?;
+		let payment = self.refund_payment(&requirements, &refund).map_err(|p| p.to_string())?;
+		let settled = self
+			.settle_as_receiver(&payment, &requirements)
+			.await
+			.map_err(|why| format!("the refund did not land: {why}"))?;
+		let state = OnChain::from_extra(settled.extra.as_ref()).ok();
+		let claimed_before = refund.record.total_claimed;
+		let after = refund.refunded(state.as_ref(), &settled.transaction);
+		self.channels.save(&after)?;
+		tracing::info!(
+			channel = %channel_id, refunded = settled.amount.as_deref().unwrap_or(""),
+			tx = %settled.transaction, "refunded the payer on this device's initiative"
+		);
+		Ok(RefundedChannel {
+			channel_id: *channel_id,
+			refunded: settled
+				.amount
+				.as_deref()
+				.and_then(|a| a.parse().ok())
+				.unwrap_or(refund.amount),
+			claimed: after.total_claimed - claimed_before,
+			balance: after.balance,
+			transaction: settled.transaction,
+		})
+	}
+
 	/// Sends one claim batch: the facilitator's successful answer, or why it did not land.
 	async fn claim(&self, batch: &[ChannelRecord]) -> Result<SettleResponse, String> {
 		let requirements = &batch[0].requirements;
-		let payment = receiver_payment(requirements, &claim_payload(batch));
-		match self.facilitator.settle(&payment, requirements).await {
+		self.settle_as_receiver(
+			&receiver_payment(requirements, &claim_payload(batch)),
+			requirements,
+		)
+		.await
+	}
+
+	/// Has the facilitator settle a receiver's request: its successful answer, or why it did
+	/// not land (with the transaction, if one was sent).
+	async fn settle_as_receiver(
+		&self,
+		payment: &PaymentPayload,
+		requirements: &PaymentRequirements,
+	) -> Result<SettleResponse, String> {
+		match self.facilitator.settle(payment, requirements).await {
 			Ok(s) if s.success => Ok(s),
 			Ok(s) => Err(format!(
 				"{}: {}{}",

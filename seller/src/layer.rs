@@ -243,7 +243,7 @@ where
 			version,
 			&settlement,
 		),
-		SaleOutcome::Replayed(answered) => {
+		SaleOutcome::Replayed(answered) | SaleOutcome::Refunded(answered) => {
 			let answered = *answered;
 			let mut response = Response::new(Body::from(answered.delivery.body));
 			for (k, v) in answered.delivery.metadata {

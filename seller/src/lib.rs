@@ -45,6 +45,7 @@ pub mod sales;
 
 use std::{collections::HashSet, future::Future, sync::Arc, sync::Mutex};
 
+use alloy_signer_local::PrivateKeySigner;
 use m2m_facilitator::Facilitate;
 use m2m_x402::{
 	clock::unix_now,
@@ -64,7 +65,9 @@ use m2m_x402::{
 	ErrorReason, Problem, B256,
 };
 
-pub use channels::{ChannelRecord, ChannelStore, ClaimReport, ClaimedChannel, MemoryChannels};
+pub use channels::{
+	ChannelRecord, ChannelStore, ClaimReport, ClaimedChannel, MemoryChannels, RefundedChannel,
+};
 
 pub use idempotency::{Answered, Claim, Delivery, IdempotencyStore, MemoryIdempotency};
 pub use sales::{MemorySales, SaleKey, SaleRecorder};
@@ -130,6 +133,9 @@ pub enum SaleOutcome<X, E> {
 	Sold { delivery: Delivery, kept: X, settlement: Box<SettleResponse>, version: u32 },
 	/// The same payment was served before: the same answer again, nothing settled.
 	Replayed(Box<Answered>),
+	/// A payer's cooperative refund was granted: no resource, the seller's acknowledgement
+	/// with the refund's settlement.
+	Refunded(Box<Answered>),
 }
 
 /// Finds, on-chain, the settlement of a payment whose outcome this seller does not know (a
@@ -157,6 +163,9 @@ pub struct Seller {
 	/// A channel's charged-but-unclaimed bound (base units): at it, the channel is claimed
 	/// before it serves more. `None`: no bound (claims run only when asked).
 	max_unclaimed: Option<u128>,
+	/// The receiver's key (the offers' `payTo`): it signs the payers' refunds it grants, which
+	/// is what lets a facilitator that authorizes this receiver's channels settle them.
+	receiver_key: Option<PrivateKeySigner>,
 	/// Authorizations (and channels) being sold right now: a second presentation waits its
 	/// turn.
 	selling: Mutex<HashSet<SaleKey>>,
@@ -174,6 +183,7 @@ impl Seller {
 			lookup: None,
 			channels: Arc::new(MemoryChannels::default()),
 			max_unclaimed: None,
+			receiver_key: None,
 			selling: Mutex::default(),
 		}
 	}
@@ -183,6 +193,13 @@ impl Seller {
 	/// withdrawal can never take more than that.
 	pub fn with_max_unclaimed(mut self, max_unclaimed: u128) -> Self {
 		self.max_unclaimed = Some(max_unclaimed);
+		self
+	}
+
+	/// Grants payers' cooperative refunds with `key`, the key of the offers' `payTo`. Without
+	/// it, a refund is settled only by a facilitator that is itself the receiver.
+	pub fn with_receiver_key(mut self, key: PrivateKeySigner) -> Self {
+		self.receiver_key = Some(key);
 		self
 	}
 
@@ -367,6 +384,11 @@ impl Seller {
 			},
 		};
 		let sale = Sale { accepted, payer: checked.payer(), key };
+		let checked = match checked {
+			// A refund produces nothing: it settles, and the seller answers it.
+			Checked::Refund(refund) => return self.refund(&sale, *refund, &claim, &url).await,
+			checked => checked,
+		};
 
 		// 4. Produce, not released yet.
 		let paid =
@@ -392,14 +414,16 @@ impl Seller {
 		let settlement = match &checked {
 			Checked::Exact { recovered: Some(settled), .. } => (**settled).clone(),
 			Checked::Exact { recovered: None, .. } => {
-				match self.settle_on_chain(&sale, &claim, &url).await {
+				match self.settle_on_chain(&sale, &sale.accepted.payment, &claim, &url).await {
 					Ok(s) => s,
 					Err(outcome) => return outcome,
 				}
 			},
+			Checked::Refund(_) => unreachable!("answered above"),
 			Checked::Channel(channel) => {
 				let deposited = if channel.deposit > 0 && !channel.repeat {
-					match self.settle_on_chain(&sale, &claim, &url).await {
+					let payment = &sale.accepted.payment;
+					match self.settle_on_chain(&sale, payment, &claim, &url).await {
 						Ok(s) => Some(s),
 						Err(outcome) => return outcome,
 					}
@@ -469,16 +493,12 @@ impl Seller {
 		let (payment, requirement) = (&accepted.payment, &accepted.requirement);
 		let verified =
 			batch_settlement::rules::verify(payment, requirement).map_err(Stop::Refused)?;
-		if matches!(verified.payload, ChannelPayload::Refund { .. }) {
-			return Err(Stop::Refused(Problem::new(
-				ErrorReason::ChannelPayloadType,
-				"this seller does not refund on request yet: withdraw through the settlement \
-				 contract (initiateWithdraw, then finalizeWithdraw once the delay has passed)",
-			)));
-		}
 		let stored = self.channels.load(&verified.channel_id).map_err(|e| {
 			Stop::Unavailable(format!("the channel's state cannot be read from disk: {e}"))
 		})?;
+		if matches!(verified.payload, ChannelPayload::Refund { .. }) {
+			return self.verify_refund(accepted, verified, stored, retry).await;
+		}
 		let mut deposit = channels::deposit_amount(&verified).map_err(Stop::Refused)?;
 		let mut chain = None;
 		if stored.is_none() || deposit > 0 {
@@ -525,6 +545,107 @@ impl Seller {
 		Ok(Checked::Channel(Box::new(sale)))
 	}
 
+	/// Step 3 for a payer's refund request: a channel this seller holds, whose state is read
+	/// from the chain (its balance and refund nonce move without the seller).
+	async fn verify_refund(
+		&self,
+		accepted: &Accepted,
+		verified: batch_settlement::rules::VerifiedVoucher,
+		stored: Option<ChannelRecord>,
+		retry: bool,
+	) -> Result<Checked, Stop> {
+		let (payment, requirement) = (&accepted.payment, &accepted.requirement);
+		let Some(stored) = stored else {
+			return Err(Stop::Refused(Problem::new(
+				ErrorReason::ChannelMissing,
+				format!(
+					"this seller holds no record of channel {}: nothing was bought here to \
+					 refund (withdraw through the settlement contract instead)",
+					verified.channel_id
+				),
+			)));
+		};
+		let chain = self.verify_on_chain(payment, requirement).await?.map_err(Stop::Refused)?;
+		let before = stored.refund_nonce.clone();
+		let known = channels::known(Some(stored), &verified, requirement, Some(&chain));
+		let refund = channels::check_refund(verified, requirement, known, &before, retry).map_err(
+			|stop| match stop {
+				channels::ChannelStop::Refused(p) => Stop::Refused(p),
+				channels::ChannelStop::Corrective(p, corrected) => Stop::Corrected(p, corrected),
+			},
+		)?;
+		Ok(Checked::Refund(Box::new(refund)))
+	}
+
+	/// Steps 5 to 7 for a refund: the facilitator claims what was charged and refunds the
+	/// rest in one transaction; the channel's record takes the state after it before the
+	/// acknowledgement leaves.
+	async fn refund<X, E>(
+		&self,
+		sale: &Sale,
+		refund: channels::ChannelRefund,
+		claim: &Option<Held>,
+		url: &str,
+	) -> SaleOutcome<X, E> {
+		let version = sale.accepted.version;
+		let requirement = &sale.accepted.requirement;
+		let channel_id = refund.verified.channel_id;
+		let settlement = if refund.landed {
+			let transaction = claim.as_ref().and_then(|c| c.unresolved.clone()).unwrap_or_default();
+			tracing::info!(%url, channel = %channel_id, tx = %transaction, "the chain shows this refund landed; answering it");
+			SettleResponse {
+				success: true,
+				error_reason: None,
+				error_message: None,
+				transaction,
+				network: requirement.network.clone(),
+				payer: Some(sale.payer.clone()),
+				amount: Some(String::new()),
+				extensions: None,
+				extra: None,
+			}
+		} else {
+			let payment = match self.refund_payment(requirement, &refund) {
+				Ok(payment) => payment,
+				Err(problem) => {
+					self.release(claim);
+					return SaleOutcome::Unavailable(problem.message);
+				},
+			};
+			match self.settle_on_chain(sale, &payment, claim, url).await {
+				Ok(settled) => settled,
+				Err(outcome) => return outcome,
+			}
+		};
+		let state = channels::OnChain::from_extra(settlement.extra.as_ref()).ok();
+		let record = refund.refunded(state.as_ref(), &settlement.transaction);
+		if let Err(error) = self.channels.save(&record) {
+			self.keep_pending(claim, Some(&settlement.transaction));
+			tracing::error!(%url, channel = %channel_id, tx = %settlement.transaction, %error, "refunded but not recorded");
+			return SaleOutcome::NotRecorded { settlement: Box::new(settlement), version, error };
+		}
+		let mut settlement = settlement;
+		settlement.extra = Some(serde_json::json!({ "channelState": record.state() }));
+		tracing::info!(
+			%url, payer = %sale.payer, channel = %channel_id,
+			amount = settlement.amount.as_deref().unwrap_or(""), tx = %settlement.transaction,
+			"refunded"
+		);
+		let body = serde_json::json!({ "message": "Refund acknowledged", "channelId": channel_id });
+		let answered = Answered {
+			delivery: Delivery {
+				body: body.to_string().into_bytes(),
+				metadata: vec![("content-type".into(), "application/json".into())],
+			},
+			settlement,
+			version,
+		};
+		if let Some(held) = claim {
+			self.idempotency.complete(&held.id, held.fingerprint, answered.clone());
+		}
+		SaleOutcome::Refunded(Box::new(answered))
+	}
+
 	/// The facilitator's verdict on a channel payment: the channel's confirmed state, or the
 	/// buyer's problem.
 	async fn verify_on_chain(
@@ -568,21 +689,19 @@ impl Seller {
 		}
 	}
 
-	/// Has the facilitator settle the sale's payment (an exact authorization, a channel's
-	/// deposit). Every failure is answered, and the claim kept while the payment may land.
+	/// Has the facilitator settle `payment` for the sale (its exact authorization, a
+	/// channel's deposit, a refund). Every failure is answered, and the claim kept while the
+	/// payment may land.
 	async fn settle_on_chain<X, E>(
 		&self,
 		sale: &Sale,
+		payment: &PaymentPayload,
 		claim: &Option<Held>,
 		url: &str,
 	) -> Result<SettleResponse, SaleOutcome<X, E>> {
 		let version = sale.accepted.version;
 		let payment_id = claim.as_ref().map(|c| c.id.as_str()).unwrap_or_default();
-		let settlement = match self
-			.facilitator
-			.settle(&sale.accepted.payment, &sale.accepted.requirement)
-			.await
-		{
+		let settlement = match self.facilitator.settle(payment, &sale.accepted.requirement).await {
 			Ok(s) => s,
 			Err(e) if e.maybe_sent => {
 				// The facilitator may be settling it: pending, resolved on the next try.
@@ -740,6 +859,7 @@ enum Checked {
 		recovered: Option<Box<SettleResponse>>,
 	},
 	Channel(Box<channels::ChannelSale>),
+	Refund(Box<channels::ChannelRefund>),
 }
 
 impl Checked {
@@ -747,6 +867,7 @@ impl Checked {
 		match self {
 			Checked::Exact { payer, .. } => payer.clone(),
 			Checked::Channel(c) => c.verified.config.payer.to_checksum(None),
+			Checked::Refund(r) => r.verified.config.payer.to_checksum(None),
 		}
 	}
 
@@ -754,7 +875,9 @@ impl Checked {
 	fn settled_already(&self) -> Option<&str> {
 		match self {
 			Checked::Exact { recovered: Some(s), .. } => Some(&s.transaction),
-			Checked::Exact { recovered: None, .. } | Checked::Channel(_) => None,
+			Checked::Exact { recovered: None, .. } | Checked::Channel(_) | Checked::Refund(_) => {
+				None
+			},
 		}
 	}
 }

@@ -18,7 +18,7 @@ use m2m_evm::{
 use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
 	policy::{AssetAllowance, SpendingPolicy},
-	schemes::exact,
+	schemes::{batch_settlement, exact},
 	v2::PaymentRequirements,
 };
 use m2m_x402_buyer::Buyer;
@@ -93,6 +93,31 @@ impl Market {
 			U256::from(amount),
 			60,
 		)
+	}
+
+	/// Puts the channel contracts at their canonical addresses on this market's anvil, then
+	/// starts our facilitator (which looks for them once, at start), and returns it with a
+	/// channel offer to [`SELLER`] of at most `max_price` a request, whose claims (and
+	/// refunds) the facilitator authorizes.
+	pub async fn channels(
+		&self,
+		receipt_timeout: Duration,
+		max_price: u128,
+	) -> (Arc<Facilitator>, batch_settlement::rules::Offer) {
+		let provider = m2m_evm::connect(&self.anvil.url, None).unwrap();
+		m2m_evm::channels::install_on_anvil(&provider).await.unwrap();
+		let facilitator = self.facilitator(receipt_timeout).await;
+		let offer = batch_settlement::rules::Offer {
+			chain_id: CHAIN_ID,
+			asset: self.token,
+			token_domain: ("Tether USD".into(), "1".into()),
+			pay_to: address(SELLER),
+			receiver_authorizer: facilitator.signer(),
+			withdraw_delay: 900,
+			max_price,
+			max_timeout_seconds: 60,
+		};
+		(facilitator, offer)
 	}
 
 	/// A policy allowing this chain's USDT, with a cap and a budget in base units.

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use m2m_e2e_tests::market::{address, Market, BUYER, CHAIN_ID, SELLER, SETTLER};
 use m2m_evm::{
 	alloy::primitives::{B256, U256},
-	channels::{self, BatchSettlement, SETTLEMENT_ADDRESS},
+	channels::{BatchSettlement, SETTLEMENT_ADDRESS},
 	dev,
 };
 use m2m_facilitator::Facilitator;
@@ -16,7 +16,9 @@ use m2m_x402::{
 	clock::unix_now,
 	schemes::batch_settlement::{
 		digest,
-		payload::{ChannelPayload, ClaimedVoucherWire, ReceiverPayload, VoucherClaimWire},
+		payload::{
+			ChannelPayload, ClaimedVoucherWire, EnrichedRefund, ReceiverPayload, VoucherClaimWire,
+		},
 		rules::{self, Offer},
 		SCHEME,
 	},
@@ -32,19 +34,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// request to the seller, claims authorized by the facilitator's key.
 async fn channel_market() -> (Market, std::sync::Arc<Facilitator>, Offer) {
 	let market = Market::open(&[]).await;
-	let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
-	channels::install_on_anvil(&provider).await.unwrap();
-	let facilitator = market.facilitator(Duration::from_secs(10)).await;
-	let offer = Offer {
-		chain_id: CHAIN_ID,
-		asset: market.token,
-		token_domain: ("Tether USD".into(), "1".into()),
-		pay_to: address(SELLER),
-		receiver_authorizer: facilitator.signer(),
-		withdraw_delay: 900,
-		max_price: 10_000,
-		max_timeout_seconds: 60,
-	};
+	let (facilitator, offer) = market.channels(Duration::from_secs(10), 10_000).await;
 	(market, facilitator, offer)
 }
 
@@ -236,6 +226,88 @@ fn the_facilitator_signs_claims_only_as_the_channels_receiver_authorizer() {
 	});
 }
 
+/// A refund gives money back to the payer, and `/settle` is open to anyone: the facilitator
+/// signs one as the receiver authorizer only when the channel's receiver signed it too, and
+/// the same transaction claims what was charged first.
+#[test]
+fn the_facilitator_refunds_only_at_the_receivers_request_and_claims_first() {
+	runtime().block_on(async {
+		let (market, facilitator, offer) = channel_market().await;
+		let requirements = rules::requirements(&offer);
+		let (config, opening) = deposit(&offer, 4, 1_000_000, 10_000);
+		let id = digest::channel_id(&config, &rules::domain(CHAIN_ID));
+		let opened = facilitator.settle(&payment(&requirements, &opening), &requirements).await;
+		assert!(opened.success, "{opened:?}");
+		let buyer_after_deposit = market.balance(BUYER).await;
+
+		// Three requests were served (0.03): the payer asks for the rest back.
+		let charged = 30_000u128;
+		let asked = rules::sign_voucher(&dev::signer(BUYER), &config, charged, CHAIN_ID).unwrap();
+		let refund = |receiver_signature: Option<String>| {
+			ReceiverPayload::Refund(Box::new(EnrichedRefund {
+				channel_config: rules::config_wire(&config),
+				voucher: asked.clone(),
+				amount: (1_000_000 - charged).to_string(),
+				refund_nonce: "0".into(),
+				claims: vec![claim_row(&offer, &config, charged, charged)],
+				refund_authorizer_signature: None,
+				claim_authorizer_signature: None,
+				receiver_signature,
+			}))
+		};
+		let sign = |who: &str| {
+			rules::sign_refund(&dev::signer(who), id, U256::ZERO, 1_000_000 - charged, CHAIN_ID)
+				.unwrap()
+		};
+		let settle = |payload: ReceiverPayload| {
+			let facilitator = facilitator.clone();
+			let requirements = requirements.clone();
+			async move { facilitator.settle(&payment(&requirements, &payload), &requirements).await }
+		};
+
+		let unsigned = settle(refund(None)).await;
+		assert_eq!(unsigned.error_reason, Some(ErrorReason::ChannelRefundPayload), "{unsigned:?}");
+		assert!(unsigned.error_message.unwrap().contains("receiver's own signature"));
+		let forged = settle(refund(Some(sign(BUYER)))).await;
+		assert_eq!(forged.error_reason, Some(ErrorReason::ChannelRefundPayload), "{forged:?}");
+		assert!(forged.error_message.unwrap().contains("not by the channel's receiver"));
+		// The payer's own refund payload, sent straight to the facilitator, settles nothing.
+		let bare = ChannelPayload::Refund {
+			channel_config: rules::config_wire(&config),
+			voucher: asked.clone(),
+			amount: None,
+		};
+		let direct = facilitator.settle(&payment(&requirements, &bare), &requirements).await;
+		assert_eq!(direct.error_reason, Some(ErrorReason::ChannelRefundPayload), "{direct:?}");
+		assert_eq!(market.balance(BUYER).await, buyer_after_deposit, "nothing moved yet");
+
+		let granted = settle(refund(Some(sign(SELLER)))).await;
+		assert!(granted.success, "{granted:?}");
+		assert_eq!(granted.amount.as_deref(), Some("970000"));
+		let state = &granted.extra.as_ref().unwrap()["channelState"];
+		assert_eq!(
+			(state["balance"].as_str(), state["totalClaimed"].as_str()),
+			(Some("30000"), Some("30000"))
+		);
+		assert_eq!(state["refundNonce"], "1");
+		assert_eq!(market.balance(BUYER).await, buyer_after_deposit + U256::from(970_000));
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let on_chain =
+			BatchSettlement::new(SETTLEMENT_ADDRESS, &provider).channels(id).call().await.unwrap();
+		assert_eq!(
+			(on_chain.balance, on_chain.totalClaimed),
+			(30_000, 30_000),
+			"claimed, then refunded"
+		);
+
+		// The same refund again is stale: its nonce was used.
+		let again = settle(refund(Some(sign(SELLER)))).await;
+		assert_eq!(again.error_reason, Some(ErrorReason::ChannelRefundPayload), "{again:?}");
+		assert!(again.error_message.unwrap().contains("stale"));
+		assert_eq!(market.balance(BUYER).await, buyer_after_deposit + U256::from(970_000));
+	});
+}
+
 /// The whole channel sale over HTTP, as our buyer and seller cores run it: one deposit, then a
 /// voucher per request checked by the seller alone; a buyer that lost its state resumes from
 /// the seller's corrective 402; the seller claims what it charged, and the chain then shows
@@ -252,7 +324,11 @@ fn a_buyer_pays_metered_requests_from_one_deposit_and_the_seller_claims_exactly_
 	runtime().block_on(async {
 		let (market, facilitator, offer) = channel_market().await;
 		let sold = Arc::new(MemoryChannels::default());
-		let seller = Arc::new(Seller::new(facilitator.clone()).with_channels(sold.clone()));
+		let seller = Arc::new(
+			Seller::new(facilitator.clone())
+				.with_channels(sold.clone())
+				.with_receiver_key(dev::signer(SELLER)),
+		);
 		let app = Router::new().route(
 			"/kwh",
 			get(|| async { "1 kWh" })
@@ -334,6 +410,28 @@ fn a_buyer_pays_metered_requests_from_one_deposit_and_the_seller_claims_exactly_
 		let paid = client.get(&url).await.expect("corrected and paid");
 		assert_eq!(paid.response.status(), 200);
 		assert_eq!(client.buyer().channels().unwrap()[0].charged, (served + 1) * PRICE);
+		let served = served + 1;
+
+		// The seller refunds the payer on its own initiative: the last request is claimed and
+		// the rest of the deposit goes back, in one transaction.
+		let buyer_before_refund = market.balance(BUYER).await;
+		let refunded = seller.refund_channel(&channel.channel_id).await.unwrap();
+		assert_eq!(refunded.claimed, PRICE, "the one request charged since the claim");
+		assert_eq!(refunded.refunded, deposit - served * PRICE);
+		assert_eq!(refunded.balance, served * PRICE);
+		assert_eq!(
+			market.balance(BUYER).await,
+			buyer_before_refund + U256::from(deposit - served * PRICE)
+		);
+		let on_chain = contract.channels(channel.channel_id).call().await.unwrap();
+		assert_eq!((on_chain.balance, on_chain.totalClaimed), (served * PRICE, served * PRICE));
+		let record =
+			m2m_x402_seller::ChannelStore::load(&*sold, &channel.channel_id).unwrap().unwrap();
+		assert_eq!((record.unclaimed(), record.refund_nonce.as_str()), (0, "1"));
+		assert_eq!(record.last_claim, refunded.transaction, "the refund's claim is the last claim");
+		// Nothing is left: a second refund is refused, and moves nothing.
+		let nothing = seller.refund_channel(&channel.channel_id).await.unwrap_err();
+		assert!(nothing.contains("refund_no_balance"), "{nothing}");
 		drop(server);
 	});
 }

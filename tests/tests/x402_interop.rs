@@ -4,7 +4,9 @@
 //! - the reference v2 client (`@x402/fetch` + `@x402/evm`) buys from our axum seller;
 //! - our client buys from the reference v2 seller (`@x402/express`) that verifies and settles
 //!   through **our** facilitator;
-//! - the legacy v1 client (`x402-fetch` 1.x) buys from our axum seller.
+//! - the legacy v1 client (`x402-fetch` 1.x) buys from our axum seller;
+//! - the reference batch-settlement client (`@x402/evm` `batch-settlement/client`) pays our
+//!   seller from a payment channel (a deposit, many vouchers) and gets a cooperative refund.
 
 use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
 
@@ -37,6 +39,16 @@ fn buyer_key() -> String {
 
 /// Runs a reference client script against `url` and returns what it printed.
 async fn reference_client(script: &str, url: &str, market: &Market) -> serde_json::Value {
+	reference_client_with(script, url, market, &[]).await
+}
+
+/// [`reference_client`] with more environment.
+async fn reference_client_with(
+	script: &str,
+	url: &str,
+	market: &Market,
+	env: &[(&str, &str)],
+) -> serde_json::Value {
 	let output = tokio::time::timeout(
 		Duration::from_secs(120),
 		tokio::process::Command::new("node")
@@ -46,6 +58,7 @@ async fn reference_client(script: &str, url: &str, market: &Market) -> serde_jso
 			.env("BUYER_KEY", buyer_key())
 			.env("RPC_URL", &market.anvil.url)
 			.env("ASSET", market.token.to_checksum(None))
+			.envs(env.iter().copied())
 			.output(),
 	)
 	.await
@@ -131,5 +144,88 @@ fn our_client_buys_from_the_reference_seller_through_our_facilitator() {
 		assert_eq!(settlement.transaction.len(), 66);
 		assert!(paid.response.text().await.unwrap().contains("21.5"));
 		assert_eq!(market.balance(SELLER).await, U256::from(READING_PRICE));
+	});
+}
+
+/// The reference channel client against our seller: one deposit, then a voucher per request
+/// that our seller checks alone; then the client's cooperative refund, which our seller
+/// grants through our facilitator: what was charged is claimed, the rest goes back.
+#[test]
+fn the_reference_channel_client_pays_our_seller_from_a_deposit_and_gets_a_refund() {
+	use axum::{routing::get, Router};
+	use m2m_evm::channels::{BatchSettlement, SETTLEMENT_ADDRESS};
+	use m2m_x402::schemes::batch_settlement::rules;
+	use m2m_x402_seller::{layer::PaymentLayer, ChannelStore, MemoryChannels};
+
+	const PRICE: u128 = 10_000;
+	const COUNT: u128 = 12;
+	runtime().block_on(async {
+		let market = Market::open(&[]).await;
+		let (facilitator, offer) = market.channels(Duration::from_secs(30), PRICE).await;
+		let sold = Arc::new(MemoryChannels::default());
+		let seller = Arc::new(
+			Seller::new(facilitator)
+				.with_channels(sold.clone())
+				.with_receiver_key(dev::signer(SELLER)),
+		);
+		let app = Router::new().route(
+			"/kwh",
+			get(|| async { "1 kWh" }).layer(PaymentLayer::new(seller, rules::requirements(&offer))),
+		);
+		let server = Server::start(app).await;
+		let before = market.balance(BUYER).await;
+
+		let count = COUNT.to_string();
+		let url = format!("{}/kwh", server.url);
+		let got =
+			reference_client_with("buy-channel.mjs", &url, &market, &[("COUNT", &count)]).await;
+		let paid = got["paid"].as_array().unwrap();
+		assert_eq!(paid.len(), COUNT as usize, "{got}");
+		// A request carries a transaction only when it brought a deposit (the balance grew):
+		// the client deposits 10 requests' worth (its depositMultiplier), so 12 take two.
+		let (mut balance, mut deposits) = (0u128, 0);
+		for (i, answer) in paid.iter().enumerate() {
+			assert_eq!(answer["status"], 200, "request {i}: {answer}");
+			assert_eq!(answer["body"], "1 kWh");
+			let charge = &answer["settlement"]["extra"];
+			assert_eq!(charge["chargedAmount"], PRICE.to_string(), "request {i}: {answer}");
+			let cumulative = (i as u128 + 1) * PRICE;
+			assert_eq!(charge["channelState"]["chargedCumulativeAmount"], cumulative.to_string());
+			let now: u128 = charge["channelState"]["balance"].as_str().unwrap().parse().unwrap();
+			let tx = answer["settlement"]["transaction"].as_str().unwrap();
+			if now > balance {
+				assert_eq!((tx.len(), now - balance), (66, 10 * PRICE), "request {i}: {answer}");
+				deposits += 1;
+			} else {
+				assert_eq!(tx, "", "a bare voucher moves nothing on-chain: {answer}");
+			}
+			balance = now;
+		}
+		assert_eq!(deposits, 2, "{got}");
+
+		let refund = &got["refund"];
+		assert_eq!(refund["success"], true, "{got}");
+		assert_eq!(refund["transaction"].as_str().unwrap().len(), 66, "{got}");
+		assert_eq!(refund["amount"], (balance - COUNT * PRICE).to_string(), "the unspent rest");
+		let channels = sold.all().unwrap();
+		assert_eq!(channels.len(), 1);
+		let channel = &channels[0];
+		assert_eq!(
+			(channel.charged, channel.total_claimed, channel.requests),
+			(COUNT * PRICE, COUNT * PRICE, COUNT as u64)
+		);
+		assert_eq!(channel.balance, COUNT * PRICE, "the deposits' rest went back");
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let on_chain = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider)
+			.channels(channel.channel_id)
+			.call()
+			.await
+			.unwrap();
+		assert_eq!((on_chain.balance, on_chain.totalClaimed), (COUNT * PRICE, COUNT * PRICE));
+		assert_eq!(
+			market.balance(BUYER).await,
+			before - U256::from(COUNT * PRICE),
+			"the payer paid exactly what it was served"
+		);
 	});
 }

@@ -81,6 +81,10 @@ reasons! {
 	ChannelInsufficientBalance => "invalid_batch_settlement_evm_insufficient_balance", "The payer's token balance is below the deposit.";
 	ChannelRefundAmountInvalid => "invalid_batch_settlement_evm_refund_amount_invalid", "The refund amount is not a positive decimal integer.";
 	ChannelRefundNoBalance => "invalid_batch_settlement_evm_refund_no_balance", "Nothing is left to refund.";
+	ChannelRefundPayload => "invalid_batch_settlement_evm_refund_payload", "The refund payload is malformed, or not authorized by the channel's receiver.";
+	ChannelRefundSimulationFailed => "invalid_batch_settlement_evm_refund_simulation_failed", "The refund would fail on-chain.";
+	ChannelRefundTransactionFailed => "invalid_batch_settlement_evm_refund_transaction_failed", "The refund transaction failed.";
+	ChannelMissing => "invalid_batch_settlement_evm_missing_channel", "The receiver holds no record of this channel.";
 	ChannelRpcReadFailed => "invalid_batch_settlement_evm_rpc_read_failed", "The channel's on-chain state could not be read.";
 	ChannelDepositSimulationFailed => "invalid_batch_settlement_evm_deposit_simulation_failed", "The deposit would fail on-chain.";
 	ChannelDepositTransactionFailed => "invalid_batch_settlement_evm_deposit_transaction_failed", "The deposit transaction failed.";

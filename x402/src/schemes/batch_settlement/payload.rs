@@ -125,6 +125,30 @@ pub enum ReceiverPayload {
 	},
 	/// Pay `receiver` everything claimed for it in `token`.
 	Settle { receiver: String, token: String },
+	/// A payer's refund request, enriched by the receiver (see [`EnrichedRefund`]).
+	Refund(Box<EnrichedRefund>),
+}
+
+/// A payer's refund request, enriched by the receiver: first claim what was charged
+/// (`claims`), then return `amount` to the payer under `refundNonce` (one `multicall`). The
+/// receiver authorizer's signatures may come with it; without them the facilitator signs as
+/// the receiver authorizer, and then only with `receiverSignature`: the channel receiver's own
+/// EIP-712 signature of the same `Refund` message. That field is ours: without it, anyone (the
+/// payer first) could have a facilitator refund what was served and not claimed yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichedRefund {
+	pub channel_config: ChannelConfigWire,
+	pub voucher: VoucherWire,
+	pub amount: String,
+	pub refund_nonce: String,
+	pub claims: Vec<VoucherClaimWire>,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub refund_authorizer_signature: Option<String>,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub claim_authorizer_signature: Option<String>,
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub receiver_signature: Option<String>,
 }
 
 /// A channel's state as a receiver reports it (`PAYMENT-RESPONSE.extra.channelState`, the
@@ -248,6 +272,33 @@ mod tests {
 		assert!(matches!(refund, ChannelPayload::Refund { amount: None, .. }));
 		let unknown = serde_json::from_value::<ChannelPayload>(json!({"type": "claim"}));
 		assert!(unknown.unwrap_err().to_string().contains("unknown variant `claim`"));
+	}
+
+	#[test]
+	fn a_payers_refund_is_not_a_receivers_and_the_enriched_one_is() {
+		let bare = json!({
+			"type": "refund",
+			"channelConfig": {"payer": "0x1", "payerAuthorizer": "0x1", "receiver": "0x2",
+				"receiverAuthorizer": "0x3", "token": "0x4", "withdrawDelay": 900, "salt": "0x0"},
+			"voucher": {"channelId": "0x5", "maxClaimableAmount": "70", "signature": "0x6"}
+		});
+		// A payer cannot pass its own refund off as the receiver's: it lacks the nonce and
+		// the claims the receiver adds.
+		assert!(serde_json::from_value::<ReceiverPayload>(bare.clone()).is_err());
+		let mut enriched = bare;
+		enriched["amount"] = json!("30");
+		enriched["refundNonce"] = json!("0");
+		enriched["claims"] = json!([]);
+		enriched["receiverSignature"] = json!("0x7");
+		let parsed: ReceiverPayload = serde_json::from_value(enriched.clone()).unwrap();
+		let ReceiverPayload::Refund(refund) = &parsed else {
+			panic!("an enriched refund: {parsed:?}")
+		};
+		assert_eq!(
+			(refund.amount.as_str(), refund.receiver_signature.as_deref()),
+			("30", Some("0x7"))
+		);
+		assert_eq!(serde_json::to_value(&parsed).unwrap(), enriched);
 	}
 
 	#[test]

@@ -404,6 +404,76 @@ pub fn check_cumulative(
 	Ok(())
 }
 
+/// What a cooperative refund returns: `requested` (everything not charged, without it),
+/// never more than the deposit left over once everything charged is claimed. A refund with
+/// nothing to return, or of nothing, is refused with the spec's reason.
+pub fn refund_amount(view: &ChannelView, requested: Option<&str>) -> Result<u128, Problem> {
+	let remainder = view.balance.saturating_sub(view.charged.max(view.total_claimed));
+	let requested =
+		match requested {
+			None => None,
+			Some(s) => match amount(s, "amount", ErrorReason::ChannelRefundAmountInvalid)? {
+				0 => return Err(problem(
+					ErrorReason::ChannelRefundAmountInvalid,
+					"a refund of 0 returns nothing: leave `amount` out to refund everything left",
+				)),
+				n => Some(n),
+			},
+		};
+	if remainder == 0 {
+		return Err(problem(
+			ErrorReason::ChannelRefundNoBalance,
+			format!(
+				"nothing is left to refund: the channel holds {} and {} of it was charged",
+				view.balance, view.charged
+			),
+		));
+	}
+	Ok(requested.map_or(remainder, |n| n.min(remainder)))
+}
+
+/// The channel receiver's (or its authorizer's) signature of a refund of `amount` under
+/// `nonce`, `0x`-hex.
+pub fn sign_refund(
+	signer: &PrivateKeySigner,
+	channel_id: B256,
+	nonce: U256,
+	amount: u128,
+	chain_id: u64,
+) -> Result<String, Problem> {
+	let digest = digest::refund_digest(channel_id, nonce, amount, &domain(chain_id));
+	let signature = signer
+		.sign_hash_sync(&digest)
+		.map_err(|e| problem(ErrorReason::UnexpectedSettleError, e.to_string()))?;
+	Ok(format!("0x{}", alloy_primitives::hex::encode(signature.as_bytes())))
+}
+
+/// Checks that `signature` is `signer`'s over the refund of `amount` under `nonce`: how a
+/// facilitator that signs refunds as the receiver authorizer knows the receiver asked for it.
+pub fn check_refund_signature(
+	signature: &str,
+	signer: Address,
+	channel_id: B256,
+	nonce: U256,
+	amount: u128,
+	chain_id: u64,
+) -> Result<(), Problem> {
+	let reason = ErrorReason::ChannelRefundPayload;
+	let parsed = self::signature(signature, "refund", reason.clone())?;
+	let digest = digest::refund_digest(channel_id, nonce, amount, &domain(chain_id));
+	let recovered = recover_signer(&parsed, &digest)?;
+	if recovered != signer {
+		return Err(problem(
+			reason,
+			format!(
+				"the refund of {amount} under nonce {nonce} is signed by {recovered}, not by the \
+				 channel's receiver {signer}"
+			),
+		));
+	}
+	Ok(())
+}
+
 /// The state a receiver reports for a channel.
 pub fn channel_state(
 	channel_id: B256,
@@ -971,6 +1041,43 @@ mod tests {
 			ErrorReason::ChannelNotFound
 		);
 		assert_eq!(next_voucher_amount(u128::MAX, 1), None);
+	}
+
+	#[test]
+	fn a_refund_returns_what_was_not_charged_and_never_more() {
+		let view = ChannelView { balance: 1_000, total_claimed: 200, charged: 300 };
+		assert_eq!(refund_amount(&view, None).unwrap(), 700, "everything not charged");
+		assert_eq!(refund_amount(&view, Some("100")).unwrap(), 100);
+		assert_eq!(refund_amount(&view, Some("5000")).unwrap(), 700, "capped to the remainder");
+		for bad in ["0", "-1", "1.5", ""] {
+			let refused = refund_amount(&view, Some(bad)).unwrap_err();
+			assert_eq!(refused.reason, ErrorReason::ChannelRefundAmountInvalid, "{bad:?}");
+		}
+		let spent = ChannelView { balance: 300, total_claimed: 0, charged: 300 };
+		let refused = refund_amount(&spent, None).unwrap_err();
+		assert_eq!(refused.reason, ErrorReason::ChannelRefundNoBalance);
+		assert!(refused.message.contains("holds 300 and 300 of it was charged"), "{refused}");
+	}
+
+	#[test]
+	fn a_refund_signature_is_checked_against_the_receiver_nonce_and_amount() {
+		let receiver = payer();
+		let channel = B256::repeat_byte(9);
+		let nonce = U256::from(3);
+		let signed = sign_refund(&receiver, channel, nonce, 700, 84532).unwrap();
+		let check = |signer, nonce, amount| {
+			check_refund_signature(&signed, signer, channel, nonce, amount, 84532)
+		};
+		check(receiver.address(), nonce, 700).unwrap();
+		for refused in [
+			check(Address::repeat_byte(1), nonce, 700),
+			check(receiver.address(), U256::from(4), 700),
+			check(receiver.address(), nonce, 701),
+		] {
+			let refused = refused.unwrap_err();
+			assert_eq!(refused.reason, ErrorReason::ChannelRefundPayload);
+			assert!(refused.message.contains("not by the channel's receiver"), "{refused}");
+		}
 	}
 
 	#[test]

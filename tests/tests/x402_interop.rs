@@ -229,3 +229,73 @@ fn the_reference_channel_client_pays_our_seller_from_a_deposit_and_gets_a_refund
 		);
 	});
 }
+
+/// Our buyer against the reference channel seller (`@x402/express` with the batch-settlement
+/// server scheme), which verifies and settles the deposit through **our** facilitator: one
+/// deposit, then a voucher per request that the reference seller checks and charges; both
+/// sides end with the same charged total.
+#[test]
+fn our_buyer_pays_the_reference_channel_seller_through_our_facilitator() {
+	use m2m_x402_buyer::{Buyer, ChannelFunding, MemoryBuyerChannels};
+
+	const PRICE: u128 = 10_000;
+	const COUNT: u128 = 8;
+	runtime().block_on(async {
+		let market = Market::open(&[]).await;
+		let (facilitator, _) = market.channels(Duration::from_secs(30), PRICE).await;
+		let facilitator = Server::start(facilitator_http::router(facilitator)).await;
+		let mut command = Command::new("node");
+		command
+			.arg("sell-channel.mjs")
+			.current_dir(interop_dir())
+			.env("FACILITATOR_URL", &facilitator.url)
+			.env("NETWORK", m2m_x402::network::caip2(market::CHAIN_ID))
+			.env("ASSET", market.token.to_checksum(None))
+			.env("PAY_TO", market::address(SELLER).to_checksum(None))
+			.env("AMOUNT", PRICE.to_string());
+		let (express, url) = tokio::task::spawn_blocking(move || {
+			Process::spawn("the @x402/express channel seller", command, None, |line| {
+				line.strip_prefix("listening on ").map(str::to_string)
+			})
+		})
+		.await
+		.unwrap();
+
+		let funding = ChannelFunding { requests_per_deposit: 20 };
+		let buyer = Buyer::new(dev::signer(BUYER), market.policy(PRICE as u64, 1_000_000))
+			.with_channels(Arc::new(MemoryBuyerChannels::default()), funding);
+		let client = X402Client::new(buyer);
+		let before = market.balance(BUYER).await;
+		for i in 0..COUNT {
+			let paid = client.get(&format!("{url}/kwh")).await.unwrap_or_else(|e| {
+				panic!("request {i}: {e}\nexpress log:\n{}", express.log());
+			});
+			assert_eq!(paid.response.status(), 200, "request {i}");
+			assert_eq!(paid.response.text().await.unwrap(), "1 kWh");
+		}
+		assert_eq!(
+			market.balance(BUYER).await,
+			before - U256::from(20 * PRICE),
+			"one deposit, and no transfer per request"
+		);
+		let ours = client.buyer().channels().unwrap();
+		assert_eq!(ours.len(), 1);
+		assert_eq!(
+			(ours[0].charged, ours[0].requests, ours[0].stopped.clone()),
+			(COUNT * PRICE, COUNT as u64, None)
+		);
+		assert_eq!(ours[0].balance, 20 * PRICE, "as the reference seller reported it");
+
+		// The reference seller's own record of the channel agrees.
+		let theirs: serde_json::Value =
+			reqwest::get(format!("{url}/channels")).await.unwrap().json().await.unwrap();
+		let theirs = theirs.as_array().unwrap();
+		assert_eq!(theirs.len(), 1, "{theirs:?}");
+		assert_eq!(
+			theirs[0]["channelId"].as_str().unwrap().to_lowercase(),
+			ours[0].channel_id.to_string()
+		);
+		assert_eq!(theirs[0]["chargedCumulativeAmount"], (COUNT * PRICE).to_string());
+		drop(express);
+	});
+}

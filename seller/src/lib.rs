@@ -447,11 +447,17 @@ impl Seller {
 			tracing::error!(%url, tx = %settlement.transaction, %error, "settled but not recorded; resource withheld");
 			return SaleOutcome::NotRecorded { settlement: Box::new(settlement), version, error };
 		}
-		tracing::info!(
-			%url, payer = %sale.payer, %payment_id, scheme = %sale.accepted.requirement.scheme,
-			amount = %sale.accepted.requirement.amount, asset = %sale.accepted.requirement.asset,
-			tx = %settlement.transaction, "sold"
-		);
+		if channel_record.is_some() && settlement.transaction.is_empty() {
+			// A bare voucher, thousands an hour on a metered stream: the claims that turn
+			// them into money are logged, each voucher only at debug.
+			tracing::debug!(%url, payer = %sale.payer, %payment_id, "sold for a channel voucher");
+		} else {
+			tracing::info!(
+				%url, payer = %sale.payer, %payment_id, scheme = %sale.accepted.requirement.scheme,
+				amount = %sale.accepted.requirement.amount, asset = %sale.accepted.requirement.asset,
+				tx = %settlement.transaction, "sold"
+			);
+		}
 
 		// 7. The same payment presented again gets the same answer.
 		if let Some(held) = &claim {

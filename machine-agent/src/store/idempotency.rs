@@ -132,7 +132,13 @@ impl IdempotencyStore for Store {
 			expires_at: Some(expires_at),
 			answered: None,
 		};
-		match self.put_idempotency(id, &entry) {
+		// Not synced: a claim protects nothing by itself. Whatever a sale does next that
+		// matters (a channel's voucher, a settled sale, a pending settlement) is a synced
+		// write, which makes this one durable too; a crash before it loses a claim that led
+		// to nothing, and an exact authorization settled in that window is found on-chain.
+		let mut batch = WriteBatch::default();
+		batch.put_cf(self.cf(CF), id.as_bytes(), serde_json::to_vec(&entry).expect("json"));
+		match self.write_unsynced(batch) {
 			Ok(()) => claim,
 			// Not durable: refuse rather than risk serving one payment twice.
 			Err(e) => {

@@ -188,6 +188,13 @@ impl Store {
 		self.db.write_opt(batch, &options).map_err(|e| StoreError::Write(e.to_string()))
 	}
 
+	/// A write to the log that is not synced by itself: it becomes durable with the next
+	/// synced write (the log is one sequence, and a sync covers everything before it), or is
+	/// lost in a crash before one. Only for state whose loss in that window is harmless.
+	fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+		self.db.write(batch).map_err(|e| StoreError::Write(e.to_string()))
+	}
+
 	fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
 		let mut batch = WriteBatch::default();
 		batch.put_cf(self.cf(cf), key, value);

@@ -138,6 +138,79 @@ impl X402Client {
 		}
 	}
 
+	/// Asks the seller at `url` for a cooperative refund of what the channel paying its offer
+	/// holds beyond what was charged: the refund's settlement (its `amount` is what came
+	/// back). A corrective 402 (the seller charged more than this buyer knew) is adopted and
+	/// the refund asked once more.
+	pub async fn refund(&self, url: &str) -> Result<SettleResponse, ClientError> {
+		let probe = self.http.get(url).send().await?;
+		if probe.status() != StatusCode::PAYMENT_REQUIRED {
+			return Err(ClientError::NotPaying(BuyError::NothingToRefund(format!(
+				"{url} answered {} without asking for a payment",
+				probe.status()
+			))));
+		}
+		let header = text(probe.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
+		let body = probe.bytes().await?;
+		let mut required = x402_http::read_payment_required(header.as_deref(), &body)?.required;
+		for attempt in 0..2 {
+			let refund = loop {
+				let turn = self.buyer.channel_turn();
+				match self.buyer.refund(&required) {
+					Err(BuyError::ChannelBusy(id)) => {
+						if tokio::time::timeout(CHANNEL_WAIT, turn).await.is_err() {
+							return Err(BuyError::ChannelBusy(id).into());
+						}
+					},
+					other => break other?,
+				}
+			};
+			let (name, value) = x402_http::payment_header(m2m_x402::X402_VERSION, &refund.payload)
+				.expect("a v2 payment always has a header");
+			let answer = match self.http.get(url).header(name, value).send().await {
+				Ok(answer) => answer,
+				Err(e) => {
+					// Nothing is lost by not knowing: a refund asked again returns only what is
+					// still left.
+					self.buyer.refund_answered(&refund, None);
+					return Err(e.into());
+				},
+			};
+			let status = answer.status();
+			let (answered, _, corrected) = read_answer(answer).await;
+			let settlement = answered.settlement.and_then(Result::ok);
+			self.buyer.refund_answered(&refund, settlement.as_ref());
+			match (status.is_success(), settlement, corrected) {
+				(true, Some(settled), _) if settled.success => return Ok(settled),
+				(false, _, Some(corrected))
+					if attempt == 0
+						&& corrected.accepts.iter().any(|o| {
+							o.extra.as_ref().is_some_and(|e| e.get("channelState").is_some())
+						}) =>
+				{
+					tracing::info!(
+						"the seller corrected the channel's state; asking again from it"
+					);
+					required = corrected;
+				},
+				(_, settlement, corrected) => {
+					let reason = corrected
+						.and_then(|c| c.error)
+						.or_else(|| settlement.as_ref().and_then(|s| s.error_message.clone()))
+						.unwrap_or_else(|| format!("the seller answered {status}"));
+					return Err(ClientError::Refused {
+						price: "a refund".into(),
+						reason,
+						settlement,
+					});
+				},
+			}
+		}
+		Err(ClientError::NotPaying(BuyError::NothingToRefund(
+			"the seller corrected the channel's state twice in a row".into(),
+		)))
+	}
+
 	/// Begins a purchase of `required` for `request` (waiting for the channel, if the one it
 	/// pays from has a request in flight) and sends it.
 	async fn pay_with(

@@ -47,10 +47,13 @@ use m2m_x402::{
 	paywall,
 	policy::{self, NothingPayable, SpendingPolicy},
 	schemes::{
-		batch_settlement::{payload::ChannelPayload, rules as channel_rules},
+		batch_settlement::{
+			payload::{ChannelPayload, ChannelStateWire},
+			rules as channel_rules,
+		},
 		exact, Payload, Scheme,
 	},
-	v2::{PaymentPayload, PaymentRequired, PaymentRequirements},
+	v2::{PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse},
 	Address, B256, U256,
 };
 
@@ -84,6 +87,19 @@ pub enum BuyError {
 	/// One request at a time per channel: its next voucher depends on this one's answer.
 	#[error("a request paid from channel {0} is in flight; the next waits for its answer")]
 	ChannelBusy(B256),
+	#[error("nothing to refund: {0}")]
+	NothingToRefund(String),
+}
+
+/// A signed cooperative-refund request, ready to send: the channel's `refund` payload, with a
+/// voucher of exactly what was charged (it commits nothing new).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefundRequest {
+	pub payload: PaymentPayload,
+	pub channel_id: B256,
+	/// What the buyer expects back: the channel's balance beyond what was charged, as the
+	/// seller last reported them.
+	pub expected: u128,
 }
 
 /// A signed payment, ready to send, and what it commits.
@@ -307,8 +323,7 @@ impl Buyer {
 	fn release(&self, flight: &InFlight) {
 		if let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) {
 			if let Ok(id) = p.voucher().channel_id.parse::<B256>() {
-				self.busy.lock().expect("busy channels").remove(&id);
-				self.turn.notify_waiters();
+				self.release_channel(&id);
 			}
 		}
 	}
@@ -333,6 +348,92 @@ impl Buyer {
 		// Whatever the outcome, the next voucher may be signed: if this one was charged
 		// unseen, the seller's corrective 402 says so, and it is adopted.
 		self.release(flight);
+	}
+
+	/// Asks for what the channel paying `required`'s channel offer holds beyond what was
+	/// charged, back at once (a cooperative refund, instead of a withdrawal that waits out the
+	/// withdraw delay). The channel takes no voucher until [`refund_answered`] is told the
+	/// answer. A corrective 402 in `required` is adopted first, as for a purchase.
+	///
+	/// [`refund_answered`]: Self::refund_answered
+	pub fn refund(&self, required: &PaymentRequired) -> Result<RefundRequest, BuyError> {
+		let requirement = required
+			.accepts
+			.iter()
+			.find(|r| Scheme::of(r) == Ok(Scheme::BatchSettlement))
+			.ok_or_else(|| {
+				BuyError::NothingToRefund("the seller offers no payment channel here".into())
+			})?;
+		let offer =
+			channel_rules::offer(requirement).map_err(|p| BuyError::Signing(p.to_string()))?;
+		let known = self.channels.all().map_err(BuyError::Channels)?;
+		let (mut channel, config) =
+			channels::channel_for(&known, &offer, requirement, self.signer.clone());
+		channels::adopt(&mut channel, &config, &offer, requirement).map_err(|p| {
+			BuyError::Signing(format!("the seller's corrective 402 is not acceptable: {p}"))
+		})?;
+		if channel.balance <= channel.charged {
+			return Err(BuyError::NothingToRefund(format!(
+				"channel {} holds {} and {} of it was charged",
+				channel.channel_id, channel.balance, channel.charged
+			)));
+		}
+		if !self.busy.lock().expect("busy channels").insert(channel.channel_id) {
+			return Err(BuyError::ChannelBusy(channel.channel_id));
+		}
+		let voucher =
+			channel_rules::sign_voucher(&self.signer, &config, channel.charged, offer.chain_id)
+				.map_err(|p| {
+					self.release_channel(&channel.channel_id);
+					BuyError::Signing(p.to_string())
+				})?;
+		let payload = ChannelPayload::Refund {
+			channel_config: channel_rules::config_wire(&config),
+			voucher,
+			amount: None,
+		};
+		let mut payment =
+			channel_rules::payment(&channel_rules::without_state(requirement.clone()), &payload);
+		payment.resource = Some(required.resource.clone());
+		tracing::info!(channel = %channel.channel_id, expected = channel.balance - channel.charged, "asking for a refund");
+		Ok(RefundRequest {
+			payload: payment,
+			channel_id: channel.channel_id,
+			expected: channel.balance - channel.charged,
+		})
+	}
+
+	/// The seller answered `refund` (`settlement`: its refund's settlement, if it granted
+	/// it): the channel takes the state after it, and is free again.
+	pub fn refund_answered(&self, refund: &RefundRequest, settlement: Option<&SettleResponse>) {
+		let state = settlement
+			.filter(|s| s.success)
+			.and_then(|s| s.extra.as_ref())
+			.and_then(|e| e.get("channelState"))
+			.and_then(|s| serde_json::from_value::<ChannelStateWire>(s.clone()).ok());
+		if let Some(state) = state {
+			match self.channels.load(&refund.channel_id) {
+				Ok(Some(mut channel)) => {
+					channel.balance = state.balance.parse().unwrap_or(channel.balance);
+					channel.total_claimed =
+						state.total_claimed.parse().unwrap_or(channel.total_claimed);
+					if let Err(e) = self.channels.save(&channel) {
+						tracing::error!(channel = %refund.channel_id, error = %e, "cannot save the refunded channel");
+					}
+				},
+				Ok(None) => {},
+				Err(e) => {
+					tracing::error!(channel = %refund.channel_id, error = %e, "cannot read the refunded channel")
+				},
+			}
+			tracing::info!(channel = %refund.channel_id, balance = %state.balance, "refunded");
+		}
+		self.release_channel(&refund.channel_id);
+	}
+
+	fn release_channel(&self, channel_id: &B256) {
+		self.busy.lock().expect("busy channels").remove(channel_id);
+		self.turn.notify_waiters();
 	}
 
 	/// Chooses an offer of `required`, counts it, and signs it, at Unix time `now`.
@@ -447,8 +548,7 @@ impl Buyer {
 				Ok((channel_rules::payment(&offer, &payload), deposit))
 			},
 			Err(e) => {
-				self.busy.lock().expect("busy channels").remove(&channel.channel_id);
-				self.turn.notify_waiters();
+				self.release_channel(&channel.channel_id);
 				Err(e)
 			},
 		}

@@ -13,7 +13,7 @@ use m2m_evm::{
 };
 use m2m_primitives::receipt::AssetKey;
 use m2m_x402::{policy::format_units, schemes::batch_settlement::rules};
-use m2m_x402_buyer::{BuyerChannel, BuyerChannelStore};
+use m2m_x402_buyer::{client::X402Client, BuyerChannel, BuyerChannelStore};
 use m2m_x402_seller::{ChannelRecord, ChannelStore, Seller};
 use serde_json::{json, Value};
 
@@ -105,6 +105,24 @@ pub async fn refund(
 		"balance": usdt(refunded.balance),
 		"transaction": refunded.transaction,
 		"receipts_queued": receipts,
+	}))
+}
+
+/// Asks the seller at `url` to refund what this device's channel for its offer holds beyond
+/// what it was charged.
+pub async fn ask_refund(client: &X402Client, url: &str) -> Result<Value> {
+	let settled = client.refund(url).await.map_err(anyhow::Error::msg)?;
+	let refunded: u128 = settled.amount.as_deref().unwrap_or("0").parse().unwrap_or(0);
+	let state = settled.extra.as_ref().and_then(|e| e.get("channelState"));
+	Ok(json!({
+		"channel_id": state.and_then(|s| s.get("channelId")).cloned().unwrap_or_default(),
+		"refunded": usdt(refunded),
+		"balance": state
+			.and_then(|s| s.get("balance"))
+			.and_then(|b| b.as_str())
+			.and_then(|b| b.parse::<u128>().ok())
+			.map(usdt),
+		"transaction": settled.transaction,
 	}))
 }
 

@@ -148,11 +148,14 @@ struct RefundRequest {
 	channel: String,
 }
 
-/// `channels refund`: the daemon's seller refunds a payer.
+/// `channels refund`: the daemon's seller refunds a payer, or its buyer asks a seller.
 async fn refund_handler(
 	State(agent): State<Arc<Agent>>,
 	Json(request): Json<RefundRequest>,
 ) -> Response {
+	if request.channel.starts_with("http://") || request.channel.starts_with("https://") {
+		return answer(crate::channels::ask_refund(&agent.client, &request.channel).await);
+	}
 	let c = &agent.channels;
 	answer(crate::channels::refund(&c.seller, &agent.store, c.asset, &request.channel).await)
 }

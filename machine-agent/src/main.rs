@@ -131,12 +131,14 @@ enum Channels {
 		#[arg(long)]
 		finalize: bool,
 	},
-	/// Give a payer back what it deposited into a channel this device sells from and was not
-	/// charged for, at once (a cooperative refund: no withdraw delay). The same transaction
-	/// claims everything charged first, so nothing served is given back. Needs the daemon
-	/// running.
+	/// A cooperative refund, at once (no withdraw delay). With a channel id (role `sell`):
+	/// give its payer back what it deposited and was not charged for; the same transaction
+	/// claims everything charged first, so nothing served is given back (needs the daemon
+	/// running). With a URL (role `buy`): ask the seller there for what this device's channel
+	/// holds beyond what it was charged.
 	Refund {
-		/// The channel id (0x…, from `channels list`, role `sell`).
+		/// A channel id (0x…, from `channels list`), or the URL of a service paid from a
+		/// channel (http://…/kwh).
 		channel: String,
 	},
 }
@@ -350,6 +352,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
 	}
 }
 
+/// A service's URL, not a channel id.
+fn is_url(s: &str) -> bool {
+	s.starts_with("http://") || s.starts_with("https://")
+}
+
 /// `channels …`: from the store, or through the running daemon that holds it.
 async fn channels_command(config: &config::Config, command: Channels) -> Result<()> {
 	let keys = keystore::load(&config.device.keystore)?;
@@ -376,6 +383,13 @@ async fn channels_command(config: &config::Config, command: Channels) -> Result<
 		(Channels::Withdraw { channel, finalize }, Ok(store)) => {
 			let provider = m2m_evm::connect(&config.evm.rpc_url, Some(daemon::evm_signer(&keys)))?;
 			channels::withdraw(&store, &provider, &channel, finalize).await?
+		},
+		(Channels::Refund { channel: url }, Ok(store)) if is_url(&url) => {
+			let store = Arc::new(store);
+			let provider = m2m_evm::connect(&config.evm.rpc_url, None)?;
+			let chain_id = daemon::evm_chain_id(&provider, &config.evm.rpc_url).await?;
+			let client = daemon::buying_client(config, &keys, store, chain_id)?;
+			channels::ask_refund(&client, &url).await?
 		},
 		(Channels::Refund { .. }, Ok(_)) => {
 			bail!(

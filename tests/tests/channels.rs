@@ -435,3 +435,68 @@ fn a_buyer_pays_metered_requests_from_one_deposit_and_the_seller_claims_exactly_
 		drop(server);
 	});
 }
+
+/// Our buyer asks for its refund: it gets back exactly what it deposited and was not charged,
+/// the seller's claim of what it was charged lands in the same transaction, and the channel
+/// pays on with a new deposit afterwards.
+#[test]
+fn our_buyer_gets_back_what_it_was_not_charged_and_pays_on() {
+	use axum::{routing::get, Router};
+	use m2m_e2e_tests::market::Server;
+	use m2m_x402_buyer::{client::X402Client, Buyer, ChannelFunding, MemoryBuyerChannels};
+	use m2m_x402_seller::{layer::PaymentLayer, MemoryChannels, Seller};
+
+	const PRICE: u128 = 10_000;
+	runtime().block_on(async {
+		let (market, facilitator, offer) = channel_market().await;
+		let seller = Arc::new(
+			Seller::new(facilitator)
+				.with_channels(Arc::new(MemoryChannels::default()))
+				.with_receiver_key(dev::signer(SELLER)),
+		);
+		let app = Router::new().route(
+			"/kwh",
+			get(|| async { "1 kWh" }).layer(PaymentLayer::new(seller, rules::requirements(&offer))),
+		);
+		let server = Server::start(app).await;
+		let url = format!("{}/kwh", server.url);
+		let client = X402Client::new(
+			Buyer::new(dev::signer(BUYER), market.policy(PRICE as u64, 1_000_000)).with_channels(
+				Arc::new(MemoryBuyerChannels::default()),
+				ChannelFunding { requests_per_deposit: 20 },
+			),
+		);
+		let before = market.balance(BUYER).await;
+		for _ in 0..3 {
+			assert_eq!(client.get(&url).await.unwrap().response.status(), 200);
+		}
+
+		let refunded = client.refund(&url).await.expect("the refund");
+		assert!(refunded.success, "{refunded:?}");
+		assert_eq!(refunded.amount.as_deref(), Some((17 * PRICE).to_string().as_str()));
+		assert_eq!(market.balance(BUYER).await, before - U256::from(3 * PRICE), "paid what it got");
+		let channel = client.buyer().channels().unwrap()[0].clone();
+		assert_eq!(
+			(channel.balance, channel.charged, channel.total_claimed),
+			(3 * PRICE, 3 * PRICE, 3 * PRICE)
+		);
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let on_chain = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider)
+			.channels(channel.channel_id)
+			.call()
+			.await
+			.unwrap();
+		assert_eq!((on_chain.balance, on_chain.totalClaimed), (3 * PRICE, 3 * PRICE));
+
+		// Nothing is left: asked again, the buyer refuses to send a refund for nothing.
+		let again = client.refund(&url).await.unwrap_err().to_string();
+		assert!(again.contains("nothing to refund"), "{again}");
+
+		// The channel pays on: the next request brings a new deposit.
+		let paid = client.get(&url).await.unwrap();
+		assert_eq!(paid.response.status(), 200);
+		assert_eq!(paid.settlement.unwrap().transaction.len(), 66, "a new deposit");
+		assert_eq!(client.buyer().channels().unwrap()[0].charged, 4 * PRICE);
+		assert_eq!(market.balance(BUYER).await, before - U256::from(3 * PRICE + 20 * PRICE));
+	});
+}

@@ -727,6 +727,32 @@ fn metered_purchases_survive_kill_9_of_either_side_and_claims_equal_what_was_ser
 	assert!(stdout.contains("0.03 USDT") && stdout.contains("sell"), "{stdout}");
 	pay("/kwh");
 
+	// kill -9 of the seller after it accepted a voucher, before it answered (the request is
+	// held in the metered service's upstream): nothing was charged for it, and the buyer's
+	// resumed purchase is served and charged once.
+	let purchase = buyer.spawn(&["pay", &format!("{url}/slow-kwh")]);
+	arrived.recv_timeout(Duration::from_secs(60)).expect("the voucher's request reached the meter");
+	drop(daemon);
+	let interrupted = purchase.wait_with_output().unwrap();
+	assert!(!interrupted.status.success(), "the seller died before answering");
+	let (daemon, _) = seller.run();
+	assert!(
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 40000"),
+		"the unanswered voucher was not charged"
+	);
+	// The dead seller's request may still wait in the meter: one release for it (if it is
+	// still there), and one kept for the resumed request.
+	release.notify_one();
+	release.notify_one();
+	let (stdout, stderr) = pay("/slow-kwh");
+	arrived.recv_timeout(Duration::from_secs(10)).expect("the resumed request reached the meter");
+	assert_eq!(stdout.trim(), "1 kWh (slow meter)");
+	assert!(stderr.contains("resuming an interrupted purchase"), "{stderr}");
+	assert!(
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 50000"),
+		"the resumed voucher was charged once"
+	);
+
 	// kill -9 of the buyer after it signed a voucher, its request in the seller's handler.
 	let mut purchase = buyer.spawn(&["pay", &format!("{url}/slow-kwh")]);
 	arrived.recv_timeout(Duration::from_secs(60)).expect("the voucher's request reached the meter");
@@ -734,18 +760,18 @@ fn metered_purchases_survive_kill_9_of_either_side_and_claims_equal_what_was_ser
 	purchase.wait().unwrap();
 	release.notify_one();
 	eventually("the seller to charge the slow kWh", Duration::from_secs(30), || {
-		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 50000")
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 60000")
 	});
 	let (stdout, stderr) = pay("/slow-kwh");
 	assert_eq!(stdout.trim(), "1 kWh (slow meter)");
 	assert!(stderr.contains("resuming an interrupted purchase"), "{stderr}");
 	assert!(
-		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 50000"),
+		metrics(&url).contains("m2m_channel_charged_base_units{role=\"sell\"} 60000"),
 		"the resumed voucher was not charged again"
 	);
 	pay("/kwh");
-	let served = 6u64;
-	assert_eq!(channel_of(&buyer)["charged"], "0.06 USDT");
+	let served = 7u64;
+	assert_eq!(channel_of(&buyer)["charged"], "0.07 USDT");
 
 	// The seller claims: exactly the served requests times the price move to it.
 	let seller_before = usdt_balance(&market, seller.evm_address());
@@ -753,7 +779,7 @@ fn metered_purchases_survive_kill_9_of_either_side_and_claims_equal_what_was_ser
 	let (stdout, stderr) = text(&out);
 	assert!(out.status.success(), "{stderr}");
 	let claim: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-	assert_eq!(claim["claimed"][0]["amount"], "0.06 USDT", "{claim}");
+	assert_eq!(claim["claimed"][0]["amount"], "0.07 USDT", "{claim}");
 	assert_eq!(claim["claimed"][0]["requests"], served, "{claim}");
 	assert_eq!(
 		usdt_balance(&market, seller.evm_address()) - seller_before,

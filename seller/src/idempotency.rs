@@ -61,6 +61,13 @@ pub trait IdempotencyStore: Send + Sync {
 	/// answer): keep the key held by it, with the transaction if known.
 	fn pending(&self, id: &str, fingerprint: B256, transaction: &str);
 	fn complete(&self, id: &str, fingerprint: B256, answered: Answered);
+	/// [`complete`](Self::complete) for a sale whose own durable state already answers a retry
+	/// without a second charge (a channel's voucher, synced with its charge: the retry of a
+	/// claim left unresolved is served again, charged nothing). Need not be durable when it
+	/// returns: a store may let the next synced write carry it.
+	fn complete_resolvable(&self, id: &str, fingerprint: B256, answered: Answered) {
+		self.complete(id, fingerprint, answered)
+	}
 	/// Forgets a claim that led to nothing (no settlement): the id may be used again.
 	fn release(&self, id: &str);
 }

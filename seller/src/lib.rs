@@ -459,11 +459,18 @@ impl Seller {
 			);
 		}
 
-		// 7. The same payment presented again gets the same answer.
+		// 7. The same payment presented again gets the same answer. A channel's voucher
+		// answers its own retry (its record, synced above, holds the charge), so its answer's
+		// record need not be synced on its own.
 		if let Some(held) = &claim {
 			let answered =
 				Answered { delivery: delivery.clone(), settlement: settlement.clone(), version };
-			self.idempotency.complete(&held.id, held.fingerprint, answered);
+			match channel_record {
+				Some(_) => {
+					self.idempotency.complete_resolvable(&held.id, held.fingerprint, answered)
+				},
+				None => self.idempotency.complete(&held.id, held.fingerprint, answered),
+			}
 		}
 		SaleOutcome::Sold { delivery, kept, settlement: Box::new(settlement), version }
 	}

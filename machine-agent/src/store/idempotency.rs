@@ -174,6 +174,24 @@ impl IdempotencyStore for Store {
 		}
 	}
 
+	fn complete_resolvable(&self, id: &str, fingerprint: m2m_x402::B256, answered: Answered) {
+		let entry = IdempotencyEntry {
+			fingerprint: fingerprint.to_string(),
+			boot: self.boot.clone(),
+			pending: None,
+			expires_at: self.expiry_of(id),
+			answered: Some(answered.into()),
+		};
+		// Unsynced: see the trait. Lost in a power cut, the claim (made durable by the
+		// channel's synced save) is found unresolved, and the voucher's retry is served
+		// again without a second charge.
+		let mut batch = WriteBatch::default();
+		batch.put_cf(self.cf(CF), id.as_bytes(), serde_json::to_vec(&entry).expect("json"));
+		if let Err(e) = self.write_unsynced(batch) {
+			tracing::error!(error = %e, "cannot record a payment's answer");
+		}
+	}
+
 	fn release(&self, id: &str) {
 		let _guard = self.lock.lock().expect("store lock");
 		// Only a claim that led to nothing is forgotten; answers and pending ones stay.

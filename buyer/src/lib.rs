@@ -48,6 +48,7 @@ use m2m_x402::{
 	policy::{self, NothingPayable, SpendingPolicy},
 	schemes::{
 		batch_settlement::{
+			digest::ChannelConfig,
 			payload::{ChannelPayload, ChannelStateWire},
 			rules as channel_rules,
 		},
@@ -364,14 +365,7 @@ impl Buyer {
 			.ok_or_else(|| {
 				BuyError::NothingToRefund("the seller offers no payment channel here".into())
 			})?;
-		let offer =
-			channel_rules::offer(requirement).map_err(|p| BuyError::Signing(p.to_string()))?;
-		let known = self.channels.all().map_err(BuyError::Channels)?;
-		let (mut channel, config) =
-			channels::channel_for(&known, &offer, requirement, self.signer.clone());
-		channels::adopt(&mut channel, &config, &offer, requirement).map_err(|p| {
-			BuyError::Signing(format!("the seller's corrective 402 is not acceptable: {p}"))
-		})?;
+		let (offer, channel, config) = self.channel_paying(requirement)?;
 		if channel.balance <= channel.charged {
 			return Err(BuyError::NothingToRefund(format!(
 				"channel {} holds {} and {} of it was charged",
@@ -429,6 +423,23 @@ impl Buyer {
 			tracing::info!(channel = %refund.channel_id, balance = %state.balance, "refunded");
 		}
 		self.release_channel(&refund.channel_id);
+	}
+
+	/// The channel that pays `requirement`'s offer (found, or a new one), with a corrective
+	/// 402's state adopted once it checks out.
+	fn channel_paying(
+		&self,
+		requirement: &PaymentRequirements,
+	) -> Result<(channel_rules::Offer, BuyerChannel, ChannelConfig), BuyError> {
+		let offer =
+			channel_rules::offer(requirement).map_err(|p| BuyError::Signing(p.to_string()))?;
+		let known = self.channels.all().map_err(BuyError::Channels)?;
+		let (mut channel, config) =
+			channels::channel_for(&known, &offer, requirement, self.signer.clone());
+		channels::adopt(&mut channel, &config, &offer, requirement).map_err(|p| {
+			BuyError::Signing(format!("the seller's corrective 402 is not acceptable: {p}"))
+		})?;
+		Ok((offer, channel, config))
 	}
 
 	fn release_channel(&self, channel_id: &B256) {
@@ -507,14 +518,7 @@ impl Buyer {
 		spent: U256,
 		now: u64,
 	) -> Result<(PaymentPayload, u128), BuyError> {
-		let offer =
-			channel_rules::offer(requirement).map_err(|p| BuyError::Signing(p.to_string()))?;
-		let known = self.channels.all().map_err(BuyError::Channels)?;
-		let (mut channel, config) =
-			channels::channel_for(&known, &offer, requirement, self.signer.clone());
-		channels::adopt(&mut channel, &config, &offer, requirement).map_err(|p| {
-			BuyError::Signing(format!("the seller's corrective 402 is not acceptable: {p}"))
-		})?;
+		let (offer, mut channel, config) = self.channel_paying(requirement)?;
 		if !self.busy.lock().expect("busy channels").insert(channel.channel_id) {
 			return Err(BuyError::ChannelBusy(channel.channel_id));
 		}

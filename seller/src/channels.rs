@@ -21,6 +21,7 @@ use std::{
 };
 
 use m2m_x402::{
+	paywall::Accepted,
 	schemes::batch_settlement::{
 		payload::{
 			decimal, ChannelConfigWire, ChannelPayload, ChannelStateWire, ClaimedVoucherWire,
@@ -644,23 +645,17 @@ impl crate::Seller {
 		};
 		let payment = rules::payment(&requirements, &payload);
 		let verified = rules::verify(&payment, &requirements).map_err(|p| p.to_string())?;
-		let verdict =
-			self.facilitator.verify(&payment, &requirements).await.map_err(|e| e.to_string())?;
-		if !verdict.is_valid {
-			return Err(format!(
-				"the facilitator refuses the refund: {}: {}",
-				verdict.invalid_reason.map(|r| r.to_string()).unwrap_or_default(),
-				verdict.invalid_message.unwrap_or_default()
-			));
-		}
-		let chain = OnChain::from_extra(verdict.extra.as_ref())?;
-		let before = record.refund_nonce.clone();
-		let known = known(Some(record), &verified, &requirements, Some(&chain));
-		let refund = check_refund(verified, &requirements, known, &before, false).map_err(
-			|stop| match stop {
-				ChannelStop::Refused(p) | ChannelStop::Corrective(p, _) => p.to_string(),
-			},
-		)?;
+		let accepted = Accepted {
+			version: m2m_x402::X402_VERSION,
+			payment,
+			requirement: requirements.clone(),
+		};
+		// The same checks as a payer's refund request: the record, the chain, what is left.
+		let refund = match self.verify_refund(&accepted, verified, Some(record), false).await {
+			Ok(crate::Checked::Refund(refund)) => *refund,
+			Ok(_) => unreachable!("a refund payment checks as a refund"),
+			Err(stop) => return Err(stop.describe()),
+		};
 		let payment = self.refund_payment(&requirements, &refund).map_err(|p| p.to_string())?;
 		let settled = self
 			.settle_as_receiver(&payment, &requirements)

@@ -905,6 +905,16 @@ enum Stop {
 	Unavailable(String),
 }
 
+impl Stop {
+	/// Why, in a sentence, for a caller that is not a transport.
+	fn describe(self) -> String {
+		match self {
+			Stop::Refused(problem) | Stop::Corrected(problem, _) => problem.to_string(),
+			Stop::Unavailable(message) => message,
+		}
+	}
+}
+
 /// What a voucher-paid answer carries: no transaction of its own (its deposit's, if it
 /// brought one), the price charged and the channel's state after it.
 /// Returns it with the channel's record once charged.

@@ -146,6 +146,15 @@ impl Market {
 		USDT::new(self.token, &p).balanceOf(address(who)).call().await.unwrap()
 	}
 
+	/// A channel's `(balance, totalClaimed)` in the settlement contract.
+	pub async fn channel(&self, channel_id: m2m_evm::alloy::primitives::B256) -> (u128, u128) {
+		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();
+		let contract =
+			m2m_evm::channels::BatchSettlement::new(m2m_evm::channels::SETTLEMENT_ADDRESS, &p);
+		let state = contract.channels(channel_id).call().await.unwrap();
+		(state.balance, state.totalClaimed)
+	}
+
 	/// Stops mining blocks by itself: transactions then wait for [`Market::mine`].
 	pub async fn stop_automine(&self) {
 		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();

@@ -291,14 +291,7 @@ fn the_facilitator_refunds_only_at_the_receivers_request_and_claims_first() {
 		);
 		assert_eq!(state["refundNonce"], "1");
 		assert_eq!(market.balance(BUYER).await, buyer_after_deposit + U256::from(970_000));
-		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
-		let on_chain =
-			BatchSettlement::new(SETTLEMENT_ADDRESS, &provider).channels(id).call().await.unwrap();
-		assert_eq!(
-			(on_chain.balance, on_chain.totalClaimed),
-			(30_000, 30_000),
-			"claimed, then refunded"
-		);
+		assert_eq!(market.channel(id).await, (30_000, 30_000), "claimed, then refunded");
 
 		// The same refund again is stale: its nonce was used.
 		let again = settle(refund(Some(sign(SELLER)))).await;
@@ -480,13 +473,7 @@ fn our_buyer_gets_back_what_it_was_not_charged_and_pays_on() {
 			(channel.balance, channel.charged, channel.total_claimed),
 			(3 * PRICE, 3 * PRICE, 3 * PRICE)
 		);
-		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
-		let on_chain = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider)
-			.channels(channel.channel_id)
-			.call()
-			.await
-			.unwrap();
-		assert_eq!((on_chain.balance, on_chain.totalClaimed), (3 * PRICE, 3 * PRICE));
+		assert_eq!(market.channel(channel.channel_id).await, (3 * PRICE, 3 * PRICE));
 
 		// Nothing is left: asked again, the buyer refuses to send a refund for nothing.
 		let again = client.refund(&url).await.unwrap_err().to_string();

@@ -72,6 +72,34 @@ impl Store {
 		self.put(CF, id.as_bytes(), &serde_json::to_vec(entry).expect("json"))
 	}
 
+	/// [`put_idempotency`](Self::put_idempotency) without a sync of its own: durable with the
+	/// store's next synced write.
+	fn put_idempotency_unsynced(
+		&self,
+		id: &str,
+		entry: &IdempotencyEntry,
+	) -> Result<(), StoreError> {
+		let mut batch = WriteBatch::default();
+		batch.put_cf(self.cf(CF), id.as_bytes(), serde_json::to_vec(entry).expect("json"));
+		self.write_unsynced(batch)
+	}
+
+	/// The record of a payment's answer.
+	fn answered_entry(
+		&self,
+		id: &str,
+		fingerprint: m2m_x402::B256,
+		answered: Answered,
+	) -> IdempotencyEntry {
+		IdempotencyEntry {
+			fingerprint: fingerprint.to_string(),
+			boot: self.boot.clone(),
+			pending: None,
+			expires_at: self.expiry_of(id),
+			answered: Some(answered.into()),
+		}
+	}
+
 	fn expiry_of(&self, id: &str) -> Option<u64> {
 		self.idempotency_entry(id).ok().flatten().and_then(|e| e.expires_at)
 	}
@@ -136,9 +164,7 @@ impl IdempotencyStore for Store {
 		// matters (a channel's voucher, a settled sale, a pending settlement) is a synced
 		// write, which makes this one durable too; a crash before it loses a claim that led
 		// to nothing, and an exact authorization settled in that window is found on-chain.
-		let mut batch = WriteBatch::default();
-		batch.put_cf(self.cf(CF), id.as_bytes(), serde_json::to_vec(&entry).expect("json"));
-		match self.write_unsynced(batch) {
+		match self.put_idempotency_unsynced(id, &entry) {
 			Ok(()) => claim,
 			// Not durable: refuse rather than risk serving one payment twice.
 			Err(e) => {
@@ -162,32 +188,18 @@ impl IdempotencyStore for Store {
 	}
 
 	fn complete(&self, id: &str, fingerprint: m2m_x402::B256, answered: Answered) {
-		let entry = IdempotencyEntry {
-			fingerprint: fingerprint.to_string(),
-			boot: self.boot.clone(),
-			pending: None,
-			expires_at: self.expiry_of(id),
-			answered: Some(answered.into()),
-		};
+		let entry = self.answered_entry(id, fingerprint, answered);
 		if let Err(e) = self.put_idempotency(id, &entry) {
 			tracing::error!(error = %e, "cannot record a payment's answer");
 		}
 	}
 
 	fn complete_resolvable(&self, id: &str, fingerprint: m2m_x402::B256, answered: Answered) {
-		let entry = IdempotencyEntry {
-			fingerprint: fingerprint.to_string(),
-			boot: self.boot.clone(),
-			pending: None,
-			expires_at: self.expiry_of(id),
-			answered: Some(answered.into()),
-		};
+		let entry = self.answered_entry(id, fingerprint, answered);
 		// Unsynced: see the trait. Lost in a power cut, the claim (made durable by the
 		// channel's synced save) is found unresolved, and the voucher's retry is served
 		// again without a second charge.
-		let mut batch = WriteBatch::default();
-		batch.put_cf(self.cf(CF), id.as_bytes(), serde_json::to_vec(&entry).expect("json"));
-		if let Err(e) = self.write_unsynced(batch) {
+		if let Err(e) = self.put_idempotency_unsynced(id, &entry) {
 			tracing::error!(error = %e, "cannot record a payment's answer");
 		}
 	}

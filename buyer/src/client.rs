@@ -20,7 +20,7 @@ pub use crate::{
 };
 use m2m_x402::clock::unix_now;
 
-use crate::{AnswerKind, BuyError, Buyer, Payment, SellerAnswer};
+use crate::{purchase::answer_kind, AnswerKind, BuyError, Buyer, Payment, SellerAnswer};
 
 /// A response, and what was paid for it (nothing, if the resource was free).
 #[derive(Debug)]
@@ -36,6 +36,14 @@ pub struct Paid {
 pub enum ClientError {
 	#[error("request failed: {0}")]
 	Http(#[from] reqwest::Error),
+	#[error(
+		"the seller asks to be paid to {offered:?}, not to {expected}, the device this buyer \
+		 means to pay; not paying"
+	)]
+	WrongPayee { expected: String, offered: Vec<String> },
+	/// A libp2p request failed (no answer); a payment it carried stays in flight.
+	#[error("{0}")]
+	Transport(String),
 	#[error("the request body is a stream, so it cannot be sent again with a payment")]
 	NotReplayable,
 	#[error("cannot read the seller's payment requirements: {0}")]
@@ -105,6 +113,12 @@ impl X402Client {
 		&self.buyer
 	}
 
+	/// The buyer core itself, to share with another transport's client (one budget, one
+	/// journal, one channel state).
+	pub fn shared_buyer(&self) -> Arc<Buyer> {
+		self.buyer.clone()
+	}
+
 	/// `GET url`, paying if asked to.
 	pub async fn get(&self, url: &str) -> Result<Paid, ClientError> {
 		self.execute(self.http.request(Method::GET, url).build()?).await
@@ -123,19 +137,12 @@ impl X402Client {
 		let header = text(first.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
 		let body = first.bytes().await?;
 		let required = x402_http::read_payment_required(header.as_deref(), &body)?;
-		let again = unpaid.try_clone().ok_or(ClientError::NotReplayable)?;
-		match self.pay_with(unpaid, &required.required, required.version).await {
-			Err(ClientError::ChannelOutOfStep { required: corrected, .. }) => {
-				tracing::info!("the seller corrected the channel's state; paying from it");
-				match self.pay_with(again, &corrected, required.version).await {
-					Err(ClientError::ChannelOutOfStep { reason, required }) => {
-						Err(ClientError::ChannelOutOfStep { reason, required })
-					},
-					other => other,
-				}
-			},
-			other => other,
-		}
+		let version = required.version;
+		paying_corrected(required.required, |required| {
+			let request = unpaid.try_clone().ok_or(ClientError::NotReplayable);
+			async move { self.pay_with(request?, &required, version).await }
+		})
+		.await
 	}
 
 	/// Asks the seller at `url` for a cooperative refund of what the channel paying its offer
@@ -221,19 +228,7 @@ impl X402Client {
 	) -> Result<Paid, ClientError> {
 		let locator =
 			Locator::Http { method: request.method().to_string(), url: request.url().to_string() };
-		let deadline = tokio::time::Instant::now() + CHANNEL_WAIT;
-		let flight = loop {
-			// Registered before trying, so that a release in between is not missed.
-			let turn = self.buyer.channel_turn();
-			match self.buyer.begin(required, version, locator.clone(), unix_now()) {
-				Err(BuyError::ChannelBusy(id)) => {
-					if tokio::time::timeout_at(deadline, turn).await.is_err() {
-						return Err(BuyError::ChannelBusy(id).into());
-					}
-				},
-				other => break other?,
-			}
-		};
+		let flight = begin_purchase(&self.buyer, required, version, locator).await?;
 		let Some((name, value)) =
 			x402_http::payment_header(flight.version, &flight.payment.payload)
 		else {
@@ -250,7 +245,12 @@ impl X402Client {
 	/// Sends a payment in flight again, exactly as it was signed (after a crash, typically).
 	/// Its `payment-identifier` lets the seller answer again without charging again.
 	pub async fn resume(&self, flight: InFlight) -> Result<Paid, ClientError> {
-		let Locator::Http { method, url } = &flight.locator;
+		let Locator::Http { method, url } = &flight.locator else {
+			return Err(ClientError::Transport(format!(
+				"{} is not an HTTP purchase; resume it with its own transport",
+				flight.locator.describe()
+			)));
+		};
 		let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
 		let (name, value) = x402_http::payment_header(flight.version, &flight.payment.payload)
 			.ok_or_else(|| ClientError::NoV1Network(flight.payment.network.clone()))?;
@@ -265,44 +265,10 @@ impl X402Client {
 		// settled, so only a resume, never a new signature, may follow.
 		let response = self.http.execute(request).await?;
 		let (answer, response, required) = read_answer(response).await;
-		let outcome = self.buyer.answered(&flight, &answer);
-		if let (Outcome::Failed { reason }, Some(required)) = (&outcome, required) {
-			if self.buyer.is_corrective(&flight, &required) {
-				return Err(ClientError::ChannelOutOfStep {
-					reason: reason.clone(),
-					required: Box::new(required),
-				});
-			}
-		}
-		let price = flight.payment.price.clone();
-		let settlement = answer.settlement.clone().and_then(Result::ok);
-		match (outcome, answer.kind) {
-			(Outcome::Settled { .. }, _)
-			| (Outcome::Failed { .. }, AnswerKind::NotServed { .. }) => {
-				let response = response.expect("delivered and unserved answers keep their body");
-				Ok(Paid { response, payment: Some(flight.payment), settlement })
-			},
-			(Outcome::Pending { transaction }, _) => {
-				Err(ClientError::SettlementPending { price, transaction })
-			},
-			(Outcome::Unserved { transaction }, kind) => {
-				Err(ClientError::Unserved { price, transaction, message: describe(&kind) })
-			},
-			(Outcome::Failed { reason }, AnswerKind::FacilitatorUnavailable { message }) => {
-				tracing::warn!(%reason, "seller unavailable");
-				Err(ClientError::SellerUnavailable { status: StatusCode::BAD_GATEWAY, message })
-			},
-			(Outcome::Failed { reason }, _) => {
-				Err(ClientError::Refused { price, reason, settlement })
-			},
-			(Outcome::Unknown { .. }, AnswerKind::Conflict { message }) => {
-				Err(ClientError::Conflict(
-					flight.payment.payment_id.clone().unwrap_or_default(),
-					message,
-				))
-			},
-			(Outcome::Unknown { reason }, _) => Err(ClientError::InFlight { price, reason }),
-		}
+		conclude_answer(&self.buyer, &flight, &answer, required)?;
+		let response = response.expect("delivered and unserved answers keep their body");
+		let settlement = answer.settlement.and_then(Result::ok);
+		Ok(Paid { response, payment: Some(flight.payment), settlement })
 	}
 }
 
@@ -317,48 +283,117 @@ async fn read_answer(
 		text(response.headers(), x402_http::X_PAYMENT_RESPONSE),
 	)
 	.map(|r| r.map_err(|e| e.to_string()));
-	let status = response.status();
-	let kind = match status {
-		StatusCode::PAYMENT_REQUIRED => {
-			let header = text(response.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
-			let body = response.bytes().await.unwrap_or_default();
-			let required =
-				x402_http::read_payment_required(header.as_deref(), &body).ok().map(|r| r.required);
-			let error = required.as_ref().and_then(|r| r.error.clone());
-			// A failed settlement's reason is in the JSON body, not in the requirements.
-			let reason = error.or_else(|| json_message(&body));
-			return (
-				SellerAnswer { kind: AnswerKind::PaymentRequired { reason }, settlement },
-				None,
-				required,
-			);
-		},
-		StatusCode::CONFLICT => AnswerKind::Conflict { message: message(response).await },
-		StatusCode::BAD_GATEWAY => {
-			AnswerKind::FacilitatorUnavailable { message: message(response).await }
-		},
-		StatusCode::GATEWAY_TIMEOUT => AnswerKind::NoVerdict { message: message(response).await },
-		s if s.as_u16() >= 400 => {
-			if settlement.is_some() {
-				// Withheld after settling (503 sale_not_recorded): the message says why.
-				let message = message(response).await;
-				return (
-					SellerAnswer { kind: AnswerKind::NoVerdict { message }, settlement },
-					None,
-					None,
-				);
-			}
-			return (
-				SellerAnswer { kind: AnswerKind::NotServed { status: s.as_u16() }, settlement },
-				Some(response),
-				None,
-			);
-		},
-		_ => {
-			return (SellerAnswer { kind: AnswerKind::Delivered, settlement }, Some(response), None)
-		},
+	let status = response.status().as_u16();
+	let settled = settlement.is_some();
+	if let kind @ (AnswerKind::Delivered | AnswerKind::NotServed { .. }) =
+		answer_kind(status, settled, None)
+	{
+		return (SellerAnswer { kind, settlement }, Some(response), None);
+	}
+	// Every other answer is read for its reason.
+	let header = text(response.headers(), x402_http::PAYMENT_REQUIRED).map(str::to_owned);
+	let body = response.bytes().await.unwrap_or_default();
+	let (required, reason) = if status == StatusCode::PAYMENT_REQUIRED.as_u16() {
+		let required =
+			x402_http::read_payment_required(header.as_deref(), &body).ok().map(|r| r.required);
+		// A failed settlement's reason is in the JSON body, not in the requirements.
+		let reason =
+			required.as_ref().and_then(|r| r.error.clone()).or_else(|| json_message(&body));
+		(required, reason)
+	} else {
+		let reason =
+			json_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+		(None, Some(reason))
 	};
-	(SellerAnswer { kind, settlement }, None, None)
+	(SellerAnswer { kind: answer_kind(status, settled, reason), settlement }, None, required)
+}
+
+/// What an answer, read by any transport, means for the caller: `Ok` when it carries the
+/// resource (or the producer's own failure, not charged), else the error to return. The
+/// outcome is journaled first ([`Buyer::answered`]).
+pub(crate) fn conclude_answer(
+	buyer: &Buyer,
+	flight: &InFlight,
+	answer: &SellerAnswer,
+	required: Option<m2m_x402::v2::PaymentRequired>,
+) -> Result<(), ClientError> {
+	let outcome = buyer.answered(flight, answer);
+	if let (Outcome::Failed { reason }, Some(required)) = (&outcome, required) {
+		if buyer.is_corrective(flight, &required) {
+			return Err(ClientError::ChannelOutOfStep {
+				reason: reason.clone(),
+				required: Box::new(required),
+			});
+		}
+	}
+	let price = flight.payment.price.clone();
+	let settlement = answer.settlement.clone().and_then(Result::ok);
+	match (outcome, &answer.kind) {
+		(Outcome::Settled { .. }, _) | (Outcome::Failed { .. }, AnswerKind::NotServed { .. }) => {
+			Ok(())
+		},
+		(Outcome::Pending { transaction }, _) => {
+			Err(ClientError::SettlementPending { price, transaction })
+		},
+		(Outcome::Unserved { transaction }, kind) => {
+			Err(ClientError::Unserved { price, transaction, message: describe(kind) })
+		},
+		(Outcome::Failed { reason }, AnswerKind::FacilitatorUnavailable { message }) => {
+			tracing::warn!(%reason, "seller unavailable");
+			Err(ClientError::SellerUnavailable {
+				status: StatusCode::BAD_GATEWAY,
+				message: message.clone(),
+			})
+		},
+		(Outcome::Failed { reason }, _) => Err(ClientError::Refused { price, reason, settlement }),
+		(Outcome::Unknown { .. }, AnswerKind::Conflict { message }) => Err(ClientError::Conflict(
+			flight.payment.payment_id.clone().unwrap_or_default(),
+			message.clone(),
+		)),
+		(Outcome::Unknown { reason }, _) => Err(ClientError::InFlight { price, reason }),
+	}
+}
+
+/// Begins a purchase of `required` at `locator`, waiting (up to a minute) for the channel it
+/// pays from if that channel has a request in flight.
+pub(crate) async fn begin_purchase(
+	buyer: &Buyer,
+	required: &m2m_x402::v2::PaymentRequired,
+	version: u32,
+	locator: Locator,
+) -> Result<InFlight, ClientError> {
+	let deadline = tokio::time::Instant::now() + CHANNEL_WAIT;
+	loop {
+		// Registered before trying, so that a release in between is not missed.
+		let turn = buyer.channel_turn();
+		match buyer.begin(required, version, locator.clone(), unix_now()) {
+			Err(BuyError::ChannelBusy(id)) => {
+				if tokio::time::timeout_at(deadline, turn).await.is_err() {
+					return Err(BuyError::ChannelBusy(id).into());
+				}
+			},
+			other => return Ok(other?),
+		}
+	}
+}
+
+/// Pays `required` with `pay`, and once more from the corrected state if the seller answers
+/// with a channel's corrective 402 (after the buyer checked it). Twice in a row is an error.
+pub(crate) async fn paying_corrected<T, F, Fut>(
+	required: m2m_x402::v2::PaymentRequired,
+	mut pay: F,
+) -> Result<T, ClientError>
+where
+	F: FnMut(m2m_x402::v2::PaymentRequired) -> Fut,
+	Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+	match pay(required).await {
+		Err(ClientError::ChannelOutOfStep { required: corrected, .. }) => {
+			tracing::info!("the seller corrected the channel's state; paying from it");
+			pay(*corrected).await
+		},
+		other => other,
+	}
 }
 
 fn describe(kind: &AnswerKind) -> String {
@@ -374,12 +409,6 @@ fn describe(kind: &AnswerKind) -> String {
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 	headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The `message` of a JSON error body, or the body itself.
-async fn message(response: Response) -> String {
-	let body = response.bytes().await.unwrap_or_default();
-	json_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
 }
 
 fn json_message(body: &[u8]) -> Option<String> {

@@ -4,7 +4,8 @@
 //! for, it picks the first offer its [`SpendingPolicy`] allows, counts it against today's
 //! budget, signs an EIP-3009 authorization for exactly that offer, journals it before it can
 //! leave, and turns the seller's answer into an [`Outcome`] ([`purchase`]).
-//! [`client::X402Client`] is the HTTP adapter; libp2p will be another over the same core.
+//! [`client::X402Client`] is the HTTP adapter, [`messages::MessageClient`] the libp2p one,
+//! over the same core.
 //!
 //! The budget counts every authorization signed, settled or not: an authorization can be
 //! submitted by whoever holds it until it expires, so that is what the device is exposed to.
@@ -35,6 +36,7 @@
 pub mod channels;
 pub mod client;
 pub mod ledger;
+pub mod messages;
 pub mod purchase;
 
 use std::{

@@ -1,7 +1,8 @@
 //! One purchase, whatever the transport: the payment's journal and the rule that turns the
 //! seller's answer into an outcome.
 //!
-//! A transport (the reqwest client in [`crate::client`]; libp2p next) only carries messages.
+//! A transport (the reqwest client in [`crate::client`], the libp2p messages in
+//! [`crate::messages`]) only carries messages.
 //! The order that protects money is fixed here:
 //!
 //! 1. [`Buyer::begin`](crate::Buyer::begin) chooses, counts and signs, and journals the
@@ -26,6 +27,9 @@ use crate::Payment;
 pub enum Locator {
 	/// `method url` over HTTP.
 	Http { method: String, url: String },
+	/// `resource` of the libp2p peer `peer`, dialled at `addresses` (or as discovery finds
+	/// it); `target` is the address as the buyer gave it.
+	Libp2p { target: String, peer: String, addresses: Vec<String>, resource: String },
 }
 
 impl Locator {
@@ -33,13 +37,15 @@ impl Locator {
 	pub fn describe(&self) -> String {
 		match self {
 			Locator::Http { method, url } => format!("{method} {url}"),
+			Locator::Libp2p { peer, resource, .. } => format!("libp2p {peer} {resource}"),
 		}
 	}
 
-	/// The resource's address (the URL over HTTP).
+	/// The resource's address as the buyer gave it (the URL over HTTP).
 	pub fn resource(&self) -> &str {
 		match self {
 			Locator::Http { url, .. } => url,
+			Locator::Libp2p { target, .. } => target,
 		}
 	}
 }
@@ -102,6 +108,24 @@ impl Outcome {
 	/// Nothing more will happen to this payment: it is not resumed.
 	pub fn is_final(&self) -> bool {
 		matches!(self, Outcome::Settled { .. } | Outcome::Failed { .. })
+	}
+}
+
+/// What a seller did, from the status of its answer: HTTP's, which x402's libp2p messages
+/// share. `settled`: the answer carries a settlement; `message`: the seller's reason.
+pub fn answer_kind(status: u16, settled: bool, message: Option<String>) -> AnswerKind {
+	if status == 402 {
+		return AnswerKind::PaymentRequired { reason: message };
+	}
+	let message = message.unwrap_or_else(|| format!("the seller answered {status}"));
+	match status {
+		409 => AnswerKind::Conflict { message },
+		502 => AnswerKind::FacilitatorUnavailable { message },
+		504 => AnswerKind::NoVerdict { message },
+		// Withheld after settling (503 sale_not_recorded): the message says why.
+		s if s >= 400 && settled => AnswerKind::NoVerdict { message },
+		s if s >= 400 => AnswerKind::NotServed { status: s },
+		_ => AnswerKind::Delivered,
 	}
 }
 

@@ -18,8 +18,8 @@ use crate::{
 		runtime_types::bounded_collections::bounded_vec::BoundedVec,
 		settlement_receipts::events::ReceiptRecorded,
 	},
-	ChainError, DeviceId, DeviceKeys, DeviceSummary, OwnerSummary, ReceiptInput, ReceiptPage,
-	SettlementCheck,
+	ChainError, DeviceId, DeviceKeys, DeviceRecord, DeviceSummary, OwnerSummary, ReceiptInput,
+	ReceiptPage, SettlementCheck,
 };
 
 type Config = PolkadotConfig;
@@ -356,6 +356,21 @@ impl ChainClient {
 	) -> Result<Option<DeviceId>, ChainError> {
 		let call = runtime::runtime_apis().device_identity_api().device_by_account(*account);
 		self.call_api(call).await
+	}
+
+	/// A device's record: its owner, EVM address, PeerId and status.
+	pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceRecord>, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().device(id);
+		self.call_api(call).await
+	}
+
+	/// A device's attributes that have not expired: `(name, value)`.
+	pub async fn attributes(
+		&self,
+		device: DeviceId,
+	) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ChainError> {
+		let call = runtime::runtime_apis().device_identity_api().attributes(device);
+		Ok(self.call_api(call).await?.into_iter().map(|(name, value, _)| (name, value)).collect())
 	}
 
 	pub async fn device_by_peer(&self, peer_id: Vec<u8>) -> Result<Option<DeviceId>, ChainError> {

@@ -54,6 +54,10 @@ pub use runtime::runtime_types::pallet_settlement_receipts::{
 	},
 };
 
+/// A device as the identity pallet records it.
+pub type DeviceRecord =
+	runtime::runtime_types::pallet_device_identity::DeviceRecord<AccountId, u128, u32>;
+
 /// The chain's account id type.
 pub type AccountId = subxt::utils::AccountId32;
 /// A device id as the chain assigns it.

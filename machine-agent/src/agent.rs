@@ -16,4 +16,6 @@ pub struct Agent {
 	pub health: Arc<Health>,
 	pub client: X402Client,
 	pub channels: crate::channels::DaemonChannels,
+	/// Buying over libp2p: the daemon's node, over the same buyer as `client`.
+	pub p2p: crate::p2p::Buying,
 }

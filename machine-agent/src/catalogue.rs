@@ -57,6 +57,7 @@ pub fn resource_id(resource: &str) -> H256 {
 }
 
 /// A service on sale.
+#[derive(Clone)]
 pub struct Entry {
 	/// The resource path, e.g. `/reading`.
 	pub path: String,

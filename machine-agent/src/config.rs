@@ -24,6 +24,62 @@ pub struct Config {
 	pub spending: Spending,
 	#[serde(default)]
 	pub channels: Channels,
+	#[serde(default)]
+	pub p2p: P2p,
+}
+
+/// x402 over libp2p (`/x402/1.0.0`): the same services, and buying from peers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2p {
+	/// Where libp2p listens (TCP multiaddrs, with Noise and Yamux); empty sells nothing over
+	/// libp2p (buying still works).
+	#[serde(default = "default_p2p_listen")]
+	pub listen: Vec<String>,
+	/// Find peers on the LAN with mDNS (for `pay device:<id>/…`).
+	#[serde(default = "default_true")]
+	pub mdns: bool,
+	/// How often mDNS asks the LAN.
+	#[serde(default = "default_mdns_interval")]
+	pub mdns_interval_secs: u64,
+	/// Serve only peers whose PeerId is an active registered device's.
+	#[serde(default)]
+	pub require_registered: bool,
+}
+
+impl Default for P2p {
+	fn default() -> Self {
+		Self {
+			listen: default_p2p_listen(),
+			mdns: true,
+			mdns_interval_secs: default_mdns_interval(),
+			require_registered: false,
+		}
+	}
+}
+
+fn default_p2p_listen() -> Vec<String> {
+	vec!["/ip4/0.0.0.0/tcp/8403".into()]
+}
+
+fn default_true() -> bool {
+	true
+}
+
+fn default_mdns_interval() -> u64 {
+	30
+}
+
+/// The libp2p listen address next to an HTTP one: the same host, the next port (0 stays 0).
+pub fn p2p_listen_for(http: SocketAddr) -> String {
+	let port = match http.port() {
+		0 => 0,
+		p => p.saturating_add(1),
+	};
+	match http.ip() {
+		std::net::IpAddr::V4(ip) => format!("/ip4/{ip}/tcp/{port}"),
+		std::net::IpAddr::V6(ip) => format!("/ip6/{ip}/tcp/{port}"),
+	}
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -254,6 +310,14 @@ usdt = "{usdt}"
 [http]
 listen = "{listen}"
 
+# x402 over libp2p: the same services to peers (TCP, Noise, Yamux), found by mDNS or by the
+# addresses this agent publishes on-chain. `pay device:<id>/<path>` buys from one.
+[p2p]
+listen = ["{p2p_listen}"]
+mdns = true
+mdns_interval_secs = 30
+require_registered = false   # true: serve only peers that are registered devices
+
 [facilitator]
 url = ""                 # empty: settle sales here (this device pays the gas)
 receipt_timeout_secs = 30
@@ -281,6 +345,7 @@ claim_interval_secs = 60 # claim what was charged at least this often
 max_unclaimed = "1.00"   # USDT charged but not claimed: claim at this bound, before serving more
 "#,
 		overrides = OVERRIDES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "),
+		p2p_listen = p2p_listen_for(listen),
 	)
 }
 

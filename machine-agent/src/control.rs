@@ -131,7 +131,7 @@ struct BuyRequest {
 /// A purchase on behalf of the local `machine-agent pay`, which cannot open the store while
 /// the daemon holds it.
 async fn buy_handler(State(agent): State<Arc<Agent>>, Json(request): Json<BuyRequest>) -> Response {
-	let result = purchase::buy(&agent.client, &agent.store, &request.url).await;
+	let result = purchase::buy(&agent.client, &agent.p2p, &agent.store, &request.url).await;
 	let status =
 		if result.get("error").is_some() { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
 	(status, Json(result)).into_response()

@@ -26,7 +26,7 @@ use m2m_evm::alloy::{primitives::Address, providers::Provider};
 use m2m_facilitator::{ChainLookup, Facilitate, Facilitator, RemoteFacilitator};
 use m2m_primitives::receipt::AssetKey;
 use m2m_x402::policy::{AssetAllowance, SpendingPolicy};
-use m2m_x402_buyer::{client::X402Client, Buyer, ChannelFunding};
+use m2m_x402_buyer::{client::X402Client, messages::MessageClient, Buyer, ChannelFunding};
 use m2m_x402_seller::Seller;
 
 use crate::{
@@ -35,7 +35,7 @@ use crate::{
 	chain::{self, Health},
 	claims,
 	config::{Config, PriceScheme},
-	control, keystore, metrics, purchase,
+	control, keystore, metrics, p2p, purchase,
 	selling::Recorder,
 	services,
 	store::Store,
@@ -195,6 +195,16 @@ pub async fn run(config: Config) -> Result<()> {
 		receiver_authorizer,
 	};
 	let catalogue = catalogue::catalogue(&config.services, &pricing, &config.device.name)?;
+	// The same catalogue, the same seller, over libp2p.
+	let identities = Arc::new(p2p::Identities::new(&config.chain.url));
+	let market = Arc::new(p2p::Market {
+		seller: seller.clone(),
+		entries: catalogue.iter().map(|e| (e.path.clone(), e.clone())).collect(),
+		me: p2p::keypair(&keys).public().to_peer_id(),
+		identities: identities.clone(),
+		require_registered: config.p2p.require_registered,
+	});
+	let node = p2p::start(&config.p2p, &keys, Some(market), true).await?;
 	let sold = services::router(catalogue, seller.clone());
 	let asset = AssetKey { chain_id, token: m2m_primitives::H160(usdt.0 .0) };
 	let channels = crate::channels::DaemonChannels {
@@ -214,6 +224,17 @@ pub async fn run(config: Config) -> Result<()> {
 		},
 	));
 	let client = buying_client(&config, &keys, store.clone(), chain_id)?;
+	let buying = p2p::Buying {
+		node: node.clone(),
+		client: MessageClient::new(Arc::new(node.clone()), client.shared_buyer()),
+		identities,
+	};
+	tokio::spawn(p2p::publish_addresses(
+		config.chain.url.clone(),
+		owner.clone(),
+		keys.clone(),
+		node.listen_addresses().to_vec(),
+	));
 
 	tokio::spawn(chain::worker(
 		config.chain.url.clone(),
@@ -226,16 +247,16 @@ pub async fn run(config: Config) -> Result<()> {
 	let in_flight = store.purchases_in_flight();
 	if !in_flight.is_empty() {
 		tracing::info!(count = in_flight.len(), "resuming purchases a previous run left in flight");
-		let c = client.clone();
+		let (c, b) = (client.clone(), buying.clone());
 		tokio::spawn(async move {
 			for flight in in_flight {
-				purchase::report(&c.resume(flight).await);
+				purchase::resume(&c, &b, flight).await;
 			}
 		});
 	}
 
 	let listen = config.http.listen;
-	let agent = Arc::new(Agent { config, keys, store, health, client, channels });
+	let agent = Arc::new(Agent { config, keys, store, health, client, channels, p2p: buying });
 	let monitoring: Router = Router::new()
 		.route("/health", get(|| async { "ok" }))
 		.route("/metrics", get(metrics_handler))
@@ -250,6 +271,10 @@ pub async fn run(config: Config) -> Result<()> {
 	// For scripts that look for the service port; local commands use the control socket.
 	std::fs::write(address_file(&agent.config), address.to_string())
 		.context("cannot write the daemon's address file")?;
+	let p2p_addresses: Vec<String> =
+		node.listen_addresses().iter().map(|a| a.to_string()).collect();
+	std::fs::write(agent.config.device.data_dir.with_extension("p2p"), p2p_addresses.join("\n"))
+		.context("cannot write the daemon's libp2p address file")?;
 	// Both servers stop on the same signal; a watch lets each wait for it, whenever it polls.
 	let (stop, stopped) = tokio::sync::watch::channel(());
 	let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -263,9 +288,13 @@ pub async fn run(config: Config) -> Result<()> {
 	});
 	tracing::info!(
 		device = %agent.config.device.name, evm = %me, chain_id, services = agent.config.services.len(),
+		peer = %node.peer_id(),
 		control = %control::socket_path(&agent.config).display(),
 		"machine-agent up"
 	);
+	for address in &p2p_addresses {
+		println!("machine-agent libp2p on {address}");
+	}
 	// Printed last: whoever waits for this line finds both listeners ready.
 	println!("machine-agent listening on http://{address}");
 	let public = crate::serve::serve(listener, service, Default::default(), stopped.clone());

@@ -10,6 +10,7 @@ mod control;
 mod daemon;
 mod keystore;
 mod metrics;
+mod p2p;
 mod purchase;
 mod records;
 mod report;
@@ -37,6 +38,7 @@ use m2m_chain_client::{ChainClient, DeviceKeys};
 ///
 /// Then, from the device:
 ///   machine-agent --config robot/machine-agent.toml pay http://127.0.0.1:8402/reading
+///   machine-agent --config robot/machine-agent.toml pay device:3/kwh     # over libp2p
 ///   machine-agent --config robot/machine-agent.toml receipts --since 24h
 #[derive(Parser, Debug)]
 #[command(name = "machine-agent", version, verbatim_doc_comment)]
@@ -77,9 +79,16 @@ enum Command {
 	/// Put the device on-chain under its owner (nothing happens if it already is).
 	Register,
 	/// Buy once from a seller: pays only what the spending policy allows, and finishes an
-	/// interrupted purchase of the same URL instead of paying again.
+	/// interrupted purchase of the same target instead of paying again.
+	///
+	/// Over libp2p, the seller must be a registered device, and only offers paying that
+	/// device's EVM address are paid.
 	Pay {
-		/// The paid resource, e.g. http://127.0.0.1:8402/reading.
+		/// What to buy: an HTTP URL (http://127.0.0.1:8402/reading); a registered device's
+		/// resource over libp2p (device:3/kwh: its PeerId from the chain, its address from the
+		/// chain or mDNS); or a peer's multiaddr and the path
+		/// (/ip4/192.168.1.7/tcp/8403/p2p/12D3KooW…/kwh).
+		#[arg(value_name = "TARGET")]
 		url: String,
 	},
 	/// A device's receipts on-chain (this device's unless --device).
@@ -494,7 +503,19 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 			let provider = m2m_evm::connect(&config.evm.rpc_url, None)?;
 			let chain_id = daemon::evm_chain_id(&provider, &config.evm.rpc_url).await?;
 			let client = daemon::buying_client(config, &keys, store.clone(), chain_id)?;
-			purchase::buy(&client, &store, url).await
+			// A node of its own, that only dials (mDNS only when it may need to find a peer).
+			let mut p2p_config = config.p2p.clone();
+			p2p_config.mdns &= p2p::is_target(url);
+			let node = p2p::start(&p2p_config, &keys, None, false).await?;
+			let buying = p2p::Buying {
+				node: node.clone(),
+				client: m2m_x402_buyer::messages::MessageClient::new(
+					Arc::new(node),
+					client.shared_buyer(),
+				),
+				identities: Arc::new(p2p::Identities::new(&config.chain.url)),
+			};
+			purchase::buy(&client, &buying, &store, url).await
 		},
 		Err(e) if is_locked(&e) => {
 			let request = serde_json::json!({"url": url});

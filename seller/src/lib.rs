@@ -1,7 +1,7 @@
 //! Selling over x402.
 //!
 //! [`Seller`] is the transport-neutral core, and it owns the whole sale. A transport (HTTP in
-//! [`layer`]; libp2p next) reads the buyer's payment, hands it to [`Seller::sell`] with the
+//! [`layer`]; libp2p messages in [`messages`]) reads the buyer's payment, hands it to [`Seller::sell`] with the
 //! offers and a producer of the resource, and maps the [`SaleOutcome`] to its own answers.
 //! The sequence that protects money is written once, here:
 //!
@@ -41,6 +41,7 @@
 pub mod channels;
 pub mod idempotency;
 pub mod layer;
+pub mod messages;
 pub mod sales;
 
 use std::{collections::HashSet, future::Future, sync::Arc, sync::Mutex};
@@ -89,6 +90,10 @@ pub struct SaleRequest {
 	/// What the resource costs (one of these must be paid, echoed verbatim).
 	pub offers: Vec<PaymentRequirements>,
 	pub resource: ResourceInfo,
+	/// Whose payment ids these are. Over libp2p, the buyer's PeerId (proven by Noise): ids are
+	/// the buyer's own, so one buyer's id can neither collide with nor replay another's.
+	/// `None` over HTTP, where buyers are not authenticated.
+	pub scope: Option<String>,
 }
 
 /// The verified payment behind a request, for the producer of the resource.
@@ -260,7 +265,7 @@ impl Seller {
 		F: FnOnce(Paid) -> Fut,
 		Fut: Future<Output = Result<(Delivery, X), E>>,
 	{
-		let SaleRequest { payment, offers, resource } = request;
+		let SaleRequest { payment, offers, resource, scope } = request;
 		let url = resource.url.clone();
 		let refuse = |problem: Problem| {
 			tracing::warn!(%url, %problem, "payment refused");
@@ -301,6 +306,10 @@ impl Seller {
 			Err(problem) => return refuse(problem),
 			Ok(None) => None,
 			Ok(Some(id)) => {
+				let id = match &scope {
+					Some(scope) => format!("{scope}/{id}"),
+					None => id,
+				};
 				let fingerprint = paywall::fingerprint(&accepted.payment);
 				match self.idempotency.claim(&id, fingerprint, expiry(&accepted)) {
 					Claim::New => Some(Held { id, fingerprint, unresolved: None }),

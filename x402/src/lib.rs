@@ -18,11 +18,13 @@
 //! - [`reason`]: the spec's error reasons;
 //! - [`paywall`]: a seller's transport-neutral rules (which offer a payment pays,
 //!   idempotency keys), and [`http`]: where HTTP carries each message, for both sides;
+//!   [`libp2p`]: the messages of x402 over libp2p (`/x402/1.0.0`), its twin;
 //! - [`policy`]: a buyer's spending policy (allowed networks, assets, payees; caps, budgets).
 
 pub mod clock;
 pub mod codec;
 pub mod http;
+pub mod libp2p;
 pub mod matching;
 pub mod network;
 pub mod paywall;

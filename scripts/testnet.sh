@@ -108,6 +108,21 @@ echo "    charger sells at $CHARGER_URL/charge (log: $AGENTS/charger.log)"
 echo "==> the robot buys three kWh over x402, paying USDT"
 for _ in 1 2 3; do robot pay "$CHARGER_URL/charge"; done
 
+echo "==> the robot buys one kWh over libp2p, told only the charger's device id: the chain gives"
+echo "    its PeerId and the addresses it published (mDNS finds it on a LAN); Noise proves the peer"
+CHARGER_ID=""
+for _ in $(seq 1 120); do
+	CHARGER_ID="$(charger status 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const v=JSON.parse(s).device_id;console.log(v==null?"":v)}catch{console.log("")}})')"
+	[ -n "$CHARGER_ID" ] && break
+	sleep 0.5
+done
+[ -n "$CHARGER_ID" ] || { tail -30 "$AGENTS/charger.log"; echo "the charger did not register" >&2; exit 1; }
+for _ in $(seq 1 120); do
+	grep -q "libp2p addresses published on-chain" "$AGENTS/charger.log" && break
+	sleep 0.5
+done
+robot pay "device:$CHARGER_ID/charge"
+
 echo "==> the robot meters five kWh from a payment channel (one deposit, then a voucher per kWh)"
 for _ in 1 2 3 4 5; do robot pay "$CHARGER_URL/kwh" >/dev/null; done
 robot channels list
@@ -118,8 +133,8 @@ charger channels list
 echo "==> the charger's agent records its sales on-chain (receipts verified against the token,"
 echo "    the channel claim against the settlement contract)"
 count() { charger receipts --format json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).receipts.length)}catch{console.log(0)}})'; }
-for _ in $(seq 1 120); do [ "$(count)" -ge 4 ] && break; sleep 1; done
-[ "$(count)" -ge 4 ] || { tail -30 "$AGENTS/charger.log"; echo "receipts did not reach the chain" >&2; exit 1; }
+for _ in $(seq 1 120); do [ "$(count)" -ge 5 ] && break; sleep 1; done
+[ "$(count)" -ge 5 ] || { tail -30 "$AGENTS/charger.log"; echo "receipts did not reach the chain" >&2; exit 1; }
 echo "--- charger's receipts"
 charger receipts
 echo "--- robot's receipts"

@@ -311,6 +311,8 @@ async fn read_answer(
 /// What an answer, read by any transport, means for the caller: `Ok` when it carries the
 /// resource (or the producer's own failure, not charged), else the error to return. The
 /// outcome is journaled first ([`Buyer::answered`]).
+// The error every public call of both clients returns, by value as they do.
+#[allow(clippy::result_large_err)]
 pub(crate) fn conclude_answer(
 	buyer: &Buyer,
 	flight: &InFlight,

@@ -210,7 +210,7 @@ impl Serve for Market {
 			move |_| async move {
 				match producer.produce().await {
 					Ok(Product { mime_type, body }) => Ok(Delivery {
-						body: body.into(),
+						body,
 						metadata: mime_type
 							.map(|m| vec![("content-type".to_string(), m.to_string())])
 							.unwrap_or_default(),

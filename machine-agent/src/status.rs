@@ -21,6 +21,7 @@ pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Hea
 		"account": keys.account_id().to_string(),
 		"evm_address": m2m_x402::Address::from(keys.evm_address().0).to_checksum(None),
 		"device_id": health.and_then(|h| h.device_id()),
+		"peer_id": crate::p2p::keypair(keys).public().to_peer_id().to_string(),
 		"chain_connected": health.map(|h| h.chain_connected.load(Ordering::Relaxed)),
 		"evm_connected": health.map(|h| h.evm_connected.load(Ordering::Relaxed)),
 		"services": config.services.iter().map(|s| json!({"path": s.path, "price": format!("{} USDT", s.price)})).collect::<Vec<_>>(),

@@ -13,7 +13,7 @@ use libp2p::{
 	identify,
 	identity::Keypair,
 	mdns, noise, ping, request_response,
-	swarm::{behaviour::toggle::Toggle, dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
+	swarm::{behaviour::toggle::Toggle, NetworkBehaviour, SwarmEvent},
 	tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use m2m_x402::libp2p::{X402Request, X402Response, PROTOCOL};
@@ -104,12 +104,7 @@ struct Behaviour {
 }
 
 enum Command {
-	Request {
-		peer: PeerId,
-		addresses: Vec<Multiaddr>,
-		request: X402Request,
-		answer: oneshot::Sender<Result<X402Response, RequestError>>,
-	},
+	Request { peer: PeerId, addresses: Vec<Multiaddr>, request: X402Request, answer: Answer },
 }
 
 /// Peers' addresses, as mDNS and identify found them.
@@ -262,10 +257,11 @@ async fn drive(
 	serve: Option<Arc<dyn Serve>>,
 	directory: Arc<Directory>,
 ) {
-	let mut pending: HashMap<
-		request_response::OutboundRequestId,
-		(PeerId, oneshot::Sender<Result<X402Response, RequestError>>),
-	> = HashMap::new();
+	let mut pending = Pending::new();
+	// Requests for a peer being dialled, sent once it is connected.
+	let mut waiting: HashMap<PeerId, Vec<(X402Request, Answer)>> = HashMap::new();
+	// The last dial error per peer, to say why a request could not be sent.
+	let mut dial_errors: HashMap<PeerId, String> = HashMap::new();
 	let (answers, mut answered) =
 		mpsc::unbounded_channel::<(request_response::ResponseChannel<X402Response>, X402Response)>(
 		);
@@ -276,22 +272,34 @@ async fn drive(
 					tracing::debug!("every node handle is gone; stopping");
 					return;
 				};
-				if !swarm.is_connected(&peer) {
-					if addresses.is_empty() {
-						let known = directory.addresses.lock().expect("directory lock");
-						addresses = known.get(&peer).map(|a| a.iter().cloned().collect()).unwrap_or_default();
-					}
-					if addresses.is_empty() {
-						let _ = answer.send(Err(RequestError::NoAddress(peer)));
-						continue;
-					}
-					if let Err(e) = swarm.dial(DialOpts::peer_id(peer).addresses(addresses).build()) {
-						let _ = answer.send(Err(RequestError::Dial { peer, reason: e.to_string() }));
-						continue;
-					}
+				if swarm.is_connected(&peer) {
+					let id = swarm.behaviour_mut().x402.send_request(&peer, Ok(request));
+					pending.insert(id, (peer, answer));
+					continue;
+				}
+				// One dial per peer: request-response fails every request waiting for a peer
+				// when any dial of it fails (even a second dial refused as redundant), so the
+				// requests that come while it connects wait here.
+				if let Some(queue) = waiting.get_mut(&peer) {
+					queue.push((request, answer));
+					continue;
+				}
+				if addresses.is_empty() {
+					let known = directory.addresses.lock().expect("directory lock");
+					addresses = known.get(&peer).map(|a| a.iter().cloned().collect()).unwrap_or_default();
+				}
+				if addresses.is_empty() {
+					let _ = answer.send(Err(RequestError::NoAddress(peer)));
+					continue;
+				}
+				// Request-response dials them itself when the request is sent.
+				for address in addresses {
+					#[allow(deprecated)]
+					swarm.behaviour_mut().x402.add_address(&peer, address);
 				}
 				let id = swarm.behaviour_mut().x402.send_request(&peer, Ok(request));
 				pending.insert(id, (peer, answer));
+				waiting.insert(peer, Vec::new());
 			},
 			Some((channel, response)) = answered.recv() => {
 				if swarm.behaviour_mut().x402.send_response(channel, response).is_err() {
@@ -300,7 +308,12 @@ async fn drive(
 			},
 			event = swarm.select_next_some() => match event {
 				SwarmEvent::Behaviour(BehaviourEvent::X402(event)) => {
-					on_x402(&mut swarm, event, &mut pending, &serve, &answers);
+					if let Some((peer, error)) = on_x402(&mut swarm, event, &mut pending, &serve, &answers, &mut dial_errors) {
+						// The dial failed: so do the requests that waited for it.
+						for (_, answer) in waiting.remove(&peer).unwrap_or_default() {
+							let _ = answer.send(Err(error.clone()));
+						}
+					}
 				},
 				SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
 					let mut known = directory.addresses.lock().expect("directory lock");
@@ -321,9 +334,14 @@ async fn drive(
 				},
 				SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
 					tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+					for (request, answer) in waiting.remove(&peer_id).unwrap_or_default() {
+						let id = swarm.behaviour_mut().x402.send_request(&peer_id, Ok(request));
+						pending.insert(id, (peer_id, answer));
+					}
 				},
 				SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
 					tracing::debug!(%peer, %error, "dial failed");
+					dial_errors.insert(peer, error.to_string());
 				},
 				_ => {},
 			},
@@ -331,10 +349,11 @@ async fn drive(
 	}
 }
 
-type Pending = HashMap<
-	request_response::OutboundRequestId,
-	(PeerId, oneshot::Sender<Result<X402Response, RequestError>>),
->;
+/// Where a request's answer goes.
+type Answer = oneshot::Sender<Result<X402Response, RequestError>>;
+
+/// Requests sent, by id: the peer and where the answer goes.
+type Pending = HashMap<request_response::OutboundRequestId, (PeerId, Answer)>;
 
 fn on_x402(
 	swarm: &mut Swarm<Behaviour>,
@@ -345,7 +364,8 @@ fn on_x402(
 		request_response::ResponseChannel<X402Response>,
 		X402Response,
 	)>,
-) {
+	dial_errors: &mut HashMap<PeerId, String>,
+) -> Option<(PeerId, RequestError)> {
 	use request_response::{Event, Message, OutboundFailure};
 	match event {
 		Event::Message { peer, message: Message::Request { request, channel, .. } } => {
@@ -354,13 +374,13 @@ fn on_x402(
 				Err(Unreadable(answer)) => {
 					tracing::warn!(%peer, error = answer.error.as_deref().unwrap_or(""), "unreadable request refused");
 					let _ = swarm.behaviour_mut().x402.send_response(channel, answer);
-					return;
+					return None;
 				},
 			};
 			let Some(serve) = serve.clone() else {
 				let answer = X402Response::error(404, "not_found", "this peer sells nothing");
 				let _ = swarm.behaviour_mut().x402.send_response(channel, answer);
-				return;
+				return None;
 			};
 			let answers = answers.clone();
 			tokio::spawn(async move {
@@ -374,10 +394,13 @@ fn on_x402(
 			}
 		},
 		Event::OutboundFailure { request_id, error, peer } => {
-			let Some((_, answer)) = pending.remove(&request_id) else { return };
+			let (_, answer) = pending.remove(&request_id)?;
 			let error = match error {
-				OutboundFailure::DialFailure => {
-					RequestError::Dial { peer, reason: "every address failed".into() }
+				OutboundFailure::DialFailure => RequestError::Dial {
+					peer,
+					reason: dial_errors
+						.remove(&peer)
+						.unwrap_or_else(|| "every address failed".into()),
 				},
 				OutboundFailure::Timeout => RequestError::Timeout(peer),
 				OutboundFailure::ConnectionClosed => RequestError::ConnectionClosed(peer),
@@ -388,11 +411,15 @@ fn on_x402(
 				},
 				OutboundFailure::Io(e) => RequestError::Io { peer, reason: e.to_string() },
 			};
-			let _ = answer.send(Err(error));
+			let _ = answer.send(Err(error.clone()));
+			if let RequestError::Dial { .. } = error {
+				return Some((peer, error));
+			}
 		},
 		Event::InboundFailure { peer, error, .. } => {
 			tracing::debug!(%peer, %error, "an inbound request failed");
 		},
 		Event::ResponseSent { .. } => {},
 	}
+	None
 }

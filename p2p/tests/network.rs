@@ -1,0 +1,132 @@
+//! Two real libp2p nodes on loopback (TCP, Noise, Yamux): discovery by mDNS, requests served
+//! concurrently on one connection, and the failures a buyer must tell apart.
+
+use std::{sync::Arc, time::Duration};
+
+use m2m_p2p::{Config, Node, RequestError, Serve};
+use m2m_x402::libp2p::{X402Request, X402Response};
+
+/// Echoes the resource it was asked for, after `delay`, naming the peer that asked.
+struct Echo {
+	delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl Serve for Echo {
+	async fn serve(&self, peer: m2m_p2p::PeerId, request: X402Request) -> X402Response {
+		tokio::time::sleep(self.delay).await;
+		X402Response::delivered(format!("{peer} {}", request.resource).as_bytes(), None)
+	}
+}
+
+fn listening(mdns: bool) -> Config {
+	Config {
+		listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+		mdns,
+		mdns_interval: Duration::from_secs(1),
+		..Default::default()
+	}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peers_find_each_other_by_mdns_and_the_seller_knows_who_asks() {
+	let seller = Node::start(
+		m2m_p2p::keypair([1; 32]),
+		listening(true),
+		Some(Arc::new(Echo { delay: Duration::ZERO })),
+	)
+	.await
+	.unwrap();
+	let buyer = Node::start(m2m_p2p::keypair([2; 32]), listening(true), None).await.unwrap();
+	let found = buyer.discover(&seller.peer_id(), Duration::from_secs(30)).await;
+	// mDNS reports the address it saw the answer come from (the LAN's), with the port the seller
+	// listens on; the test's listeners are on loopback only, so it is dialled there.
+	let listening = seller.listen_addresses()[0].clone();
+	let port = |a: &m2m_p2p::Multiaddr| {
+		a.iter().find_map(|p| match p {
+			m2m_p2p::Protocol::Tcp(port) => Some(port),
+			_ => None,
+		})
+	};
+	assert!(found.iter().any(|a| port(a) == port(&listening)), "mDNS found the seller: {found:?}");
+	let answer = buyer
+		.request(seller.peer_id(), vec![listening], X402Request::unpaid("/reading"))
+		.await
+		.unwrap();
+	assert_eq!(
+		answer.body_bytes().unwrap(),
+		format!("{} /reading", buyer.peer_id()).as_bytes(),
+		"the PeerId Noise proved"
+	);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_requests_share_one_connection_and_failures_say_whether_the_seller_may_have_acted() {
+	let seller = Node::start(
+		m2m_p2p::keypair([3; 32]),
+		listening(false),
+		Some(Arc::new(Echo { delay: Duration::from_millis(50) })),
+	)
+	.await
+	.unwrap();
+	let address = seller.listen_addresses()[0].clone();
+	let buyer = Node::start(m2m_p2p::keypair([4; 32]), Config::default(), None).await.unwrap();
+	let requests = (0..200).map(|i| {
+		let buyer = buyer.clone();
+		let address = address.clone();
+		let peer = seller.peer_id();
+		tokio::spawn(async move {
+			buyer.request(peer, vec![address], X402Request::unpaid(format!("/r/{i}"))).await
+		})
+	});
+	for (i, answer) in futures::future::join_all(requests).await.into_iter().enumerate() {
+		let answer = answer.unwrap().unwrap();
+		assert!(String::from_utf8(answer.body_bytes().unwrap())
+			.unwrap()
+			.ends_with(&format!("/r/{i}")));
+	}
+
+	// Nothing listens there: nothing was sent.
+	let nowhere: m2m_p2p::Multiaddr =
+		format!("/ip4/127.0.0.1/tcp/1/p2p/{}", seller.peer_id()).parse().unwrap();
+	let stranger = Node::start(m2m_p2p::keypair([5; 32]), Config::default(), None).await.unwrap();
+	let e = stranger
+		.request(seller.peer_id(), vec![nowhere], X402Request::unpaid("/r"))
+		.await
+		.unwrap_err();
+	assert!(matches!(e, RequestError::Dial { .. }) && !e.may_have_arrived(), "{e}");
+	let e = stranger
+		.request(m2m_p2p::keypair([9; 32]).public().to_peer_id(), vec![], X402Request::unpaid("/r"))
+		.await
+		.unwrap_err();
+	assert!(matches!(e, RequestError::NoAddress(_)), "{e}");
+
+	// A seller slower than the buyer's timeout: the request may have been acted on.
+	let slow = Node::start(
+		m2m_p2p::keypair([6; 32]),
+		listening(false),
+		Some(Arc::new(Echo { delay: Duration::from_secs(30) })),
+	)
+	.await
+	.unwrap();
+	let impatient = Node::start(
+		m2m_p2p::keypair([7; 32]),
+		Config { request_timeout: Duration::from_secs(1), ..Default::default() },
+		None,
+	)
+	.await
+	.unwrap();
+	let e = impatient
+		.request(slow.peer_id(), slow.listen_addresses().to_vec(), X402Request::unpaid("/r"))
+		.await
+		.unwrap_err();
+	assert!(matches!(e, RequestError::Timeout(_)) && e.may_have_arrived(), "{e}");
+
+	// An oversize request never leaves the buyer.
+	let e = buyer
+		.request(seller.peer_id(), vec![address], X402Request::unpaid("/".repeat(70_000)))
+		.await
+		.unwrap_err();
+	assert!(matches!(e, RequestError::NotSent { .. }) && !e.may_have_arrived(), "{e}");
+	assert!(e.to_string().contains("more than the 65536 a seller reads"), "{e}");
+}

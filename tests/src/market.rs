@@ -248,3 +248,28 @@ impl Drop for Server {
 		}
 	}
 }
+
+/// An upstream serving `body` at `path` that holds each request until `release` is notified,
+/// telling `arrived` when one came in: to stop a purchase exactly inside the seller's handler.
+pub fn held_upstream(
+	rt: &tokio::runtime::Runtime,
+	path: &str,
+	body: &'static str,
+) -> (Server, std::sync::mpsc::Receiver<()>, std::sync::Arc<tokio::sync::Notify>) {
+	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+	let release = std::sync::Arc::new(tokio::sync::Notify::new());
+	let held = release.clone();
+	let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
+	let app = axum::Router::new().route(
+		path,
+		axum::routing::get(move || {
+			let held = held.clone();
+			let _ = arrived_tx.lock().unwrap().send(());
+			async move {
+				held.notified().await;
+				body
+			}
+		}),
+	);
+	(rt.block_on(Server::start(app)), arrived, release)
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use m2m_devnet::{Endpoints, NATIVE_UNIT};
 use m2m_e2e_tests::{
 	agent::{text, Device},
-	market::{Market, READING_PRICE},
+	market::{held_upstream, Market, READING_PRICE},
 	EthRpc, Node,
 };
 use m2m_evm::{
@@ -434,35 +434,6 @@ fn spending_and_status_are_only_on_the_private_control_socket() {
 
 /// `kill -9` of the buyer while the seller is producing what it paid for: the restarted buyer
 /// sends the same signed payment again (never a new one) and gets the answer it paid for.
-/// An upstream serving `body` at `path` that holds each request until `release` is notified,
-/// telling `arrived` when one came in: to stop a purchase exactly inside the seller's handler.
-fn held_upstream(
-	rt: &tokio::runtime::Runtime,
-	path: &str,
-	body: &'static str,
-) -> (
-	m2m_e2e_tests::market::Server,
-	std::sync::mpsc::Receiver<()>,
-	std::sync::Arc<tokio::sync::Notify>,
-) {
-	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
-	let release = std::sync::Arc::new(tokio::sync::Notify::new());
-	let held = release.clone();
-	let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
-	let app = axum::Router::new().route(
-		path,
-		axum::routing::get(move || {
-			let held = held.clone();
-			let _ = arrived_tx.lock().unwrap().send(());
-			async move {
-				held.notified().await;
-				body
-			}
-		}),
-	);
-	(rt.block_on(m2m_e2e_tests::market::Server::start(app)), arrived, release)
-}
-
 #[test]
 fn a_buyer_killed_mid_purchase_resumes_and_pays_once() {
 	let rt = runtime();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use m2m_devnet::{Endpoints, NATIVE_UNIT};
 use m2m_e2e_tests::{
 	agent::{text, Device},
-	market::READING_PRICE,
+	market::{held_upstream, READING_PRICE},
 	EthRpc, Node,
 };
 use m2m_evm::alloy::primitives::U256;
@@ -234,22 +234,7 @@ fn two_agents_pay_over_libp2p_with_peers_bound_to_their_devices() {
 fn a_buyer_killed_mid_libp2p_purchase_resumes_without_re_signing() {
 	let net = Testnet::start(&["p2p-seller", "p2p-buyer"]);
 	let rt = runtime();
-	let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
-	let release = std::sync::Arc::new(tokio::sync::Notify::new());
-	let held = release.clone();
-	let arrived_tx = std::sync::Arc::new(std::sync::Mutex::new(arrived_tx));
-	let app = axum::Router::new().route(
-		"/slow",
-		axum::routing::get(move || {
-			let held = held.clone();
-			let _ = arrived_tx.lock().unwrap().send(());
-			async move {
-				held.notified().await;
-				"slow reading"
-			}
-		}),
-	);
-	let upstream = rt.block_on(m2m_e2e_tests::market::Server::start(app));
+	let (upstream, arrived, release) = held_upstream(&rt, "/slow", "slow reading");
 	let seller = net.device("p2p-seller", "//Alice");
 	let buyer = net.device("p2p-buyer", "//Bob");
 	configure(&seller, |c| {

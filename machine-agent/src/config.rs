@@ -32,8 +32,8 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P2p {
-	/// Where libp2p listens (TCP multiaddrs, with Noise and Yamux); empty sells nothing over
-	/// libp2p (buying still works).
+	/// Where libp2p listens: TCP multiaddrs (with Noise and Yamux) and QUIC ones
+	/// (`/udp/<port>/quic-v1`); empty sells nothing over libp2p (buying still works).
 	#[serde(default = "default_p2p_listen")]
 	pub listen: Vec<String>,
 	/// Find peers on the LAN with mDNS (for `pay device:<id>/…`).
@@ -59,7 +59,7 @@ impl Default for P2p {
 }
 
 fn default_p2p_listen() -> Vec<String> {
-	vec!["/ip4/0.0.0.0/tcp/8403".into()]
+	vec!["/ip4/0.0.0.0/tcp/8403".into(), "/ip4/0.0.0.0/udp/8403/quic-v1".into()]
 }
 
 fn default_true() -> bool {
@@ -70,16 +70,18 @@ fn default_mdns_interval() -> u64 {
 	30
 }
 
-/// The libp2p listen address next to an HTTP one: the same host, the next port (0 stays 0).
-pub fn p2p_listen_for(http: SocketAddr) -> String {
+/// The libp2p listen addresses next to an HTTP one: the same host and the next port (0 stays
+/// 0), over TCP and over QUIC (UDP).
+pub fn p2p_listen_for(http: SocketAddr) -> [String; 2] {
 	let port = match http.port() {
 		0 => 0,
 		p => p.saturating_add(1),
 	};
-	match http.ip() {
-		std::net::IpAddr::V4(ip) => format!("/ip4/{ip}/tcp/{port}"),
-		std::net::IpAddr::V6(ip) => format!("/ip6/{ip}/tcp/{port}"),
-	}
+	let host = match http.ip() {
+		std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+		std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+	};
+	[format!("{host}/tcp/{port}"), format!("{host}/udp/{port}/quic-v1")]
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -310,10 +312,10 @@ usdt = "{usdt}"
 [http]
 listen = "{listen}"
 
-# x402 over libp2p: the same services to peers (TCP, Noise, Yamux), found by mDNS or by the
-# addresses this agent publishes on-chain. `pay device:<id>/<path>` buys from one.
+# x402 over libp2p: the same services to peers (TCP with Noise and Yamux, and QUIC), found by
+# mDNS or by the addresses this agent publishes on-chain. `pay device:<id>/<path>` buys from one.
 [p2p]
-listen = ["{p2p_listen}"]
+listen = ["{p2p_tcp}", "{p2p_quic}"]
 mdns = true
 mdns_interval_secs = 30
 require_registered = false   # true: serve only peers that are registered devices
@@ -345,7 +347,8 @@ claim_interval_secs = 60 # claim what was charged at least this often
 max_unclaimed = "1.00"   # USDT charged but not claimed: claim at this bound, before serving more
 "#,
 		overrides = OVERRIDES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "),
-		p2p_listen = p2p_listen_for(listen),
+		p2p_tcp = p2p_listen_for(listen)[0],
+		p2p_quic = p2p_listen_for(listen)[1],
 	)
 }
 

@@ -1,5 +1,5 @@
 //! The daemon's control surface: what spends the device's money or reveals its state
-//! (`POST /buy`, `GET /status`), served on a Unix socket in the data directory rather than on
+//! (`POST /buy`, `GET /status`, `GET /payments`), served on a Unix socket in the data directory rather than on
 //! the service port. Buyers reach the service port; only the device's own user can open the
 //! socket (mode 0600 in a 0700 directory), and that file permission is the whole guard.
 //!
@@ -33,6 +33,7 @@ pub fn socket_path(config: &Config) -> PathBuf {
 pub fn router(agent: Arc<Agent>) -> Router {
 	Router::new()
 		.route("/status", get(status_handler))
+		.route("/payments", get(payments_handler))
 		.route("/buy", post(buy_handler))
 		.route("/channels/claim", post(claim_handler))
 		.route("/channels/refund", post(refund_handler))
@@ -121,6 +122,16 @@ pub async fn call(
 
 async fn status_handler(State(agent): State<Arc<Agent>>) -> Json<Value> {
 	Json(crate::status::of(&agent.config, &agent.keys, &agent.store, Some(&agent.health)))
+}
+
+/// `GET /payments?limit=N` (20 by default).
+async fn payments_handler(State(agent): State<Arc<Agent>>, uri: axum::http::Uri) -> Json<Value> {
+	let limit = uri
+		.query()
+		.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("limit=")))
+		.and_then(|n| n.parse().ok())
+		.unwrap_or(20);
+	Json(crate::status::recent_payments(&agent.store, limit))
 }
 
 #[derive(serde::Deserialize)]

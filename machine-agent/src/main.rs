@@ -112,6 +112,15 @@ enum Command {
 	},
 	/// The device's identity and its payments, from the store (or the running daemon).
 	Status,
+	/// The device's most recent payments, newest first: what was bought and sold, from whom,
+	/// its state and transaction. A sale over libp2p names the buyer's PeerId and device.
+	Payments {
+		/// How many to show.
+		#[arg(long, default_value_t = 20)]
+		limit: usize,
+		#[arg(long, value_enum, default_value = "table")]
+		format: report::Format,
+	},
 	/// The receipts outbox: how many wait to be sent or to become final, and every receipt the
 	/// chain refused for good (the dead-letter list) with the chain's reason.
 	Outbox,
@@ -332,6 +341,20 @@ async fn dispatch(cli: Cli) -> Result<()> {
 		Command::Status => {
 			let status = local_status(&config).await?;
 			println!("{}", serde_json::to_string_pretty(&status)?);
+			Ok(())
+		},
+		Command::Payments { limit, format } => {
+			let keys = keystore::load(&config.device.keystore)?;
+			let me = daemon::evm_address(&keys).to_checksum(None);
+			let payments = match store::Store::open(&config.device.data_dir, &me) {
+				Ok(store) => status::recent_payments(&store, limit),
+				Err(e) if is_locked(&e) => {
+					let path = format!("/payments?limit={limit}");
+					control::call(&config, reqwest::Method::GET, &path, None).await?
+				},
+				Err(e) => return Err(e.into()),
+			};
+			report::payments(&payments, format);
 			Ok(())
 		},
 		Command::Outbox => {

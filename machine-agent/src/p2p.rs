@@ -27,7 +27,7 @@ use m2m_x402::{
 	v2::ResourceInfo,
 };
 use m2m_x402_buyer::messages::{MessageClient, Peer};
-use m2m_x402_seller::{messages, Delivery, Seller};
+use m2m_x402_seller::{messages, Delivery, ProvenBuyer, Seller};
 use subxt_signer::sr25519::Keypair;
 
 use crate::{
@@ -50,32 +50,54 @@ pub fn keypair(keys: &DeviceKeys) -> m2m_p2p::Keypair {
 	m2m_p2p::keypair(keys.peer.to_bytes())
 }
 
+/// How long a failed connection to the chain stands: lookups meanwhile fail at once, rather
+/// than each request waiting on (and hammering) a chain that is down.
+pub const RECONNECT_AFTER: Duration = Duration::from_secs(5);
+
 /// Devices by PeerId and by id, from the chain, cached briefly.
 pub struct Identities {
 	url: String,
-	client: tokio::sync::Mutex<Option<ChainClient>>,
+	/// The connection, or why the last attempt failed and when.
+	client: tokio::sync::Mutex<Result<ChainClient, Option<(String, Instant)>>>,
 	peers: Mutex<HashMap<PeerId, (Option<DeviceId>, Instant)>>,
 }
 
 impl Identities {
 	pub fn new(url: &str) -> Self {
-		Self { url: url.into(), client: Default::default(), peers: Default::default() }
+		Self {
+			url: url.into(),
+			client: tokio::sync::Mutex::new(Err(None)),
+			peers: Default::default(),
+		}
 	}
 
 	async fn chain(&self) -> Result<ChainClient, String> {
 		let mut client = self.client.lock().await;
-		if client.is_none() {
-			let connected = ChainClient::connect(&self.url)
-				.await
-				.map_err(|e| format!("cannot reach the chain at {}: {e}", self.url))?;
-			*client = Some(connected);
+		match &*client {
+			Ok(connected) => return Ok(connected.clone()),
+			Err(Some((error, at))) if at.elapsed() < RECONNECT_AFTER => return Err(error.clone()),
+			Err(_) => {},
 		}
-		Ok(client.clone().expect("connected"))
+		match ChainClient::connect(&self.url).await {
+			Ok(connected) => {
+				*client = Ok(connected.clone());
+				Ok(connected)
+			},
+			Err(e) => {
+				let error = format!(
+					"cannot reach the chain at {}: {e} (next attempt in {} s)",
+					self.url,
+					RECONNECT_AFTER.as_secs()
+				);
+				*client = Err(Some((error.clone(), Instant::now())));
+				Err(error)
+			},
+		}
 	}
 
 	/// Forgets the connection after an error, so the next lookup reconnects.
 	async fn failed(&self) {
-		*self.client.lock().await = None;
+		*self.client.lock().await = Err(None);
 	}
 
 	/// The active device whose libp2p key is `peer`, if any.
@@ -203,7 +225,7 @@ impl Serve for Market {
 		let producer = entry.producer.clone();
 		messages::sell(
 			&self.seller,
-			&peer.to_string(),
+			ProvenBuyer { peer: peer.to_string(), device },
 			&request,
 			vec![entry.offer.clone()],
 			resource,
@@ -391,6 +413,33 @@ mod tests {
 	fn the_libp2p_key_is_the_registered_peer_id() {
 		let keys = DeviceKeys::dev("p2p-test");
 		assert_eq!(keypair(&keys).public().to_peer_id().to_bytes(), keys.peer_id());
+	}
+
+	/// A chain that is down costs one connection attempt per [`RECONNECT_AFTER`], not one per
+	/// libp2p request: lookups in between fail at once, with the same reason.
+	#[tokio::test]
+	async fn a_chain_that_is_down_is_not_dialled_for_every_lookup() {
+		// A "chain" that accepts connections and closes them at once, counting them.
+		let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+		let url = format!("ws://{}", listener.local_addr().unwrap());
+		let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+		let counted = accepted.clone();
+		let chain = tokio::spawn(async move {
+			while let Ok((socket, _)) = listener.accept().await {
+				counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+				drop(socket);
+			}
+		});
+		let identities = Identities::new(&url);
+		let peer = PeerId::random();
+		let first = identities.device_of(&peer).await.unwrap_err();
+		assert!(first.contains("cannot reach the chain"), "{first}");
+		assert!(first.contains("next attempt in 5 s"), "{first}");
+		for _ in 0..5 {
+			assert_eq!(identities.device_of(&peer).await.unwrap_err(), first);
+		}
+		assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt");
+		chain.abort();
 	}
 
 	#[test]

@@ -75,6 +75,12 @@ pub struct PaymentRecord {
 	pub asset: String,
 	/// The payee (buying) or the payer (selling).
 	pub counterparty: String,
+	/// Selling over libp2p: the buyer's PeerId, proven by Noise.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub counterparty_peer: Option<String>,
+	/// Selling over libp2p: the on-chain device of that PeerId, if it is one.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub counterparty_device: Option<u64>,
 	#[serde(default)]
 	pub payment_id: Option<String>,
 	/// Buying: where the payment goes, to send it again if the answer never came.

@@ -79,6 +79,36 @@ fn print(format: Format, rows: Vec<Vec<String>>, json: Value) {
 	}
 }
 
+/// Prints `machine-agent payments` ([`crate::status::recent_payments`]'s JSON).
+pub fn payments(payments: &Value, format: Format) {
+	let mut rows = vec![[
+		"updated (UTC)",
+		"role",
+		"state",
+		"resource",
+		"price",
+		"counterparty",
+		"device",
+		"transaction",
+	]
+	.map(String::from)
+	.to_vec()];
+	for p in payments.as_array().into_iter().flatten() {
+		let text = |key: &str| p[key].as_str().unwrap_or_default().to_string();
+		rows.push(vec![
+			utc(p["updated_ms"].as_u64().unwrap_or_default()),
+			text("role"),
+			text("state"),
+			text("resource"),
+			text("price"),
+			text("counterparty"),
+			p["counterparty_device"].as_u64().map(|d| format!("#{d}")).unwrap_or_default(),
+			text("transaction"),
+		]);
+	}
+	print(format, rows, json!({ "payments": payments }));
+}
+
 /// Every receipt of `device` whose period ends in `from_ms..=to_ms`.
 pub async fn receipts(
 	chain: &ChainClient,

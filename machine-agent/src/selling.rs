@@ -197,6 +197,8 @@ impl SaleRecorder for Recorder {
 			network: r.network.clone(),
 			asset: r.asset.clone(),
 			counterparty: sale.payer.clone(),
+			counterparty_peer: sale.buyer.as_ref().map(|b| b.peer.clone()),
+			counterparty_device: sale.buyer.as_ref().and_then(|b| b.device),
 			payment_id: m2m_x402::paywall::payment_id(&sale.accepted.payment).ok().flatten(),
 			locator: None,
 			version: None,

@@ -35,3 +35,31 @@ pub fn of(config: &Config, keys: &DeviceKeys, store: &Store, health: Option<&Hea
 		"channels": crate::channels::list(store).unwrap_or_else(|e| json!({"error": e.to_string()})),
 	})
 }
+
+/// `machine-agent payments` and `/payments`: the `limit` most recently updated payment records,
+/// newest first. Over libp2p a sale names the buyer's PeerId and, if it is one, its device.
+pub fn recent_payments(store: &Store, limit: usize) -> Value {
+	let mut records: Vec<_> = store.payments().into_iter().map(|(_, r)| r).collect();
+	records.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
+	records.truncate(limit);
+	Value::Array(
+		records
+			.into_iter()
+			.map(|r| {
+				json!({
+					"role": r.role,
+					"state": r.state.name(),
+					"resource": r.url,
+					"price": r.price,
+					"amount": r.amount,
+					"counterparty": r.counterparty,
+					"counterparty_peer": r.counterparty_peer,
+					"counterparty_device": r.counterparty_device,
+					"transaction": r.transaction,
+					"reason": r.reason,
+					"updated_ms": r.updated_ms,
+				})
+			})
+			.collect(),
+	)
+}

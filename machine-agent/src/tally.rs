@@ -63,6 +63,8 @@ mod tests {
 			network: "eip155:1".into(),
 			asset: "0xA".into(),
 			counterparty: String::new(),
+			counterparty_peer: None,
+			counterparty_device: None,
 			payment_id: None,
 			locator: None,
 			version: None,

@@ -2,8 +2,8 @@
 //!
 //! - [`codec`]: the request-response codec of `/x402/1.0.0` (length-prefixed JSON, explicit
 //!   size limits, oversize and malformed requests answered precisely);
-//! - [`node`]: a swarm on TCP with Noise and Yamux, identify, ping and mDNS, behind a small
-//!   [`Node`] handle;
+//! - [`node`]: a swarm on TCP (with Noise and Yamux) and QUIC, identify, ping and mDNS,
+//!   behind a small [`Node`] handle;
 //! - the buyer's [`MessageTransport`](m2m_x402_buyer::messages::MessageTransport) over it.
 //!
 //! The messages and their rules are pure, in [`m2m_x402::libp2p`]; the sale and the purchase

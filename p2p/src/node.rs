@@ -1,6 +1,7 @@
-//! A libp2p node that serves and buys over `/x402/1.0.0`: TCP, Noise, Yamux, identify, ping,
-//! and mDNS discovery, driven on its own task. The rest of the program talks to it through a
-//! [`Node`] handle: [`Node::request`] for a buyer, a [`Serve`] for a seller.
+//! A libp2p node that serves and buys over `/x402/1.0.0`: TCP (with Noise and Yamux) and
+//! QUIC, identify, ping, and mDNS discovery, driven on its own task. The rest of the program
+//! talks to it through a [`Node`] handle: [`Node::request`] for a buyer, a [`Serve`] for a
+//! seller.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -8,7 +9,7 @@ use std::{
 	time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use libp2p::{
 	identify,
 	identity::Keypair,
@@ -24,7 +25,8 @@ use crate::codec::{Limits, Unreadable, X402Codec};
 /// How a node listens, discovers and waits.
 #[derive(Clone, Debug)]
 pub struct Config {
-	/// Where to listen (`/ip4/0.0.0.0/tcp/8403`); none for a buyer that only dials.
+	/// Where to listen (`/ip4/0.0.0.0/tcp/8403`, `/ip4/0.0.0.0/udp/8403/quic-v1`); none for a
+	/// buyer that only dials.
 	pub listen: Vec<Multiaddr>,
 	/// Find peers on the LAN with mDNS.
 	pub mdns: bool,
@@ -146,6 +148,7 @@ impl Node {
 				yamux::Config::default,
 			)
 			.map_err(|e| format!("cannot set up TCP with Noise and Yamux: {e}"))?
+			.with_quic()
 			.with_dns()
 			.map_err(|e| format!("cannot set up DNS resolution: {e}"))?
 			.with_behaviour(|key| {
@@ -175,22 +178,34 @@ impl Node {
 			.map_err(|e| format!("cannot start mDNS: {e}"))?
 			.with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
 			.build();
+		let mut pending = HashSet::new();
 		for address in &config.listen {
-			swarm
+			let id = swarm
 				.listen_on(address.clone())
 				.map_err(|e| format!("cannot listen on {address}: {e}"))?;
+			pending.insert(id);
 		}
-		// Wait for the concrete addresses (port 0 becomes a port), so they can be published.
+		// Wait for the concrete addresses (port 0 becomes a port; a wildcard one address per
+		// interface) of every listener, TCP and QUIC alike, so they can be published.
 		let mut listening = Vec::new();
-		while listening.len() < config.listen.len() {
-			match swarm.select_next_some().await {
-				SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
-				SwarmEvent::ListenerError { error, .. }
-				| SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
-					return Err(format!("cannot listen: {error}"))
-				},
-				_ => {},
-			}
+		let mut take = |event: SwarmEvent<BehaviourEvent>, pending: &mut HashSet<_>| match event {
+			SwarmEvent::NewListenAddr { listener_id, address } => {
+				pending.remove(&listener_id);
+				listening.push(address);
+				Ok(())
+			},
+			SwarmEvent::ListenerError { error, .. }
+			| SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+				Err(format!("cannot listen: {error}"))
+			},
+			_ => Ok(()),
+		};
+		while !pending.is_empty() {
+			take(swarm.select_next_some().await, &mut pending)?;
+		}
+		// A wildcard's other interfaces are reported in the same burst.
+		while let Some(Some(event)) = swarm.next().now_or_never() {
+			take(event, &mut pending)?;
 		}
 		let listening = listening
 			.into_iter()

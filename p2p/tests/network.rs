@@ -1,5 +1,5 @@
-//! Two real libp2p nodes on loopback (TCP, Noise, Yamux): discovery by mDNS, requests served
-//! concurrently on one connection, and the failures a buyer must tell apart.
+//! Two real libp2p nodes on loopback (TCP with Noise and Yamux, and QUIC): discovery by mDNS,
+//! requests served concurrently on one connection, and the failures a buyer must tell apart.
 
 use std::{sync::Arc, time::Duration};
 
@@ -58,6 +58,42 @@ async fn peers_find_each_other_by_mdns_and_the_seller_knows_who_asks() {
 		format!("{} /reading", buyer.peer_id()).as_bytes(),
 		"the PeerId Noise proved"
 	);
+}
+
+/// A seller listening on TCP and QUIC serves over either; a buyer given only the QUIC address
+/// is served over QUIC, with the same PeerId proven (QUIC's TLS carries the libp2p key).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_seller_serves_over_tcp_and_over_quic() {
+	let config = Config {
+		listen: vec![
+			"/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+			"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+		],
+		..Default::default()
+	};
+	let seller = Node::start(
+		m2m_p2p::keypair([5; 32]),
+		config,
+		Some(Arc::new(Echo { delay: Duration::ZERO })),
+	)
+	.await
+	.unwrap();
+	let is_quic = |a: &m2m_p2p::Multiaddr| a.iter().any(|p| matches!(p, m2m_p2p::Protocol::QuicV1));
+	let quic: Vec<_> = seller.listen_addresses().iter().filter(|a| is_quic(a)).cloned().collect();
+	let tcp: Vec<_> = seller.listen_addresses().iter().filter(|a| !is_quic(a)).cloned().collect();
+	assert_eq!((quic.len(), tcp.len()), (1, 1), "{:?}", seller.listen_addresses());
+	for (name, addresses) in [("QUIC", quic), ("TCP", tcp)] {
+		let buyer = Node::start(m2m_p2p::keypair([6; 32]), Config::default(), None).await.unwrap();
+		let answer = buyer
+			.request(seller.peer_id(), addresses, X402Request::unpaid("/reading"))
+			.await
+			.unwrap_or_else(|e| panic!("over {name}: {e}"));
+		assert_eq!(
+			answer.body_bytes().unwrap(),
+			format!("{} /reading", buyer.peer_id()).as_bytes(),
+			"over {name}"
+		);
+	}
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -216,7 +216,7 @@ where
 		let delivery = Delivery { body: bytes.to_vec(), metadata: metadata(&head.headers) };
 		Ok((delivery, head))
 	};
-	let request = SaleRequest { payment, offers, resource, scope: None };
+	let request = SaleRequest { payment, offers, resource, buyer: None };
 	match config.seller.sell(request, produce).await {
 		SaleOutcome::PaymentRequired(required) => payment_required(&required),
 		SaleOutcome::Refused { required, .. } => payment_required(&required),

@@ -90,10 +90,20 @@ pub struct SaleRequest {
 	/// What the resource costs (one of these must be paid, echoed verbatim).
 	pub offers: Vec<PaymentRequirements>,
 	pub resource: ResourceInfo,
-	/// Whose payment ids these are. Over libp2p, the buyer's PeerId (proven by Noise): ids are
-	/// the buyer's own, so one buyer's id can neither collide with nor replay another's.
-	/// `None` over HTTP, where buyers are not authenticated.
-	pub scope: Option<String>,
+	/// Who the transport proved the buyer to be: over libp2p its PeerId (proven by Noise) and
+	/// the device that key belongs to. `None` over HTTP, where buyers are not authenticated.
+	pub buyer: Option<ProvenBuyer>,
+}
+
+/// A buyer whose key the transport authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenBuyer {
+	/// The transport's name for its key (a libp2p PeerId). It scopes the buyer's payment ids:
+	/// they are the buyer's own, so one buyer's id can neither collide with nor replay
+	/// another's.
+	pub peer: String,
+	/// The on-chain device that key belongs to, if it is one: kept with the sale's record.
+	pub device: Option<u64>,
 }
 
 /// The verified payment behind a request, for the producer of the resource.
@@ -111,6 +121,8 @@ pub struct Sale {
 	pub payer: String,
 	/// Which authorization pays for it (unique per payment).
 	pub key: SaleKey,
+	/// Who presented it, when the transport proved it.
+	pub buyer: Option<ProvenBuyer>,
 }
 
 /// How one sale ended, for the transport to answer with. `X` is what the producer keeps for
@@ -265,7 +277,7 @@ impl Seller {
 		F: FnOnce(Paid) -> Fut,
 		Fut: Future<Output = Result<(Delivery, X), E>>,
 	{
-		let SaleRequest { payment, offers, resource, scope } = request;
+		let SaleRequest { payment, offers, resource, buyer } = request;
 		let url = resource.url.clone();
 		let refuse = |problem: Problem| {
 			tracing::warn!(%url, %problem, "payment refused");
@@ -306,8 +318,8 @@ impl Seller {
 			Err(problem) => return refuse(problem),
 			Ok(None) => None,
 			Ok(Some(id)) => {
-				let id = match &scope {
-					Some(scope) => format!("{scope}/{id}"),
+				let id = match &buyer {
+					Some(buyer) => format!("{}/{id}", buyer.peer),
 					None => id,
 				};
 				let fingerprint = paywall::fingerprint(&accepted.payment);
@@ -392,7 +404,7 @@ impl Seller {
 				};
 			},
 		};
-		let sale = Sale { accepted, payer: checked.payer(), key };
+		let sale = Sale { accepted, payer: checked.payer(), key, buyer };
 		let checked = match checked {
 			// A refund produces nothing: it settles, and the seller answers it.
 			Checked::Refund(refund) => return self.refund(&sale, *refund, &claim, &url).await,

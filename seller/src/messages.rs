@@ -13,18 +13,18 @@ use m2m_x402::{
 	v2::{PaymentRequirements, ResourceInfo},
 };
 
-use crate::{Answered, Delivery, Paid, SaleOutcome, SaleRequest, Seller};
+use crate::{Answered, Delivery, Paid, ProvenBuyer, SaleOutcome, SaleRequest, Seller};
 
 /// The largest resource sold in one message: what fits in a response once base64-encoded,
 /// with room for the settlement.
 pub const MAX_BODY: usize = (MAX_RESPONSE_BYTES - 64 * 1024) / 4 * 3;
 
-/// Sells `request`'s resource at `offers`, from the buyer `buyer` (its PeerId, which scopes its
-/// payment ids). `produce` makes the resource once the payment is verified: a delivery, or the
+/// Sells `request`'s resource at `offers`, to `buyer` (its PeerId, which scopes its payment
+/// ids, and its device, kept with the sale). `produce` makes the resource once the payment is verified: a delivery, or the
 /// answer to send instead (not settled, not charged).
 pub async fn sell<F, Fut>(
 	seller: &Arc<Seller>,
-	buyer: &str,
+	buyer: ProvenBuyer,
 	request: &X402Request,
 	offers: Vec<PaymentRequirements>,
 	resource: ResourceInfo,
@@ -34,12 +34,8 @@ where
 	F: FnOnce(Paid) -> Fut + Send + 'static,
 	Fut: Future<Output = Result<Delivery, X402Response>> + Send + 'static,
 {
-	let sale = SaleRequest {
-		payment: request.read_payment(),
-		offers,
-		resource,
-		scope: Some(buyer.to_string()),
-	};
+	let sale =
+		SaleRequest { payment: request.read_payment(), offers, resource, buyer: Some(buyer) };
 	let produce = move |paid: Paid| async move {
 		let delivery = produce(paid).await?;
 		if delivery.body.len() > MAX_BODY {

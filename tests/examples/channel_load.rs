@@ -22,12 +22,14 @@
 //! $CARGO_TARGET_DIR/release/examples/channel_load [vouchers] [buyers] [samples]
 //! ```
 
-use std::{
-	sync::Arc,
-	time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use m2m_e2e_tests::{agent::Device, market::Market, EthRpc, Node};
+use m2m_e2e_tests::{
+	agent::Device,
+	load::{selling_agent, unlimited_buyer, METERED_UNITS},
+	market::Market,
+	EthRpc, Node,
+};
 use m2m_evm::{
 	alloy::{
 		primitives::{Address, B256, U256},
@@ -37,16 +39,8 @@ use m2m_evm::{
 	dev, usdt,
 	usdt::USDT,
 };
-use m2m_x402::{
-	policy::{AssetAllowance, SpendingPolicy},
-	schemes::{batch_settlement::rules, exact::recover_signer},
-};
-use m2m_x402_buyer::{client::X402Client, Buyer, ChannelFunding, MemoryBuyerChannels};
-
-/// The metered service's price: 0.0001 USDT (100 base units), low enough that 1,000 requests
-/// stay under the agent's default unclaimed bound (1 USDT) and no claim interrupts the run.
-const METERED: &str = "0.0001";
-const METERED_UNITS: u128 = 100;
+use m2m_x402::schemes::{batch_settlement::rules, exact::recover_signer};
+use m2m_x402_buyer::client::X402Client;
 
 /// A chain to measure on: its EVM endpoint, with USDT deployed.
 struct Chain {
@@ -80,22 +74,7 @@ impl Chain {
 
 	/// A buyer with no budget limit and a channel funding `per_deposit` requests.
 	fn buyer(&self, key: PrivateKeySigner, per_deposit: u64) -> X402Client {
-		let policy = SpendingPolicy {
-			assets: vec![AssetAllowance {
-				network: m2m_x402::network::caip2(self.chain_id),
-				asset: self.token,
-				symbol: "USDT".into(),
-				decimals: 6,
-				max_per_request: U256::from(usdt::UNIT),
-				daily_budget: U256::MAX,
-			}],
-			payees: vec![],
-		};
-		let funding = ChannelFunding { requests_per_deposit: per_deposit };
-		X402Client::new(
-			Buyer::new(key, policy)
-				.with_channels(Arc::new(MemoryBuyerChannels::default()), funding),
-		)
+		X402Client::new(unlimited_buyer(self.chain_id, self.token, key, per_deposit))
 	}
 
 	/// The fee a transaction paid, in the native token's smallest unit, and its gas.
@@ -106,25 +85,9 @@ impl Chain {
 	}
 }
 
-/// A selling agent on `chain` with `/reading` (`exact`, 0.01 USDT) and `/kwh` (a channel,
-/// 0.0001 USDT a request); gas for its embedded facilitator comes from the faucet.
+/// A selling agent on `chain` (see [`selling_agent`]).
 async fn seller(chain: &Chain, name: &str) -> (Device, m2m_e2e_tests::Process, String) {
-	let mut device = Device::init(name, "//Alice", chain.token, "ws://127.0.0.1:1", &chain.url);
-	device.env.push(("RUST_LOG".into(), std::env::var("AGENT_LOG").unwrap_or("info".into())));
-	let config = device.dir.join("machine-agent.toml");
-	let text = std::fs::read_to_string(&config).unwrap().replace(
-		"# What this device may spend",
-		&format!(
-			"[[services]]\npath = \"/kwh\"\nprice = \"{METERED}\"\nhandler = \"sensor\"\n\
-			 scheme = \"batch-settlement\"\n\n# What this device may spend"
-		),
-	);
-	std::fs::write(&config, text).unwrap();
-	let faucet = m2m_evm::connect(&chain.url, Some(dev::signer(dev::FAUCET))).unwrap();
-	m2m_evm::send_native(&faucet, device.evm_address(), U256::from(10u128.pow(20))).await.unwrap();
-	let ((daemon, url), device) =
-		tokio::task::spawn_blocking(move || (device.run(), device)).await.unwrap();
-	(device, daemon, url)
+	selling_agent(&chain.url, chain.token, name).await
 }
 
 /// CPU time a process has used so far (user + system), from `/proc/<pid>/stat`.

@@ -15,74 +15,27 @@
 //! $CARGO_TARGET_DIR/release/examples/x402_load [requests] [concurrency] [rounds]
 //! ```
 
-use std::{
-	sync::{
-		atomic::{AtomicUsize, Ordering},
-		Arc,
-	},
-	time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use m2m_e2e_tests::market::{self, Market, Server, READING_PRICE, SELLER};
+use m2m_e2e_tests::{
+	load::{drive, median, Figures},
+	market::{self, Market, Server, READING_PRICE, SELLER},
+};
 use m2m_evm::alloy::primitives::U256;
 use m2m_facilitator::{http as facilitator_http, RemoteFacilitator};
 use m2m_x402_buyer::client::X402Client;
 use m2m_x402_seller::Seller;
 
-/// What one run measured.
-struct Figures {
-	requests: usize,
-	elapsed: Duration,
-	latencies: Vec<Duration>,
-}
-
-impl Figures {
-	fn per_second(&self) -> f64 {
-		self.requests as f64 / self.elapsed.as_secs_f64()
-	}
-
-	fn percentile(&self, p: f64) -> Duration {
-		let mut sorted = self.latencies.clone();
-		sorted.sort();
-		sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-	}
-
-	fn print(&self, name: &str) {
-		println!(
-			"{name:<34} {:>5} paid requests in {:>6.2} s = {:>7.1} req/s   p50 {:>6.1} ms   p99 {:>6.1} ms",
-			self.requests,
-			self.elapsed.as_secs_f64(),
-			self.per_second(),
-			self.percentile(0.50).as_secs_f64() * 1e3,
-			self.percentile(0.99).as_secs_f64() * 1e3,
-		);
-	}
-}
-
 /// `requests` purchases with `concurrency` in flight, through our client and seller.
 async fn ours(client: X402Client, url: String, requests: usize, concurrency: usize) -> Figures {
-	let next = Arc::new(AtomicUsize::new(0));
-	let start = Instant::now();
-	let workers: Vec<_> = (0..concurrency)
-		.map(|_| {
-			let (client, url, next) = (client.clone(), url.clone(), next.clone());
-			tokio::spawn(async move {
-				let mut latencies = Vec::new();
-				while next.fetch_add(1, Ordering::Relaxed) < requests {
-					let t = Instant::now();
-					let paid = client.get(&url).await.expect("a paid request");
-					assert!(paid.settlement.expect("PAYMENT-RESPONSE").success);
-					latencies.push(t.elapsed());
-				}
-				latencies
-			})
-		})
-		.collect();
-	let mut latencies = Vec::new();
-	for w in workers {
-		latencies.extend(w.await.unwrap());
-	}
-	Figures { requests, elapsed: start.elapsed(), latencies }
+	drive(requests, concurrency, move || {
+		let (client, url) = (client.clone(), url.clone());
+		async move {
+			let paid = client.get(&url).await.expect("a paid request");
+			assert!(paid.settlement.expect("PAYMENT-RESPONSE").success);
+		}
+	})
+	.await
 }
 
 /// The x402-rs comparison binary, if built (into the same target directory).
@@ -186,11 +139,6 @@ async fn run_theirs(bin: &std::path::Path, requests: usize, concurrency: usize) 
 			.map(|v| Duration::from_secs_f64(v.as_f64().unwrap() / 1e3))
 			.collect(),
 	}
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-	values.sort_by(f64::total_cmp);
-	values[values.len() / 2]
 }
 
 #[tokio::main]

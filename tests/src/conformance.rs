@@ -1,6 +1,6 @@
 //! The x402 conformance suite, written once against a small [`Transport`] trait: the bad-input
 //! table, replays, idempotency and concurrent presentations of one authorization. Each
-//! transport (HTTP now, libp2p next) implements the trait as a thin adapter over its wire and
+//! transport (HTTP, libp2p) implements the trait as a thin adapter over its wire and
 //! runs the same checks, so that every transport refuses the same inputs with the same reasons
 //! and pays exactly once.
 //!
@@ -242,6 +242,67 @@ impl Transport for Http {
 			},
 			409 => Reply::Conflict { message: body },
 			code => Reply::Other { code, message: body },
+		}
+	}
+}
+
+/// x402 over libp2p (`/x402/1.0.0`): a request for `/reading` with the payment as a JSON
+/// object; the answer read from `status`, `paymentRequired`, `paymentResponse` and `body`,
+/// exactly as a libp2p client reads them.
+pub struct Libp2p {
+	/// The buyer's own node (it only dials).
+	pub node: m2m_p2p::Node,
+	pub seller: m2m_p2p::PeerId,
+	pub addresses: Vec<m2m_p2p::Multiaddr>,
+}
+
+impl Libp2p {
+	/// A fresh buyer node (a new key) that reaches the seller at `address` (ending in
+	/// `/p2p/<PeerId>`).
+	pub async fn dial(address: &m2m_p2p::Multiaddr) -> Self {
+		let Some(m2m_p2p::Protocol::P2p(seller)) = address.iter().last() else {
+			panic!("{address} does not end in /p2p/<PeerId>")
+		};
+		let key = m2m_p2p::Keypair::generate_ed25519();
+		let node = m2m_p2p::Node::start(key, m2m_p2p::Config::default(), None).await.unwrap();
+		Self { node, seller, addresses: vec![address.clone()] }
+	}
+
+	/// Sends `request` as is (for the transport's own malformed-input checks).
+	pub async fn send(
+		&self,
+		request: m2m_x402::libp2p::X402Request,
+	) -> m2m_x402::libp2p::X402Response {
+		self.node
+			.request(self.seller, self.addresses.clone(), request)
+			.await
+			.expect("the seller answers over libp2p")
+	}
+}
+
+impl Transport for Libp2p {
+	async fn request(&self, payment: Option<&PaymentPayload>) -> Reply {
+		use m2m_x402::libp2p::X402Request;
+		let request = match payment {
+			Some(p) => X402Request::paid("/reading", p),
+			None => X402Request::unpaid("/reading"),
+		};
+		let answer = self.send(request).await;
+		match answer.status {
+			200 => Reply::Delivered {
+				body: String::from_utf8(answer.body_bytes().expect("a base64 body"))
+					.expect("a UTF-8 reading"),
+				settlement: answer.payment_response.map(Box::new),
+			},
+			402 => Reply::PaymentRequired {
+				error: answer
+					.payment_required
+					.expect("a 402 carries paymentRequired")
+					.error
+					.unwrap_or_default(),
+			},
+			409 => Reply::Conflict { message: answer.message.unwrap_or_default() },
+			code => Reply::Other { code, message: answer.message.unwrap_or_default() },
 		}
 	}
 }

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod channel_suite;
 pub mod conformance;
+pub mod load;
 pub mod market;
 pub mod rpc_proxy;
 pub mod usdt_suite;

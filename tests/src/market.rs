@@ -17,14 +17,15 @@ use m2m_evm::{
 };
 use m2m_facilitator::{ChainLookup, Facilitator};
 use m2m_x402::{
+	libp2p::{status as libp2p_status, X402Request, X402Response},
 	policy::{AssetAllowance, SpendingPolicy},
 	schemes::{batch_settlement, exact},
-	v2::PaymentRequirements,
+	v2::{PaymentRequirements, ResourceInfo},
 };
 use m2m_x402_buyer::Buyer;
 use m2m_x402_seller::{
 	layer::{Paid, PaymentLayer, Price},
-	Seller,
+	messages, Delivery, ProvenBuyer, Seller,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -142,8 +143,20 @@ impl Market {
 
 	/// The USDT balance of a DEV account.
 	pub async fn balance(&self, who: &str) -> U256 {
+		self.balance_of(address(who)).await
+	}
+
+	/// The USDT balance of `who`.
+	pub async fn balance_of(&self, who: Address) -> U256 {
 		let p = m2m_evm::connect(&self.anvil.url, None).unwrap();
-		USDT::new(self.token, &p).balanceOf(address(who)).call().await.unwrap()
+		USDT::new(self.token, &p).balanceOf(who).call().await.unwrap()
+	}
+
+	/// Mints `amount` USDT base units to `to`.
+	pub async fn mint(&self, to: Address, amount: u128) {
+		let deployer =
+			m2m_evm::connect(&self.anvil.url, Some(dev::signer(dev::USDT_DEPLOYER))).unwrap();
+		usdt::mint(&deployer, self.token, to, U256::from(amount)).await.unwrap();
 	}
 
 	/// A channel's `(balance, totalClaimed)` in the settlement contract.
@@ -202,6 +215,61 @@ impl Market {
 				.layer(PaymentLayer::new(seller, energy_price)),
 			)
 			.route("/free", get(|| async { "free" }))
+	}
+}
+
+/// The seller's `/reading` (0.01 USDT) over libp2p (`/x402/1.0.0`): the twin of
+/// [`Market::seller_app`]'s route, sold through the message adapter of the same seller core.
+pub struct ReadingOverLibp2p {
+	pub seller: Arc<Seller>,
+	pub offer: PaymentRequirements,
+	/// The serving node's PeerId, for the resource's name.
+	pub me: m2m_p2p::PeerId,
+}
+
+#[async_trait::async_trait]
+impl m2m_p2p::Serve for ReadingOverLibp2p {
+	async fn serve(&self, peer: m2m_p2p::PeerId, request: X402Request) -> X402Response {
+		if request.path_and_query().0 != "/reading" {
+			return X402Response::error(libp2p_status::NOT_FOUND, "not_found", "only /reading");
+		}
+		let resource = ResourceInfo {
+			url: format!("libp2p://{}/reading", self.me),
+			description: Some("one temperature reading".into()),
+			mime_type: Some("application/json".into()),
+		};
+		let buyer = ProvenBuyer { peer: peer.to_string(), device: None };
+		messages::sell(
+			&self.seller,
+			buyer,
+			&request,
+			vec![self.offer.clone()],
+			resource,
+			|paid| async move {
+				let body = serde_json::json!({"celsius": 21.5, "payer": paid.payer});
+				Ok(Delivery {
+					body: serde_json::to_vec(&body).expect("JSON"),
+					metadata: vec![("content-type".into(), "application/json".into())],
+				})
+			},
+		)
+		.await
+	}
+}
+
+impl Market {
+	/// A libp2p node on a loopback port selling [`ReadingOverLibp2p`], with its address.
+	pub async fn seller_node(&self, seller: Arc<Seller>) -> (m2m_p2p::Node, m2m_p2p::Multiaddr) {
+		let key = m2m_p2p::Keypair::generate_ed25519();
+		let me = key.public().to_peer_id();
+		let serve = ReadingOverLibp2p { seller, offer: self.offer(READING_PRICE), me };
+		let config = m2m_p2p::Config {
+			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")],
+			..Default::default()
+		};
+		let node = m2m_p2p::Node::start(key, config, Some(Arc::new(serve))).await.unwrap();
+		let address = node.listen_addresses()[0].clone();
+		(node, address)
 	}
 }
 

@@ -93,10 +93,9 @@ fn configure(device: &Device, edit: impl FnOnce(String) -> String) {
 	std::fs::write(&path, edit(config)).unwrap();
 }
 
-/// Where a running daemon listens over libp2p (the file it writes next to its data).
+/// Where a running daemon listens over libp2p on TCP (the file it writes next to its data).
 fn p2p_address(device: &Device) -> Multiaddr {
-	let text = std::fs::read_to_string(device.dir.join("data.p2p")).unwrap();
-	text.lines().next().expect("a libp2p address").parse().unwrap()
+	m2m_e2e_tests::load::libp2p_addresses(device).0
 }
 
 fn peer_of(address: &Multiaddr) -> PeerId {
@@ -213,10 +212,25 @@ fn two_agents_pay_over_libp2p_with_peers_bound_to_their_devices() {
 		serde_json::from_slice(&charger.cli(&["receipts", "--format", "json"]).stdout).unwrap();
 	assert_eq!(sold["receipts"][0]["amount"], READING_PRICE.to_string());
 	assert_eq!(sold["receipts"][0]["evidence"], "proven");
-
-	// By multiaddr too; a multiaddr whose PeerId is no device is refused before paying.
-	let out = robot.cli(&["pay", &format!("{address}/reading")]);
+	// The charger's own record of the sale names the robot's device and PeerId (Noise-proven).
+	let robot_id = net.device_id(&robot);
+	let out = charger.cli(&["payments", "--format", "json"]);
 	assert!(out.status.success(), "{}", text(&out).1);
+	let payments: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+	let sale = &payments["payments"][0];
+	assert_eq!((sale["role"].as_str(), sale["state"].as_str()), (Some("sell"), Some("settled")));
+	assert_eq!(sale["counterparty_device"], robot_id, "{payments}");
+	let robot_peer = PeerId::from_bytes(&robot.keys().peer_id()).unwrap();
+	assert_eq!(sale["counterparty_peer"], robot_peer.to_string(), "{payments}");
+	let table = text(&charger.cli(&["payments"])).0;
+	println!("machine-agent payments:\n{table}");
+	assert!(table.contains(&format!("#{robot_id}")), "{table}");
+
+	// By multiaddr too, over QUIC; a multiaddr whose PeerId is no device is refused before
+	// paying.
+	let quic = m2m_e2e_tests::load::libp2p_addresses(&charger).1;
+	let out = robot.cli(&["pay", &format!("{quic}/reading")]);
+	assert!(out.status.success(), "pay over QUIC: {}", text(&out).1);
 	let nobody = format!("/ip4/127.0.0.1/tcp/1/p2p/{}/reading", stranger.peer_id());
 	let out = robot.cli(&["pay", &nobody]);
 	assert!(!out.status.success());
@@ -277,4 +291,59 @@ fn a_buyer_killed_mid_libp2p_purchase_resumes_without_re_signing() {
 		(Some(1), Some(0)),
 		"paid once: {status}"
 	);
+}
+
+/// A device rotates its libp2p key on-chain: a seller that serves registered devices only
+/// serves the new key at once, and refuses the old one once its cached lookup expires
+/// (`IDENTITY_TTL`, 15 s).
+#[test]
+fn a_rotated_peer_key_is_honoured_and_the_old_one_refused() {
+	let net = Testnet::start(&["rot-charger", "rot-robot"]);
+	let charger = net.device("rot-charger", "//Alice");
+	let robot = net.device("rot-robot", "//Bob");
+	configure(&charger, |c| c.replace("require_registered = false", "require_registered = true"));
+	assert!(robot.cli(&["register"]).status.success());
+	let (_daemon, _url) = charger.run();
+	let charger_id = net.device_id(&charger);
+	let robot_id = net.device_id(&robot);
+	net.published(charger_id);
+	let address = p2p_address(&charger);
+	let charger_peer = peer_of(&address);
+	let rt = runtime();
+	let old_key = robot.keys().peer.to_bytes();
+	let as_old = rt.block_on(probe(old_key, Limits::default()));
+	let ask_as_old = || {
+		rt.block_on(as_old.request(
+			charger_peer,
+			vec![address.clone()],
+			X402Request::unpaid("/reading"),
+		))
+		.unwrap()
+	};
+	assert_eq!(ask_as_old().status, 402, "the registered key is served");
+
+	let out = robot.cli(&["identity", "rotate-key", "peer"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	let status: serde_json::Value = serde_json::from_str(&text(&robot.cli(&["status"])).0).unwrap();
+	let new_peer: PeerId = status["peer_id"].as_str().unwrap().parse().unwrap();
+	assert_ne!(new_peer, as_old.peer_id(), "the keystore holds the new key");
+
+	// The new key is served at once, and the sale is recorded under the same device.
+	let out = robot.cli(&["pay", &format!("device:{charger_id}/reading")]);
+	assert!(out.status.success(), "pay with the rotated key: {}", text(&out).1);
+	let payments: serde_json::Value =
+		serde_json::from_slice(&charger.cli(&["payments", "--format", "json"]).stdout).unwrap();
+	assert_eq!(payments["payments"][0]["counterparty_device"], robot_id, "{payments}");
+	assert_eq!(payments["payments"][0]["counterparty_peer"], new_peer.to_string());
+
+	// The old key is refused once the seller's lookup of it expires.
+	let mut last = None;
+	eventually("the old key refused", Duration::from_secs(45), || {
+		let answer = ask_as_old();
+		let refused = answer.status == 403;
+		last = Some(answer);
+		refused
+	});
+	let refused = last.unwrap();
+	assert_eq!(refused.error.as_deref(), Some("peer_not_registered"), "{refused:?}");
 }

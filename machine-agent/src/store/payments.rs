@@ -128,6 +128,8 @@ impl PaymentJournal for Store {
 			network: p.network.clone(),
 			asset: p.asset.to_checksum(None),
 			counterparty: p.pay_to.clone(),
+			counterparty_peer: None,
+			counterparty_device: None,
 			payment_id: p.payment_id.clone(),
 			locator: Some(flight.locator.clone()),
 			version: Some(flight.version),

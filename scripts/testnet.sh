@@ -88,6 +88,8 @@ price = "0.05"           # USDT per kWh, paid from a payment channel
 description = "one kWh, metered"
 handler = "sensor"
 scheme = "batch-settlement"
+units_per_voucher = 5    # also streamed over libp2p: one voucher per 5 kWh ticks
+unit_interval_ms = 200
 TOML
 # The robot may spend up to 0.50 USDT per request (the template says 0.10); a channel deposit
 # funds 20 kWh.
@@ -125,6 +127,9 @@ robot pay "device:$CHARGER_ID/charge"
 
 echo "==> the robot meters five kWh from a payment channel (one deposit, then a voucher per kWh)"
 for _ in 1 2 3 4 5; do robot pay "$CHARGER_URL/kwh" >/dev/null; done
+echo "==> the robot streams three kWh ticks over libp2p (/x402-stream/1.0.0): the voucher rides"
+echo "    on the stream, and the cancel after the third tick is charged only the three ticks"
+robot pay "device:$CHARGER_ID/kwh" --units 3 >/dev/null
 robot channels list
 echo "==> the charger claims its vouchers on-chain (its daemon also does so on an interval)"
 charger channels claim

@@ -74,6 +74,10 @@ pub enum ClientError {
 		 it stays in flight and will be resumed, not paid again"
 	)]
 	InFlight { price: String, reason: String },
+	/// A metered stream's seller charged other than the units it delivered, or miscounted
+	/// them: its channel is paid from no more.
+	#[error("the seller's metered stream does not add up: {0}; not paying from its channel again")]
+	MeterMismatch(String),
 	#[error("the seller's payment id {0} conflicts (409): {1}")]
 	Conflict(String, String),
 	#[error("the seller cannot reach its facilitator ({status}): {message}; nothing was taken")]

@@ -322,6 +322,28 @@ impl Buyer {
 		}
 	}
 
+	/// Pays no more from the channel `flight` paid from: its seller broke a rule that the
+	/// transport checks (a metered stream charged other than the units it delivered).
+	pub fn stop_channel(&self, flight: &InFlight, why: String) {
+		let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) else {
+			return;
+		};
+		let Ok(id) = p.voucher().channel_id.parse::<B256>() else { return };
+		match self.channels.load(&id) {
+			Ok(Some(mut channel)) => {
+				tracing::error!(channel = %id, %why, "no more vouchers on this channel");
+				channel.stopped = Some(why);
+				if let Err(e) = self.channels.save(&channel) {
+					tracing::error!(channel = %id, error = %e, "cannot save the stopped channel");
+				}
+			},
+			Ok(None) => {},
+			Err(e) => {
+				tracing::error!(channel = %id, error = %e, "cannot read the channel to stop it")
+			},
+		}
+	}
+
 	/// The flight's channel, if any, is free for its next voucher.
 	fn release(&self, flight: &InFlight) {
 		if let Ok(Payload::BatchSettlement(p)) = Payload::parse(&flight.payment.payload) {

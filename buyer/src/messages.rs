@@ -35,7 +35,7 @@ pub struct TransportFailure {
 	pub may_have_arrived: bool,
 }
 
-/// Carries one request to a peer and brings its answer back.
+/// Carries one request to a peer and brings its answer back, and opens metered streams.
 #[async_trait::async_trait]
 pub trait MessageTransport: Send + Sync {
 	async fn exchange(
@@ -43,7 +43,21 @@ pub trait MessageTransport: Send + Sync {
 		to: &Peer,
 		request: X402Request,
 	) -> Result<X402Response, TransportFailure>;
+
+	/// Opens a metered stream to `to`: where the buyer's messages go, and the seller's
+	/// messages in order (the receiver ends when the stream does).
+	async fn open_stream(
+		&self,
+		to: &Peer,
+	) -> Result<(stream::Requests, stream::Frames), TransportFailure> {
+		Err(TransportFailure {
+			message: format!("this transport cannot open a metered stream to {}", to.peer),
+			may_have_arrived: false,
+		})
+	}
 }
+
+pub mod stream;
 
 /// An answer, and what was paid for it (nothing, if the resource was free).
 #[derive(Debug)]

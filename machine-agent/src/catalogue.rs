@@ -2,11 +2,12 @@
 //! offer and its producer. The HTTP router ([`crate::services`]) is an adapter over it; the
 //! libp2p service will be another, selling the same catalogue under the same offers.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use m2m_primitives::H256;
 use m2m_x402::{
+	libp2p::stream::Meter,
 	policy,
 	schemes::{
 		batch_settlement::{self, rules as channel_rules},
@@ -66,6 +67,17 @@ pub struct Entry {
 	pub offer: PaymentRequirements,
 	pub description: String,
 	pub producer: Producer,
+	/// Also sold as a metered stream over libp2p, with its own offer.
+	pub metered: Option<Metered>,
+}
+
+/// A service sold as a metered stream: its channel offer (of `units_per_voucher` units at the
+/// service's price), its meter, and its pace.
+#[derive(Clone)]
+pub struct Metered {
+	pub offer: PaymentRequirements,
+	pub meter: Meter,
+	pub unit_interval: Duration,
 }
 
 /// What answers a paid request.
@@ -144,6 +156,7 @@ pub fn catalogue(services: &[Service], pricing: &Pricing, device: &str) -> Resul
 		.iter()
 		.map(|s| {
 			let amount = usdt_units(&s.price, &format!("service {} price", s.path))?;
+			let mut metered = None;
 			let offer = match s.scheme {
 				PriceScheme::Exact => exact::requirements(
 					pricing.chain_id,
@@ -162,7 +175,7 @@ pub fn catalogue(services: &[Service], pricing: &Pricing, device: &str) -> Resul
 							s.path
 						)
 					})?;
-					channel_rules::requirements(&channel_rules::Offer {
+					let offer = channel_rules::Offer {
 						chain_id: pricing.chain_id,
 						asset: pricing.usdt,
 						token_domain: pricing.domain.clone(),
@@ -171,7 +184,22 @@ pub fn catalogue(services: &[Service], pricing: &Pricing, device: &str) -> Resul
 						withdraw_delay: batch_settlement::DEFAULT_WITHDRAW_DELAY,
 						max_price: amount.to::<u128>(),
 						max_timeout_seconds: MAX_TIMEOUT_SECS,
-					})
+					};
+					if let Some(units_per_voucher) = s.units_per_voucher {
+						let meter = Meter { unit_price: amount.to::<u128>(), units_per_voucher };
+						let interval = meter.interval_amount().with_context(|| {
+							format!("service {}: price × units_per_voucher overflows", s.path)
+						})?;
+						metered = Some(Metered {
+							offer: channel_rules::requirements(&channel_rules::Offer {
+								max_price: interval,
+								..offer.clone()
+							}),
+							meter,
+							unit_interval: Duration::from_millis(s.unit_interval_ms),
+						});
+					}
+					channel_rules::requirements(&offer)
 				},
 			};
 			let producer =
@@ -187,7 +215,13 @@ pub fn catalogue(services: &[Service], pricing: &Pricing, device: &str) -> Resul
 						http: reqwest::Client::new(),
 					},
 				};
-			Ok(Entry { path: s.path.clone(), offer, description: s.description.clone(), producer })
+			Ok(Entry {
+				path: s.path.clone(),
+				offer,
+				description: s.description.clone(),
+				producer,
+				metered,
+			})
 		})
 		.collect()
 }

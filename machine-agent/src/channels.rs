@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use crate::{catalogue::DECIMALS, claims, store::Store};
 
-fn usdt(amount: u128) -> String {
+/// `0.004000 USDT` for base units.
+pub(crate) fn usdt(amount: u128) -> String {
 	format_units(m2m_x402::U256::from(amount), DECIMALS, "USDT")
 }
 

@@ -161,6 +161,18 @@ pub struct Service {
 	pub file: Option<PathBuf>,
 	#[serde(default, skip_serializing_if = "Option::is_none")]
 	pub target: Option<String>,
+	/// Also sell this service as a metered stream over libp2p (`/x402-stream/1.0.0`): one
+	/// unit is one answer of the handler, at `price`, and one voucher pays for this many
+	/// units. Needs `scheme = "batch-settlement"`.
+	#[serde(default, skip_serializing_if = "Option::is_none")]
+	pub units_per_voucher: Option<u64>,
+	/// On a metered stream, one unit every this many milliseconds (the meter's pace).
+	#[serde(default = "default_unit_interval")]
+	pub unit_interval_ms: u64,
+}
+
+fn default_unit_interval() -> u64 {
+	1_000
 }
 
 /// How a service is paid. Anything else in the config is an error that names these.
@@ -280,6 +292,14 @@ impl Config {
 			if !s.path.starts_with('/') {
 				bail!("service path {:?} must start with /", s.path);
 			}
+			match s.units_per_voucher {
+				Some(0) => bail!("service {}: units_per_voucher must be at least 1", s.path),
+				Some(_) if s.scheme != PriceScheme::BatchSettlement => bail!(
+					"service {}: a metered stream (units_per_voucher) is paid from a channel; set scheme = \"batch-settlement\"",
+					s.path
+				),
+				_ => {},
+			}
 		}
 		Ok(config)
 	}
@@ -327,6 +347,9 @@ receipt_timeout_secs = 30
 # Services this device sells. handler = "sensor" | "static" (file = …) | "proxy" (target = …)
 # scheme = "exact" (one on-chain transfer per request, the default) or "batch-settlement"
 # (per unit from a payment channel: one deposit, then an off-chain voucher per request).
+# A batch-settlement service with units_per_voucher = N is also streamed over libp2p
+# (`pay device:<id>/<path> --units K`): one unit every unit_interval_ms (default 1000),
+# one voucher per N units, a cancel charged only the units delivered.
 [[services]]
 path = "/reading"
 price = "0.01"           # USDT per request

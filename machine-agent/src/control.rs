@@ -137,12 +137,18 @@ async fn payments_handler(State(agent): State<Arc<Agent>>, uri: axum::http::Uri)
 #[derive(serde::Deserialize)]
 struct BuyRequest {
 	url: String,
+	/// Stream this many units of a metered service (libp2p targets only).
+	#[serde(default)]
+	units: Option<u64>,
 }
 
 /// A purchase on behalf of the local `machine-agent pay`, which cannot open the store while
 /// the daemon holds it.
 async fn buy_handler(State(agent): State<Arc<Agent>>, Json(request): Json<BuyRequest>) -> Response {
-	let result = purchase::buy(&agent.client, &agent.p2p, &agent.store, &request.url).await;
+	let result = match request.units {
+		Some(units) => purchase::stream(&agent.p2p, &request.url, units).await,
+		None => purchase::buy(&agent.client, &agent.p2p, &agent.store, &request.url).await,
+	};
 	let status =
 		if result.get("error").is_some() { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
 	(status, Json(result)).into_response()

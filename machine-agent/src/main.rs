@@ -90,6 +90,11 @@ enum Command {
 		/// (/ip4/192.168.1.7/tcp/8403/p2p/12D3KooW…/kwh).
 		#[arg(value_name = "TARGET")]
 		url: String,
+		/// Stream this many units of a metered service over libp2p (`/x402-stream/1.0.0`),
+		/// paid interval by interval by channel vouchers on the stream; the last interval is
+		/// cut short at N and charged only the units delivered. libp2p targets only.
+		#[arg(long, value_name = "N")]
+		units: Option<u64>,
 	},
 	/// A device's receipts on-chain (this device's unless --device).
 	Receipts {
@@ -263,7 +268,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 			println!("device #{id} ({}) is registered", config.device.name);
 			Ok(())
 		},
-		Command::Pay { url } => pay(&config, &url).await,
+		Command::Pay { url, units } => pay(&config, &url, units).await,
 		Command::Receipts { device, range, format } => {
 			let chain = ChainClient::connect(&config.chain.url).await?;
 			let device = match device {
@@ -517,7 +522,10 @@ fn is_locked(e: &store::StoreError) -> bool {
 }
 
 /// Buys once: directly, or through the running daemon's control socket (it holds the store).
-async fn pay(config: &config::Config, url: &str) -> Result<()> {
+async fn pay(config: &config::Config, url: &str, units: Option<u64>) -> Result<()> {
+	if units.is_some() && !p2p::is_target(url) {
+		bail!("--units streams over libp2p: give a device:<id>/<path> or /…/p2p/<PeerId>/<path> target, not {url:?}");
+	}
 	let keys = keystore::load(&config.device.keystore)?;
 	let me = daemon::evm_address(&keys).to_checksum(None);
 	let result = match store::Store::open(&config.device.data_dir, &me) {
@@ -538,10 +546,13 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 				),
 				identities: Arc::new(p2p::Identities::new(&config.chain.url)),
 			};
-			purchase::buy(&client, &buying, &store, url).await
+			match units {
+				Some(units) => purchase::stream(&buying, url, units).await,
+				None => purchase::buy(&client, &buying, &store, url).await,
+			}
 		},
 		Err(e) if is_locked(&e) => {
-			let request = serde_json::json!({"url": url});
+			let request = serde_json::json!({"url": url, "units": units});
 			control::call(config, reqwest::Method::POST, "/buy", Some(request)).await?
 		},
 		Err(e) => return Err(e.into()),
@@ -556,6 +567,15 @@ async fn pay(config: &config::Config, url: &str) -> Result<()> {
 		Some(tx) => format!("tx {tx}"),
 		None => "-".to_string(),
 	};
+	if let Some(units) = result["units"].as_u64() {
+		eprintln!(
+			"streamed {units} units in {} intervals at {} each: paid {} (channel vouchers)",
+			result["intervals"],
+			result["unitPrice"].as_str().unwrap_or("?"),
+			result["price"].as_str().unwrap_or("?")
+		);
+		return Ok(());
+	}
 	eprintln!(
 		"paid {} ({paid_by}){}",
 		result["price"].as_str().unwrap_or("nothing"),

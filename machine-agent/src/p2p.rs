@@ -21,17 +21,20 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use m2m_chain_client::{ChainClient, DeviceId, DeviceKeys, DeviceRecord};
-use m2m_p2p::{Multiaddr, Node, PeerId, Protocol, Serve};
+use m2m_p2p::{Multiaddr, Node, PeerId, Protocol, Serve, ServeStream};
 use m2m_x402::{
-	libp2p::{status, X402Request, X402Response},
+	libp2p::{status, stream::StreamFrame, X402Request, X402Response},
 	v2::ResourceInfo,
 };
 use m2m_x402_buyer::messages::{MessageClient, Peer};
-use m2m_x402_seller::{messages, Delivery, ProvenBuyer, Seller};
+use m2m_x402_seller::{
+	messages::{self, stream},
+	Delivery, ProvenBuyer, Seller,
+};
 use subxt_signer::sr25519::Keypair;
 
 use crate::{
-	catalogue::{Entry, Failure, Product},
+	catalogue::{Entry, Failure, Producer, Product},
 	config::P2p,
 };
 
@@ -183,6 +186,70 @@ pub struct Market {
 	pub require_registered: bool,
 }
 
+impl Market {
+	/// The buyer's device (by its PeerId, proven by Noise), logged; or the refusal of a peer
+	/// this seller does not serve.
+	async fn buyer_device(
+		&self,
+		peer: &PeerId,
+		path: &str,
+	) -> Result<Option<DeviceId>, X402Response> {
+		let device = match self.identities.device_of(peer).await {
+			Ok(device) => device,
+			Err(e) if self.require_registered => {
+				tracing::warn!(%peer, error = %e, "cannot check the buyer's device; refusing");
+				return Err(X402Response::error(status::UNAVAILABLE, "identity_unavailable", format!("this seller serves registered devices only and cannot check yours now: {e}")));
+			},
+			Err(e) => {
+				tracing::warn!(%peer, error = %e, "cannot check the buyer's device");
+				None
+			},
+		};
+		match device {
+			Some(device) => tracing::info!(%peer, buyer_device = device, %path, "libp2p request"),
+			None if self.require_registered => {
+				tracing::warn!(%peer, %path, "refused: the peer is no registered device");
+				return Err(X402Response::error(
+					status::FORBIDDEN,
+					"peer_not_registered",
+					format!("peer {peer} is not the key of an active registered device; this seller serves registered devices only"),
+				));
+			},
+			None => tracing::info!(%peer, %path, "libp2p request from an unregistered peer"),
+		}
+		Ok(device)
+	}
+
+	fn resource(&self, entry: &Entry, path: &str) -> ResourceInfo {
+		ResourceInfo {
+			url: format!("libp2p://{}{path}", self.me),
+			description: Some(entry.description.clone()),
+			mime_type: entry.producer.mime_type().map(str::to_string),
+		}
+	}
+}
+
+/// A producer's product as a delivery; its failure as the answer to give instead.
+async fn produce(producer: Producer) -> Result<Delivery, X402Response> {
+	match producer.produce().await {
+		Ok(Product { mime_type, body }) => Ok(Delivery {
+			body,
+			metadata: mime_type
+				.map(|m| vec![("content-type".to_string(), m.to_string())])
+				.unwrap_or_default(),
+			charge: None,
+		}),
+		Err(Failure::Unavailable(message)) => {
+			Err(X402Response::error(status::UNAVAILABLE, "unavailable", message))
+		},
+		Err(Failure::Upstream { status: code, message }) => Err(X402Response::error(
+			code.filter(|c| *c >= 400).unwrap_or(status::BAD_GATEWAY),
+			"upstream_failed",
+			message,
+		)),
+	}
+}
+
 #[async_trait::async_trait]
 impl Serve for Market {
 	async fn serve(&self, peer: PeerId, request: X402Request) -> X402Response {
@@ -194,34 +261,11 @@ impl Serve for Market {
 				format!("nothing is sold at {path}"),
 			);
 		};
-		let device = match self.identities.device_of(&peer).await {
+		let device = match self.buyer_device(&peer, path).await {
 			Ok(device) => device,
-			Err(e) if self.require_registered => {
-				tracing::warn!(%peer, error = %e, "cannot check the buyer's device; refusing");
-				return X402Response::error(status::UNAVAILABLE, "identity_unavailable", format!("this seller serves registered devices only and cannot check yours now: {e}"));
-			},
-			Err(e) => {
-				tracing::warn!(%peer, error = %e, "cannot check the buyer's device");
-				None
-			},
+			Err(refused) => return refused,
 		};
-		match device {
-			Some(device) => tracing::info!(%peer, buyer_device = device, %path, "libp2p request"),
-			None if self.require_registered => {
-				tracing::warn!(%peer, %path, "refused: the peer is no registered device");
-				return X402Response::error(
-					status::FORBIDDEN,
-					"peer_not_registered",
-					format!("peer {peer} is not the key of an active registered device; this seller serves registered devices only"),
-				);
-			},
-			None => tracing::info!(%peer, %path, "libp2p request from an unregistered peer"),
-		}
-		let resource = ResourceInfo {
-			url: format!("libp2p://{}{path}", self.me),
-			description: Some(entry.description.clone()),
-			mime_type: entry.producer.mime_type().map(str::to_string),
-		};
+		let resource = self.resource(entry, path);
 		let producer = entry.producer.clone();
 		messages::sell(
 			&self.seller,
@@ -229,26 +273,62 @@ impl Serve for Market {
 			&request,
 			vec![entry.offer.clone()],
 			resource,
-			move |_| async move {
-				match producer.produce().await {
-					Ok(Product { mime_type, body }) => Ok(Delivery {
-						body,
-						metadata: mime_type
-							.map(|m| vec![("content-type".to_string(), m.to_string())])
-							.unwrap_or_default(),
-					}),
-					Err(Failure::Unavailable(message)) => {
-						Err(X402Response::error(status::UNAVAILABLE, "unavailable", message))
-					},
-					Err(Failure::Upstream { status: code, message }) => Err(X402Response::error(
-						code.filter(|c| *c >= 400).unwrap_or(status::BAD_GATEWAY),
-						"upstream_failed",
-						message,
-					)),
-				}
-			},
+			move |_| produce(producer),
 		)
 		.await
+	}
+}
+
+#[async_trait::async_trait]
+impl ServeStream for Market {
+	async fn serve_stream(
+		&self,
+		peer: PeerId,
+		mut requests: m2m_p2p::stream::SellerInbox,
+		frames: tokio::sync::mpsc::Sender<StreamFrame>,
+	) {
+		let first = match requests.recv().await {
+			Some(Ok(first)) => first,
+			Some(Err(unreadable)) => {
+				let _ = frames.send(StreamFrame::answer(unreadable)).await;
+				return;
+			},
+			None => return,
+		};
+		let path = first.resource.clone().unwrap_or_default();
+		let Some((entry, metered)) =
+			self.entries.get(&path).and_then(|e| Some((e, e.metered.clone()?)))
+		else {
+			let _ = frames.send(stream::not_streamed(first.resource.as_deref())).await;
+			return;
+		};
+		let device = match self.buyer_device(&peer, &path).await {
+			Ok(device) => device,
+			Err(refused) => {
+				let _ = frames.send(StreamFrame::answer(refused)).await;
+				return;
+			},
+		};
+		let offer = stream::MeteredOffer {
+			offer: metered.offer,
+			meter: metered.meter,
+			resource: self.resource(entry, &path),
+		};
+		let producer = entry.producer.clone();
+		// One unit per tick of the meter, the first at once; a pause (waiting for a voucher)
+		// delays the ticks after it rather than bursting them.
+		let mut pace = tokio::time::interval(metered.unit_interval.max(Duration::from_millis(1)));
+		pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+		let ticks = Arc::new(tokio::sync::Mutex::new(pace));
+		let next_unit = move |_n: u64| {
+			let (producer, ticks) = (producer.clone(), ticks.clone());
+			async move {
+				ticks.lock().await.tick().await;
+				produce(producer).await.map(Some)
+			}
+		};
+		let buyer = ProvenBuyer { peer: peer.to_string(), device };
+		stream::sell_stream(&self.seller, buyer, first, requests, frames, offer, next_unit).await;
 	}
 }
 
@@ -273,8 +353,16 @@ pub async fn start(
 		mdns_interval: Duration::from_secs(config.mdns_interval_secs.max(1)),
 		..Default::default()
 	};
+	let streams = market.clone().filter(|m| m.entries.values().any(|e| e.metered.is_some()));
 	let serve = market.map(|m| m as Arc<dyn Serve>);
-	Node::start(keypair(keys), node_config, serve).await.map_err(|e| anyhow::anyhow!("libp2p: {e}"))
+	let node = Node::start(keypair(keys), node_config, serve)
+		.await
+		.map_err(|e| anyhow::anyhow!("libp2p: {e}"))?;
+	if let Some(market) = streams {
+		node.serve_streams(market).map_err(|e| anyhow::anyhow!("libp2p: {e}"))?;
+		tracing::info!(protocol = m2m_x402::libp2p::stream::PROTOCOL, "serving metered streams");
+	}
+	Ok(node)
 }
 
 /// Where a libp2p target leads: the peer to dial, the resource, and the device to pay.

@@ -65,6 +65,45 @@ async fn buy_p2p(p2p: &p2p::Buying, target: &str) -> anyhow::Result<Bought> {
 	Ok(p2p.client.get(target, &resolved.peer, &resolved.resource, Some(&resolved.pay_to)).await?)
 }
 
+/// Streams `units` units of a metered service over libp2p (`/x402-stream/1.0.0`), paying
+/// interval by interval from a channel; the result as JSON. The last interval is cut short at
+/// `units` and charged only what it delivered.
+pub async fn stream(p2p: &p2p::Buying, target: &str, units: u64) -> Value {
+	let mut bodies = Vec::new();
+	let streamed = async {
+		let resolved = p2p::resolve(target, &p2p.node, &p2p.identities).await?;
+		tracing::info!(
+			%target, device = resolved.device, peer = %resolved.peer.peer, units,
+			"streaming over libp2p"
+		);
+		let on_unit = |n: u64, body: &[u8]| {
+			tracing::debug!(unit = n, bytes = body.len(), "unit received");
+			bodies.push(String::from_utf8_lossy(body).into_owned());
+		};
+		let (peer, resource, pay_to) = (&resolved.peer, &resolved.resource, &resolved.pay_to);
+		anyhow::Ok(p2p.client.stream(target, peer, resource, Some(pay_to), units, on_unit).await?)
+	}
+	.await;
+	match streamed {
+		Ok(s) => {
+			tracing::info!(units = s.units, intervals = s.intervals, charged = %crate::channels::usdt(s.charged), "streamed over libp2p");
+			json!({
+				"status": 200,
+				"body": bodies.join("\n"),
+				"units": s.units,
+				"intervals": s.intervals,
+				"unitPrice": crate::channels::usdt(s.meter.unit_price),
+				"price": crate::channels::usdt(s.charged),
+				"transaction": "",
+			})
+		},
+		Err(e) => {
+			tracing::warn!(error = %format!("{e:#}"), "stream over libp2p did not complete");
+			json!({"error": format!("{e:#}")})
+		},
+	}
+}
+
 async fn paid_json(result: Result<Paid, ClientError>) -> Value {
 	match result {
 		Ok(paid) => {

@@ -48,7 +48,7 @@ pub struct X402Codec {
 	pub limits: Limits,
 }
 
-async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usize> {
+pub(crate) async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usize> {
 	let mut prefix = Vec::with_capacity(frame::MAX_PREFIX);
 	loop {
 		let mut byte = [0u8; 1];
@@ -62,7 +62,10 @@ async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usiz
 	}
 }
 
-async fn write_framed<T: AsyncWrite + Unpin + Send>(io: &mut T, json: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_framed<T: AsyncWrite + Unpin + Send>(
+	io: &mut T,
+	json: &[u8],
+) -> io::Result<()> {
 	io.write_all(&frame::prefix(json.len())).await?;
 	io.write_all(json).await?;
 	io.flush().await

@@ -4,6 +4,8 @@
 //!   size limits, oversize and malformed requests answered precisely);
 //! - [`node`]: a swarm on TCP (with Noise and Yamux) and QUIC, identify, ping and mDNS,
 //!   behind a small [`Node`] handle;
+//! - [`stream`]: metered streams (`/x402-stream/1.0.0`), framed as the requests are, bridged
+//!   to channels of messages;
 //! - the buyer's [`MessageTransport`](m2m_x402_buyer::messages::MessageTransport) over it.
 //!
 //! The messages and their rules are pure, in [`m2m_x402::libp2p`]; the sale and the purchase
@@ -12,9 +14,11 @@
 
 pub mod codec;
 pub mod node;
+pub mod stream;
 
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
 pub use node::{Config, Node, RequestError, Serve};
+pub use stream::ServeStream;
 
 use m2m_x402::libp2p::{X402Request, X402Response};
 use m2m_x402_buyer::messages::{MessageTransport, Peer, TransportFailure};
@@ -60,6 +64,20 @@ impl MessageTransport for Node {
 			may_have_arrived: e.may_have_arrived(),
 			message: e.to_string(),
 		})
+	}
+
+	async fn open_stream(
+		&self,
+		to: &Peer,
+	) -> Result<(stream::BuyerOutbox, stream::BuyerInbox), TransportFailure> {
+		let peer: PeerId = to.peer.parse().map_err(|e| TransportFailure {
+			message: format!("{:?} is not a PeerId: {e}", to.peer),
+			may_have_arrived: false,
+		})?;
+		let addresses = to.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+		Node::open_stream(self, peer, addresses)
+			.await
+			.map_err(|e| TransportFailure { may_have_arrived: false, message: e.to_string() })
 	}
 }
 

@@ -14,13 +14,20 @@ use libp2p::{
 	identify,
 	identity::Keypair,
 	mdns, noise, ping, request_response,
-	swarm::{behaviour::toggle::Toggle, NetworkBehaviour, SwarmEvent},
+	swarm::{
+		behaviour::toggle::Toggle,
+		dial_opts::{DialOpts, PeerCondition},
+		DialError, NetworkBehaviour, SwarmEvent,
+	},
 	tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
-use m2m_x402::libp2p::{X402Request, X402Response, PROTOCOL};
+use m2m_x402::libp2p::{stream::PROTOCOL as STREAM_PROTOCOL, X402Request, X402Response, PROTOCOL};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::codec::{Limits, Unreadable, X402Codec};
+use crate::{
+	codec::{Limits, Unreadable, X402Codec},
+	stream::{self as metered, BuyerInbox, BuyerOutbox, ServeStream},
+};
 
 /// How a node listens, discovers and waits.
 #[derive(Clone, Debug)]
@@ -71,6 +78,8 @@ pub enum RequestError {
 	NoAddress(PeerId),
 	#[error("peer {0} does not speak {PROTOCOL}")]
 	UnsupportedProtocol(PeerId),
+	#[error("peer {0} serves no metered streams ({STREAM_PROTOCOL})")]
+	UnsupportedStreams(PeerId),
 	#[error(
 		"no answer from peer {0} within the request timeout; it may have acted on the request"
 	)]
@@ -100,14 +109,29 @@ impl RequestError {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
 	x402: request_response::Behaviour<X402Codec>,
+	streams: libp2p_stream::Behaviour,
 	identify: identify::Behaviour,
 	ping: ping::Behaviour,
 	mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 enum Command {
-	Request { peer: PeerId, addresses: Vec<Multiaddr>, request: X402Request, answer: Answer },
+	Request {
+		peer: PeerId,
+		addresses: Vec<Multiaddr>,
+		request: X402Request,
+		answer: Answer,
+	},
+	/// Be connected to `peer` (dialling `addresses`, or what discovery found).
+	Connect {
+		peer: PeerId,
+		addresses: Vec<Multiaddr>,
+		answer: Connected,
+	},
 }
+
+/// Where the outcome of a [`Command::Connect`] goes.
+type Connected = oneshot::Sender<Result<(), RequestError>>;
 
 /// Peers' addresses, as mDNS and identify found them.
 #[derive(Default)]
@@ -123,6 +147,8 @@ pub struct Node {
 	listening: Vec<Multiaddr>,
 	commands: mpsc::Sender<Command>,
 	directory: Arc<Directory>,
+	streams: libp2p_stream::Control,
+	limits: Limits,
 }
 
 impl Node {
@@ -164,6 +190,7 @@ impl Node {
 						[(StreamProtocol::new(PROTOCOL), request_response::ProtocolSupport::Full)],
 						rr_config,
 					),
+					streams: libp2p_stream::Behaviour::new(),
 					identify: identify::Behaviour::new(
 						identify::Config::new("/m2m-pay/1.0.0".into(), key.public())
 							.with_agent_version(format!(
@@ -213,8 +240,56 @@ impl Node {
 			.collect();
 		let (commands, receiver) = mpsc::channel(256);
 		let directory = Arc::new(Directory::default());
+		let streams = swarm.behaviour().streams.new_control();
 		tokio::spawn(drive(swarm, receiver, serve, directory.clone()));
-		Ok(Node { peer_id, listening, commands, directory })
+		Ok(Node { peer_id, listening, commands, directory, streams, limits: config.limits })
+	}
+
+	/// Serves metered streams (`/x402-stream/1.0.0`) with `serve`, each on its own task.
+	pub fn serve_streams(&self, serve: Arc<dyn ServeStream>) -> Result<(), String> {
+		let mut incoming = self
+			.streams
+			.clone()
+			.accept(StreamProtocol::new(STREAM_PROTOCOL))
+			.map_err(|_| format!("{STREAM_PROTOCOL} is served already"))?;
+		let limits = self.limits;
+		tokio::spawn(async move {
+			while let Some((peer, stream)) = incoming.next().await {
+				let serve = serve.clone();
+				tokio::spawn(async move {
+					let (requests, frames) = metered::seller_side(stream, limits);
+					serve.serve_stream(peer, requests, frames).await;
+				});
+			}
+		});
+		Ok(())
+	}
+
+	/// Opens a metered stream to `peer`, dialling `addresses` (or what discovery found) if
+	/// not connected: where the buyer's messages go, and the seller's messages.
+	pub async fn open_stream(
+		&self,
+		peer: PeerId,
+		addresses: Vec<Multiaddr>,
+	) -> Result<(BuyerOutbox, BuyerInbox), RequestError> {
+		let (answer, connected) = oneshot::channel();
+		self.commands
+			.send(Command::Connect { peer, addresses, answer })
+			.await
+			.map_err(|_| RequestError::Stopped)?;
+		connected.await.map_err(|_| RequestError::Stopped)??;
+		let stream = self
+			.streams
+			.clone()
+			.open_stream(peer, StreamProtocol::new(STREAM_PROTOCOL))
+			.await
+			.map_err(|e| match e {
+				libp2p_stream::OpenStreamError::UnsupportedProtocol(_) => {
+					RequestError::UnsupportedStreams(peer)
+				},
+				e => RequestError::NotSent { peer, reason: e.to_string() },
+			})?;
+		Ok(metered::buyer_side(stream, self.limits))
 	}
 
 	pub fn peer_id(&self) -> PeerId {
@@ -277,15 +352,26 @@ async fn drive(
 	let mut waiting: HashMap<PeerId, Vec<(X402Request, Answer)>> = HashMap::new();
 	// The last dial error per peer, to say why a request could not be sent.
 	let mut dial_errors: HashMap<PeerId, String> = HashMap::new();
+	// Who waits for a connection to a peer (to open a stream).
+	let mut connecting: HashMap<PeerId, Vec<Connected>> = HashMap::new();
 	let (answers, mut answered) =
 		mpsc::unbounded_channel::<(request_response::ResponseChannel<X402Response>, X402Response)>(
 		);
 	loop {
 		tokio::select! {
 			command = commands.recv() => {
-				let Some(Command::Request { peer, mut addresses, request, answer }) = command else {
-					tracing::debug!("every node handle is gone; stopping");
-					return;
+				let (peer, mut addresses, request, answer) = match command {
+					None => {
+						tracing::debug!("every node handle is gone; stopping");
+						return;
+					},
+					Some(Command::Connect { peer, addresses, answer }) => {
+						connect(&mut swarm, &directory, &mut connecting, peer, addresses, answer);
+						continue;
+					},
+					Some(Command::Request { peer, addresses, request, answer }) => {
+						(peer, addresses, request, answer)
+					},
 				};
 				if swarm.is_connected(&peer) {
 					let id = swarm.behaviour_mut().x402.send_request(&peer, Ok(request));
@@ -349,6 +435,9 @@ async fn drive(
 				},
 				SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
 					tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+					for answer in connecting.remove(&peer_id).unwrap_or_default() {
+						let _ = answer.send(Ok(()));
+					}
 					for (request, answer) in waiting.remove(&peer_id).unwrap_or_default() {
 						let id = swarm.behaviour_mut().x402.send_request(&peer_id, Ok(request));
 						pending.insert(id, (peer_id, answer));
@@ -356,11 +445,51 @@ async fn drive(
 				},
 				SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
 					tracing::debug!(%peer, %error, "dial failed");
+					for answer in connecting.remove(&peer).unwrap_or_default() {
+						let _ = answer.send(Err(RequestError::Dial { peer, reason: error.to_string() }));
+					}
 					dial_errors.insert(peer, error.to_string());
 				},
 				_ => {},
 			},
 		}
+	}
+}
+
+/// Connects to `peer` for a stream: at once if connected, else once a dial of `addresses` (or
+/// of what discovery found) succeeds or fails.
+fn connect(
+	swarm: &mut Swarm<Behaviour>,
+	directory: &Directory,
+	connecting: &mut HashMap<PeerId, Vec<Connected>>,
+	peer: PeerId,
+	mut addresses: Vec<Multiaddr>,
+	answer: Connected,
+) {
+	if swarm.is_connected(&peer) {
+		let _ = answer.send(Ok(()));
+		return;
+	}
+	if addresses.is_empty() {
+		let known = directory.addresses.lock().expect("directory lock");
+		addresses = known.get(&peer).map(|a| a.iter().cloned().collect()).unwrap_or_default();
+	}
+	if addresses.is_empty() {
+		let _ = answer.send(Err(RequestError::NoAddress(peer)));
+		return;
+	}
+	connecting.entry(peer).or_default().push(answer);
+	let dial = DialOpts::peer_id(peer)
+		.addresses(addresses)
+		.condition(PeerCondition::DisconnectedAndNotDialing)
+		.build();
+	match swarm.dial(dial) {
+		Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {},
+		Err(e) => {
+			for answer in connecting.remove(&peer).unwrap_or_default() {
+				let _ = answer.send(Err(RequestError::Dial { peer, reason: e.to_string() }));
+			}
+		},
 	}
 }
 

@@ -166,3 +166,87 @@ async fn many_requests_share_one_connection_and_failures_say_whether_the_seller_
 	assert!(matches!(e, RequestError::NotSent { .. }) && !e.may_have_arrived(), "{e}");
 	assert!(e.to_string().contains("more than the 65536 a seller reads"), "{e}");
 }
+
+/// Echoes each stream message's resource back as a unit, until the buyer's side closes.
+struct StreamEcho;
+
+#[async_trait::async_trait]
+impl m2m_p2p::ServeStream for StreamEcho {
+	async fn serve_stream(
+		&self,
+		peer: m2m_p2p::PeerId,
+		mut requests: m2m_p2p::stream::SellerInbox,
+		frames: tokio::sync::mpsc::Sender<m2m_x402::libp2p::stream::StreamFrame>,
+	) {
+		use m2m_x402::libp2p::stream::StreamFrame;
+		let mut n = 0;
+		while let Some(message) = requests.recv().await {
+			let frame = match message {
+				Ok(request) => {
+					n += 1;
+					let body = format!("{peer} {}", request.resource.unwrap_or_default());
+					StreamFrame::unit(n, body.as_bytes(), None)
+				},
+				Err(unreadable) => StreamFrame::answer(unreadable),
+			};
+			if frames.send(frame).await.is_err() {
+				return;
+			}
+		}
+	}
+}
+
+/// Metered streams' framing on a real connection: messages both ways in order on one stream,
+/// an oversize buyer message answered `413` on the stream (then it ends), and a peer that
+/// serves no streams told apart from one that cannot be reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_carries_messages_both_ways_and_refuses_oversize_ones_precisely() {
+	use m2m_x402::libp2p::stream::{FrameKind, StreamRequest};
+	let seller = Node::start(m2m_p2p::keypair([8; 32]), listening(false), None).await.unwrap();
+	seller.serve_streams(Arc::new(StreamEcho)).unwrap();
+	// A buyer that writes what our buyers refuse to (over 64 KiB), as another implementation may.
+	let limits = m2m_p2p::codec::Limits { request: 1 << 20, ..Default::default() };
+	let buyer =
+		Node::start(m2m_p2p::keypair([9; 32]), Config { limits, ..Default::default() }, None)
+			.await
+			.unwrap();
+	let address = seller.listen_addresses()[0].clone();
+
+	let (requests, mut frames) =
+		buyer.open_stream(seller.peer_id(), vec![address.clone()]).await.unwrap();
+	for resource in ["/a", "/b", "/c"] {
+		requests.send(StreamRequest::open(resource)).await.unwrap();
+	}
+	for (n, resource) in [(1, "/a"), (2, "/b"), (3, "/c")] {
+		let frame = frames.recv().await.unwrap().unwrap();
+		assert_eq!(frame.kind(), FrameKind::Unit(n));
+		assert_eq!(
+			frame.answer.body_bytes().unwrap(),
+			format!("{} {resource}", buyer.peer_id()).as_bytes()
+		);
+	}
+	requests.send(StreamRequest::open("/".repeat(70_000))).await.unwrap();
+	let refused = frames.recv().await.unwrap().unwrap();
+	assert_eq!(
+		(refused.answer.status, refused.answer.error.as_deref()),
+		(413, Some("message_too_large"))
+	);
+	drop(requests);
+	assert!(frames.recv().await.is_none(), "the stream ends after an unreadable message");
+
+	// A seller without streams, and nobody at all.
+	let plain = Node::start(m2m_p2p::keypair([10; 32]), listening(false), None).await.unwrap();
+	let e =
+		buyer.open_stream(plain.peer_id(), plain.listen_addresses().to_vec()).await.unwrap_err();
+	assert_eq!(e, RequestError::UnsupportedStreams(plain.peer_id()));
+	let nobody = m2m_p2p::keypair([11; 32]).public().to_peer_id();
+	let e = buyer
+		.open_stream(nobody, vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{nobody}").parse().unwrap()])
+		.await
+		.unwrap_err();
+	assert!(matches!(e, RequestError::Dial { .. }), "{e}");
+	assert_eq!(
+		buyer.open_stream(nobody, vec![]).await.unwrap_err(),
+		RequestError::NoAddress(nobody)
+	);
+}

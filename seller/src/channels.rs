@@ -210,9 +210,15 @@ pub(crate) struct ChannelSale {
 }
 
 impl ChannelSale {
-	/// The record once this request is charged, with its deposit's state mirrored (`landed`:
-	/// the deposit settled; `state`: the chain's state after it, if reported).
-	pub(crate) fn charged(&self, landed: bool, state: Option<&OnChain>) -> ChannelRecord {
+	/// The record once this request is charged `charge` (at most its price), with its
+	/// deposit's state mirrored (`landed`: the deposit settled; `state`: the chain's state after
+	/// it, if reported).
+	pub(crate) fn charged(
+		&self,
+		charge: u128,
+		landed: bool,
+		state: Option<&OnChain>,
+	) -> ChannelRecord {
 		let mut record = self.record.clone();
 		match state {
 			Some(state) => record.mirror(state),
@@ -221,7 +227,7 @@ impl ChannelSale {
 			None => {},
 		}
 		if !self.repeat {
-			record.charged += self.price;
+			record.charged += charge.min(self.price);
 			record.signed = self.verified.max_claimable;
 			record.signature = self.payload_signature().to_owned();
 			record.requests += 1;
@@ -820,9 +826,18 @@ mod tests {
 	fn a_voucher_of_charged_plus_price_is_served_and_charged_its_price() {
 		let (verified, requirements, record) = known(3_000, 10_000);
 		let sale = check(verified, &requirements, record, 0, false).unwrap();
-		let after = sale.charged(false, None);
+		let after = sale.charged(1_000, false, None);
 		assert_eq!((after.charged, after.signed, after.requests), (4_000, 4_000, 1));
 		assert_eq!(after.unclaimed(), 4_000);
+	}
+
+	#[test]
+	fn a_metered_interval_cut_short_is_charged_what_it_delivered_and_keeps_its_voucher() {
+		let (verified, requirements, record) = known(3_000, 10_000);
+		let sale = check(verified, &requirements, record, 0, false).unwrap();
+		let after = sale.charged(250, false, None);
+		assert_eq!((after.charged, after.signed), (3_250, 4_000), "claimable up to the voucher");
+		assert_eq!(sale.charged(5_000, false, None).charged, 4_000, "never above the price");
 	}
 
 	#[test]
@@ -855,12 +870,13 @@ mod tests {
 	#[test]
 	fn a_retry_of_a_charged_voucher_is_served_again_without_a_second_charge() {
 		let (verified, requirements, record) = known(3_000, 10_000);
-		let charged =
-			check(verified.clone(), &requirements, record, 0, false).unwrap().charged(false, None);
+		let charged = check(verified.clone(), &requirements, record, 0, false)
+			.unwrap()
+			.charged(1_000, false, None);
 		// The same voucher again, as the retry of a request whose answer was lost.
 		let again = check(verified.clone(), &requirements, charged.clone(), 0, true).unwrap();
 		assert!(again.repeat);
-		assert_eq!(again.charged(false, None), charged);
+		assert_eq!(again.charged(1_000, false, None), charged);
 		// Without the retry mark it is a stale voucher.
 		assert!(matches!(
 			check(verified, &requirements, charged, 0, false),

@@ -18,6 +18,10 @@ pub struct Delivery {
 	/// Metadata the transport carries with the body (HTTP: the handler's headers, such as
 	/// `content-type`).
 	pub metadata: Vec<(String, String)>,
+	/// What this delivery costs, when less than the offer's `amount` (its maximum): a metered
+	/// interval cut short. Channels only (an `exact` payment is always its whole amount);
+	/// `None` charges the offer's amount.
+	pub charge: Option<u128>,
 }
 
 /// What a buyer got for a payment: the resource, and the settlement that paid for it.
@@ -177,7 +181,7 @@ mod tests {
 
 	fn answered(body: &str) -> Answered {
 		Answered {
-			delivery: Delivery { body: body.into(), metadata: vec![] },
+			delivery: Delivery { body: body.into(), metadata: vec![], charge: None },
 			settlement: SettleResponse {
 				success: true,
 				error_reason: None,

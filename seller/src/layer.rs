@@ -213,7 +213,8 @@ where
 		if head.status.as_u16() >= 400 {
 			return Err(Response::from_parts(head, Body::from(bytes)));
 		}
-		let delivery = Delivery { body: bytes.to_vec(), metadata: metadata(&head.headers) };
+		let delivery =
+			Delivery { body: bytes.to_vec(), metadata: metadata(&head.headers), charge: None };
 		Ok((delivery, head))
 	};
 	let request = SaleRequest { payment, offers, resource, buyer: None };

@@ -451,7 +451,16 @@ impl Seller {
 				} else {
 					None
 				};
-				let (settlement, record) = channel_settlement(&sale, channel, deposited);
+				let charge = match delivery.charge {
+					Some(charge) if charge > channel.price => {
+						// A producer's bug: never charge above the voucher's interval.
+						tracing::error!(%url, charge, price = channel.price, "a delivery's charge is above its price; charging the price");
+						channel.price
+					},
+					Some(charge) => charge,
+					None => channel.price,
+				};
+				let (settlement, record) = channel_settlement(&sale, channel, charge, deposited);
 				channel_record = Some(record);
 				settlement
 			},
@@ -670,6 +679,7 @@ impl Seller {
 			delivery: Delivery {
 				body: body.to_string().into_bytes(),
 				metadata: vec![("content-type".into(), "application/json".into())],
+				charge: None,
 			},
 			settlement,
 			version,
@@ -937,18 +947,24 @@ impl Stop {
 }
 
 /// What a voucher-paid answer carries: no transaction of its own (its deposit's, if it
-/// brought one), the price charged and the channel's state after it.
+/// brought one), the price charged (`charge`, at most the offer's amount) and the channel's
+/// state after it.
 /// Returns it with the channel's record once charged.
 fn channel_settlement(
 	sale: &Sale,
 	channel: &channels::ChannelSale,
+	charge: u128,
 	deposited: Option<SettleResponse>,
 ) -> (SettleResponse, ChannelRecord) {
 	let on_chain =
 		deposited.as_ref().and_then(|d| channels::OnChain::from_extra(d.extra.as_ref()).ok());
-	let after = channel.charged(deposited.is_some(), on_chain.as_ref());
+	let after = channel.charged(charge, deposited.is_some(), on_chain.as_ref());
+	// What this voucher paid: the charged total above the one it was signed on (a repeat's
+	// was charged by the answer the buyer lost).
+	let before = channel.verified.max_claimable.saturating_sub(channel.price);
+	let charged_now = after.charged.saturating_sub(before);
 	let extra =
-		ChargeExtra { charged_amount: channel.price.to_string(), channel_state: after.state() };
+		ChargeExtra { charged_amount: charged_now.to_string(), channel_state: after.state() };
 	let settlement = SettleResponse {
 		success: true,
 		error_reason: None,

@@ -15,6 +15,8 @@ use m2m_x402::{
 
 use crate::{Answered, Delivery, Paid, ProvenBuyer, SaleOutcome, SaleRequest, Seller};
 
+pub mod stream;
+
 /// The largest resource sold in one message: what fits in a response once base64-encoded,
 /// with room for the settlement.
 pub const MAX_BODY: usize = (MAX_RESPONSE_BYTES - 64 * 1024) / 4 * 3;
@@ -55,6 +57,17 @@ where
 		Ok((delivery, ()))
 	};
 	match seller.sell(sale, produce).await {
+		SaleOutcome::Sold { delivery, settlement, .. } => {
+			delivered(&delivery).with_settlement(*settlement)
+		},
+		outcome => answer(outcome),
+	}
+}
+
+/// The answer to a sale that sold nothing new (a `Sold` is the transport's to answer: a
+/// resource, or a metered interval's close).
+pub(crate) fn answer<X>(outcome: SaleOutcome<X, X402Response>) -> X402Response {
+	match outcome {
 		SaleOutcome::PaymentRequired(required) | SaleOutcome::Refused { required, .. } => {
 			X402Response::payment_required(*required)
 		},
@@ -93,10 +106,13 @@ where
 
 /// A delivery as a `200`, its media type from the producer's `content-type`.
 fn delivered(delivery: &Delivery) -> X402Response {
-	let mime_type = delivery
+	X402Response::delivered(&delivery.body, mime_type(delivery))
+}
+
+fn mime_type(delivery: &Delivery) -> Option<String> {
+	delivery
 		.metadata
 		.iter()
 		.find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-		.map(|(_, v)| v.clone());
-	X402Response::delivered(&delivery.body, mime_type)
+		.map(|(_, v)| v.clone())
 }

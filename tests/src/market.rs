@@ -250,6 +250,7 @@ impl m2m_p2p::Serve for ReadingOverLibp2p {
 				Ok(Delivery {
 					body: serde_json::to_vec(&body).expect("JSON"),
 					metadata: vec![("content-type".into(), "application/json".into())],
+					charge: None,
 				})
 			},
 		)

@@ -241,6 +241,56 @@ fn two_agents_pay_over_libp2p_with_peers_bound_to_their_devices() {
 	);
 }
 
+/// A metered stream between two agents on a dev node, paid from a channel on the chain's own
+/// settlement contract: the EV streams kWh ticks from the meter by device id, 4 ticks a
+/// voucher; it cancels after the sixth, mid-way through the second voucher, and both sides
+/// hold exactly six ticks' charge, which the meter's claim moves on-chain.
+#[test]
+fn two_agents_stream_metered_units_and_a_cancel_mid_way_is_charged_exactly() {
+	let net = Testnet::start(&["meter", "ev"]);
+	let meter = net.device("meter", "//Alice");
+	let ev = net.device("ev", "//Bob");
+	configure(&meter, |c| {
+		c.replace(
+			"# What this device may spend",
+			"[[services]]\npath = \"/kwh\"\nprice = \"0.01\"\ndescription = \"a kWh tick\"\n\
+			 handler = \"sensor\"\nscheme = \"batch-settlement\"\nunits_per_voucher = 4\n\
+			 unit_interval_ms = 500\n\n# What this device may spend",
+		)
+	});
+	configure(&ev, |c| c.replace("requests_per_deposit = 100", "requests_per_deposit = 5"));
+	let out = ev.cli(&["register"]);
+	assert!(out.status.success(), "{}", text(&out).1);
+	let (_daemon, _url) = meter.run();
+	let meter_id = net.device_id(&meter);
+	net.published(meter_id);
+
+	let out = ev.cli(&["pay", &format!("device:{meter_id}/kwh"), "--units", "6"]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "stream over libp2p failed: {stderr}");
+	assert_eq!(stdout.matches("celsius").count(), 6, "six units: {stdout}");
+	assert!(
+		stderr.contains("streamed 6 units in 2 intervals at 0.01 USDT each: paid 0.06 USDT"),
+		"{stderr}"
+	);
+	let status: serde_json::Value = serde_json::from_str(&text(&ev.cli(&["status"])).0).unwrap();
+	let bought = &status["channels"][0];
+	assert_eq!(
+		(bought["role"].as_str(), bought["charged"].as_str()),
+		(Some("buy"), Some("0.06 USDT"))
+	);
+	let listed = text(&meter.cli(&["channels", "list"])).0;
+	assert!(listed.contains("sell") && listed.contains("0.06 USDT"), "{listed}");
+
+	// The meter claims what the stream delivered, not the second voucher's bound (0.08).
+	let out = meter.cli(&["channels", "claim"]);
+	let (stdout, stderr) = text(&out);
+	assert!(out.status.success(), "{stderr}");
+	let claim: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+	assert_eq!(claim["claimed"][0]["amount"], "0.06 USDT", "{claim}");
+	assert_eq!(claim["claimed"][0]["requests"], 2, "two vouchers: {claim}");
+}
+
 /// `kill -9` of the buyer while the seller holds its paid libp2p request: the signed payment
 /// survives in the journal, and the next `pay` of the same target sends it again (never a new
 /// signature) and is served, paid once.

@@ -115,3 +115,163 @@ fn payment_ids_belong_to_the_peer_that_sent_them() {
 		assert!(matches!(mallory.request(None).await, Reply::PaymentRequired { .. }));
 	});
 }
+
+/// A metered service on `/x402-stream/1.0.0`: one tick of energy per unit, at the pace a
+/// meter produces them.
+struct KwhStream {
+	seller: Arc<Seller>,
+	metered: m2m_x402_seller::messages::stream::MeteredOffer,
+}
+
+/// How long the meter takes per unit: a cancel sent after a unit reaches the seller while it
+/// makes the next one.
+const TICK: Duration = Duration::from_millis(100);
+
+#[async_trait::async_trait]
+impl m2m_p2p::ServeStream for KwhStream {
+	async fn serve_stream(
+		&self,
+		peer: m2m_p2p::PeerId,
+		mut requests: m2m_p2p::stream::SellerInbox,
+		frames: tokio::sync::mpsc::Sender<m2m_x402::libp2p::stream::StreamFrame>,
+	) {
+		use m2m_x402_seller::{messages::stream, Delivery, ProvenBuyer};
+		let Some(Ok(first)) = requests.recv().await else { return };
+		if first.resource.as_deref() != Some("/kwh/stream") {
+			let _ = frames.send(stream::not_streamed(first.resource.as_deref())).await;
+			return;
+		}
+		let buyer = ProvenBuyer { peer: peer.to_string(), device: None };
+		let tick = |n: u64| async move {
+			tokio::time::sleep(TICK).await;
+			Ok(Some(Delivery {
+				body: format!("tick {n}").into_bytes(),
+				metadata: vec![("content-type".into(), "text/plain".into())],
+				charge: None,
+			}))
+		};
+		let metered = self.metered.clone();
+		stream::sell_stream(&self.seller, buyer, first, requests, frames, metered, tick).await;
+	}
+}
+
+/// A metered stream over libp2p, paid by channel vouchers on the same stream: the seller stops
+/// at each voucher's bound and resumes with the next; the buyer cancels mid-interval, and the
+/// stream is charged exactly the units delivered, which is what the seller claims on-chain.
+#[test]
+fn a_metered_stream_stops_at_each_bound_and_a_cancel_is_charged_exactly_its_units() {
+	use m2m_evm::{
+		channels::{BatchSettlement, SETTLEMENT_ADDRESS},
+		dev,
+	};
+	use m2m_x402::{
+		libp2p::stream::{Meter, StreamEnd},
+		schemes::batch_settlement::rules,
+		v2::ResourceInfo,
+	};
+	use m2m_x402_buyer::{
+		messages::{MessageClient, Peer},
+		Buyer, ChannelFunding, MemoryBuyerChannels,
+	};
+	use m2m_x402_seller::{messages::stream::MeteredOffer, ChannelStore, MemoryChannels};
+
+	const UNIT_PRICE: u128 = 1_000;
+	const PER_VOUCHER: u64 = 4;
+	const WANTED: u64 = 6;
+	runtime().block_on(async {
+		let market = Market::open(&[]).await;
+		let interval = UNIT_PRICE * PER_VOUCHER as u128;
+		let (facilitator, offer) = market.channels(Duration::from_secs(10), interval).await;
+		let sold = Arc::new(MemoryChannels::default());
+		let seller = Arc::new(
+			Seller::new(facilitator)
+				.with_channels(sold.clone())
+				.with_receiver_key(dev::signer(SELLER)),
+		);
+		let metered = MeteredOffer {
+			offer: rules::requirements(&offer),
+			meter: Meter { unit_price: UNIT_PRICE, units_per_voucher: PER_VOUCHER },
+			resource: ResourceInfo {
+				url: "libp2p:///kwh/stream".into(),
+				description: Some("energy, one tick per unit".into()),
+				mime_type: Some("text/plain".into()),
+			},
+		};
+		let config = m2m_p2p::Config {
+			listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+			..Default::default()
+		};
+		let seller_node =
+			m2m_p2p::Node::start(m2m_p2p::Keypair::generate_ed25519(), config, None).await.unwrap();
+		seller_node.serve_streams(Arc::new(KwhStream { seller: seller.clone(), metered })).unwrap();
+		let address = seller_node.listen_addresses()[0].clone();
+		let to =
+			Peer { peer: seller_node.peer_id().to_string(), addresses: vec![address.to_string()] };
+
+		let buyer_node = m2m_p2p::Node::start(
+			m2m_p2p::Keypair::generate_ed25519(),
+			m2m_p2p::Config::default(),
+			None,
+		)
+		.await
+		.unwrap();
+		let kept = Arc::new(MemoryBuyerChannels::default());
+		let buyer = Buyer::new(dev::signer(BUYER), market.policy(interval as u64, 1_000_000))
+			.with_channels(kept, ChannelFunding { requests_per_deposit: 5 });
+		let client = MessageClient::new(Arc::new(buyer_node), Arc::new(buyer));
+		let buyer_before = market.balance(BUYER).await;
+
+		// A resource the seller does not stream is refused before anything is signed.
+		let refused =
+			client.stream("elsewhere", &to, "/nothing", None, 1, |_, _| {}).await.unwrap_err();
+		assert!(refused.to_string().contains("/nothing is not streamed here"), "{refused}");
+
+		let mut seen = Vec::new();
+		let streamed = client
+			.stream(&address.to_string(), &to, "/kwh/stream", None, WANTED, |n, body| {
+				seen.push((n, String::from_utf8(body.to_vec()).unwrap()))
+			})
+			.await
+			.expect("streamed");
+		let units = streamed.units;
+		assert!(
+			(WANTED..2 * PER_VOUCHER).contains(&units),
+			"cancelled within the second voucher's bound: {units} units"
+		);
+		let expected: Vec<_> = (1..=units).map(|n| (n, format!("tick {n}"))).collect();
+		assert_eq!(seen, expected, "every unit once, in order");
+		assert_eq!(
+			streamed.intervals, 2,
+			"the first voucher's bound stopped it; the second resumed it"
+		);
+		assert_eq!(streamed.charged, units as u128 * UNIT_PRICE, "exactly the units delivered");
+		assert_eq!(streamed.end, Some(StreamEnd { units, charged: streamed.charged }));
+
+		// Both sides hold the same charge: below the second voucher, which bounds the stream.
+		let channel = client.buyer().channels().unwrap().remove(0);
+		assert_eq!((channel.charged, channel.signed), (streamed.charged, 2 * interval));
+		assert_eq!(channel.stopped, None);
+		let record = sold.load(&channel.channel_id).unwrap().expect("the seller's record");
+		assert_eq!(
+			(record.charged, record.signed, record.requests),
+			(streamed.charged, 2 * interval, 2)
+		);
+		assert_eq!(
+			market.balance(BUYER).await,
+			buyer_before - U256::from(5 * interval),
+			"one deposit for the whole stream"
+		);
+
+		// What the seller claims on-chain is what the stream delivered, not what the voucher
+		// allowed.
+		let seller_before = market.balance(SELLER).await;
+		let report = seller.claim_channels().await.unwrap();
+		assert_eq!(report.failed, vec![], "{report:?}");
+		assert_eq!(report.claimed[0].amount, streamed.charged);
+		let provider = m2m_evm::connect(&market.anvil.url, None).unwrap();
+		let contract = BatchSettlement::new(SETTLEMENT_ADDRESS, &provider);
+		let on_chain = contract.channels(channel.channel_id).call().await.unwrap();
+		assert_eq!(on_chain.totalClaimed, streamed.charged);
+		assert_eq!(market.balance(SELLER).await, seller_before + U256::from(streamed.charged));
+	});
+}

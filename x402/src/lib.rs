@@ -18,7 +18,8 @@
 //! - [`reason`]: the spec's error reasons;
 //! - [`paywall`]: a seller's transport-neutral rules (which offer a payment pays,
 //!   idempotency keys), and [`http`]: where HTTP carries each message, for both sides;
-//!   [`libp2p`]: the messages of x402 over libp2p (`/x402/1.0.0`), its twin;
+//!   [`libp2p`]: the messages of x402 over libp2p (`/x402/1.0.0`), its twin, and of its
+//!   metered streams ([`libp2p::stream`], `/x402-stream/1.0.0`);
 //! - [`policy`]: a buyer's spending policy (allowed networks, assets, payees; caps, budgets).
 
 pub mod clock;

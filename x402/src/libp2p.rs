@@ -15,6 +15,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod stream;
+
 use crate::{
 	paywall::{self, IncomingPayment},
 	v2::{PaymentPayload, PaymentRequired, SettleResponse},
@@ -82,19 +84,21 @@ impl X402Request {
 
 	/// Seller: the payment, if any, read by the same rules as an HTTP payment header.
 	pub fn read_payment(&self) -> Option<Result<IncomingPayment, Problem>> {
-		let payment = self.payment.as_ref()?;
-		if !payment.is_object() {
-			return Some(Err(Problem::new(
-				ErrorReason::InvalidPayload,
-				"payment: must be the PaymentPayload JSON object (not base64, not a string)",
-			)));
-		}
-		let json = serde_json::to_vec(payment).expect("a JSON value always serializes");
-		Some(
-			paywall::parse_payment(&json)
-				.map_err(|r| Problem { message: format!("payment: {}", r.message), ..r }),
-		)
+		Some(read_payment_value(self.payment.as_ref()?))
 	}
+}
+
+/// A message's `payment`, read by the same rules as an HTTP payment header.
+fn read_payment_value(payment: &Value) -> Result<IncomingPayment, Problem> {
+	if !payment.is_object() {
+		return Err(Problem::new(
+			ErrorReason::InvalidPayload,
+			"payment: must be the PaymentPayload JSON object (not base64, not a string)",
+		));
+	}
+	let json = serde_json::to_vec(payment).expect("a JSON value always serializes");
+	paywall::parse_payment(&json)
+		.map_err(|r| Problem { message: format!("payment: {}", r.message), ..r })
 }
 
 /// A seller's answer.
@@ -138,6 +142,11 @@ impl X402Response {
 			mime_type: None,
 			body: None,
 		}
+	}
+
+	/// 200 with nothing attached (a metered stream's interval close and end).
+	pub fn ok() -> Self {
+		Self::status(status::OK)
 	}
 
 	/// 402: what to pay.

@@ -51,6 +51,7 @@ impl StoredAnswer {
 			delivery: Delivery {
 				body: hex::decode(self.body_hex).unwrap_or_default(),
 				metadata: self.metadata,
+				charge: None,
 			},
 			settlement: self.settlement,
 			version: self.version,

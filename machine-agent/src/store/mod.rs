@@ -268,6 +268,7 @@ mod tests {
 			delivery: Delivery {
 				body: body.as_bytes().to_vec(),
 				metadata: vec![("content-type".into(), "text/plain".into())],
+				charge: None,
 			},
 			settlement: settlement("0x01"),
 			version: 2,

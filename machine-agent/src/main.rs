@@ -568,9 +568,10 @@ async fn pay(config: &config::Config, url: &str, units: Option<u64>) -> Result<(
 		None => "-".to_string(),
 	};
 	if let Some(units) = result["units"].as_u64() {
+		let intervals = result["intervals"].as_u64().unwrap_or(0);
 		eprintln!(
-			"streamed {units} units in {} intervals at {} each: paid {} (channel vouchers)",
-			result["intervals"],
+			"streamed {units} units in {intervals} interval{} at {} each: paid {} (channel vouchers)",
+			if intervals == 1 { "" } else { "s" },
 			result["unitPrice"].as_str().unwrap_or("?"),
 			result["price"].as_str().unwrap_or("?")
 		);

@@ -153,6 +153,8 @@ impl MessageClient {
 }
 
 /// The seller's first answer: a `402` with its channel offer (filtered to `pay_to`) and meter.
+// The purchase's one error type, as `conclude_answer` returns it.
+#[allow(clippy::result_large_err)]
 fn priced(
 	first: StreamFrame,
 	pay_to: Option<&str>,

@@ -140,6 +140,14 @@ struct Directory {
 	changed: Notify,
 }
 
+impl Directory {
+	/// The addresses known for `peer` (none if discovery has not found it).
+	fn of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+		let known = self.addresses.lock().expect("directory lock");
+		known.get(peer).map(|a| a.iter().cloned().collect()).unwrap_or_default()
+	}
+}
+
 /// A running node. Dropping every handle stops it.
 #[derive(Clone)]
 pub struct Node {
@@ -319,8 +327,7 @@ impl Node {
 
 	/// The addresses discovery knows for `peer`.
 	pub fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-		let known = self.directory.addresses.lock().expect("directory lock");
-		known.get(peer).map(|a| a.iter().cloned().collect()).unwrap_or_default()
+		self.directory.of(peer)
 	}
 
 	/// Waits up to `timeout` for discovery to find `peer`; its addresses (none if it did not).
@@ -386,8 +393,7 @@ async fn drive(
 					continue;
 				}
 				if addresses.is_empty() {
-					let known = directory.addresses.lock().expect("directory lock");
-					addresses = known.get(&peer).map(|a| a.iter().cloned().collect()).unwrap_or_default();
+					addresses = directory.of(&peer);
 				}
 				if addresses.is_empty() {
 					let _ = answer.send(Err(RequestError::NoAddress(peer)));
@@ -471,8 +477,7 @@ fn connect(
 		return;
 	}
 	if addresses.is_empty() {
-		let known = directory.addresses.lock().expect("directory lock");
-		addresses = known.get(&peer).map(|a| a.iter().cloned().collect()).unwrap_or_default();
+		addresses = directory.of(&peer);
 	}
 	if addresses.is_empty() {
 		let _ = answer.send(Err(RequestError::NoAddress(peer)));
